@@ -1,0 +1,1 @@
+"""crossmod.trace: ftrace / trace-cmd readers and IPI interference analysis (a leaf package)."""
