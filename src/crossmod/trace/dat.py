@@ -1,0 +1,401 @@
+"""trace-cmd ``trace.dat`` reader (file versions 6 and 7, zlib/zstd-compressed sections).
+
+Owns: reading the file header and metadata (header_page, event formats, kallsyms, saved
+command lines, options), walking each CPU's ring-buffer pages in bounded memory (one block
+of pages or one compressed chunk per CPU at a time), decoding records into `events.Event`
+and merging the CPUs by timestamp as ``trace-cmd report`` does (ties go to the lower CPU).
+
+Bad input: metadata that cannot be read raises `TraceFormatError` at once. A corrupt page
+is recorded in `problems` (with its file offset) and skipped, or raised when ``strict``;
+CPU data cut short by the end of the file is recorded in `errors` after everything before
+it was yielded.
+
+May import: the standard library, zstandard, and `crossmod.trace.events/formats/layout`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import heapq
+import os
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from operator import attrgetter
+from typing import BinaryIO
+
+from crossmod.trace import layout as L
+from crossmod.trace.events import SCHEMA, Event, TraceFormatError
+from crossmod.trace.formats import EventFormat, FieldDecoder, parse_format
+
+_BLOCK_PAGES = 64  # pages read per CPU per I/O for uncompressed data
+MAX_PROBLEMS = 100
+
+
+class _Cursor:
+    """Bounds-checked reads over an in-memory metadata blob; offsets reported in the file."""
+
+    def __init__(self, data: bytes, base: int, where: Callable[[int], str], endian: str) -> None:
+        self.data, self.pos, self.base, self.where, self.e = data, 0, base, where, endian
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise TraceFormatError(self.where(self.base + self.pos),
+                                   f"truncated {what}: need {n} bytes")
+        b = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+    def u(self, fmt: str, what: str) -> int:
+        st = struct.Struct(self.e + fmt)
+        return st.unpack(self.take(st.size, what))[0]
+
+    def cstr(self, what: str) -> str:
+        end = self.data.find(b"\0", self.pos)
+        if end < 0:
+            raise TraceFormatError(self.where(self.base + self.pos), f"unterminated {what}")
+        s = self.data[self.pos : end].decode("utf-8", "replace")
+        self.pos = end + 1
+        return s
+
+
+class _FileCursor(_Cursor):
+    """The same reads straight from the file: v6 metadata is sequential, CPU data follows."""
+
+    def __init__(self, f: BinaryIO, base: int, where: Callable[[int], str], endian: str) -> None:
+        super().__init__(b"", base, where, endian)
+        self.f = f
+
+    def take(self, n: int, what: str) -> bytes:
+        b = self.f.read(n) if n >= 0 else b""
+        if len(b) != n:
+            raise TraceFormatError(self.where(self.base + self.pos),
+                                   f"truncated {what}: need {n} bytes")
+        self.pos += n
+        return b
+
+    def cstr(self, what: str) -> str:
+        out = bytearray()
+        while (ch := self.take(1, what)) != b"\0":
+            out += ch
+        return out.decode("utf-8", "replace")
+
+
+class Kallsyms:
+    """Address -> symbol, as libtraceevent resolves ``%pS``/``%ps`` from the file's kallsyms."""
+
+    def __init__(self, text: bytes) -> None:
+        pairs: list[tuple[int, str]] = []
+        for line in text.split(b"\n"):
+            parts = line.split()
+            if len(parts) < 3 or parts[1] in (b"A", b"a"):
+                continue
+            try:
+                pairs.append((int(parts[0], 16), parts[2].decode("utf-8", "replace")))
+            except ValueError:
+                continue
+        pairs.sort()
+        self.addrs = [a for a, _ in pairs]
+        self.names = [n for _, n in pairs]
+        self._cache: dict[tuple[int, bool], str] = {}
+
+    def lookup(self, addr: int, with_offset: bool) -> str:
+        key = (addr, with_offset)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        i = bisect.bisect_right(self.addrs, addr) - 1
+        if i < 0:
+            s = f"0x{addr:x}"
+        elif with_offset:
+            s = f"{self.names[i]}+0x{addr - self.addrs[i]:x}"
+        else:
+            s = self.names[i]
+        if len(self._cache) < 1 << 16:
+            self._cache[key] = s
+        return s
+
+
+class DatReader:
+    """A trace.dat opened for streaming. Iterate it for `Event`s in timestamp order."""
+
+    def __init__(self, stream: BinaryIO, path: str = "trace.dat", *, strict: bool = False) -> None:
+        self.f, self.path, self.strict = stream, path, strict
+        self.problems: list[TraceFormatError] = []
+        self.problem_count = 0
+        self.errors: list[TraceFormatError] = []
+        self.lost_events = 0
+        self.formats: dict[int, EventFormat] = {}
+        self.cmdlines: dict[int, str] = {0: "<idle>"}
+        self.cpu_data: list[tuple[int, int, int]] = []  # (cpu, file offset, size)
+        self.compressed = False
+        self.ts_offset = 0
+        self._kallsyms_blob = b""
+        self._kallsyms: Kallsyms | None = None
+        self.file_size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+        self._read_header()
+
+    @classmethod
+    def from_path(cls, path: str, *, strict: bool = False) -> DatReader:
+        return cls(open(path, "rb"), path, strict=strict)
+
+    def close(self) -> None:
+        self.f.close()
+
+    def where(self, offset: int) -> str:
+        return f"{self.path}@0x{offset:x}"
+
+    # -- metadata ---------------------------------------------------------------------
+    def _read_at(self, offset: int, n: int, what: str) -> bytes:
+        self.f.seek(offset)
+        b = self.f.read(n)
+        if len(b) != n:
+            raise TraceFormatError(self.where(offset), f"file ends inside {what}")
+        return b
+
+    def _read_header(self) -> None:
+        head = self.f.read(64)
+        if not head.startswith(L.MAGIC):
+            raise TraceFormatError(self.where(0), "not a trace.dat file (bad magic)")
+        end = head.find(b"\0", len(L.MAGIC))
+        if end < 0 or end + 7 > len(head):
+            raise TraceFormatError(self.where(len(L.MAGIC)), "truncated file header")
+        try:
+            self.version = int(head[len(L.MAGIC) : end])
+        except ValueError:
+            raise TraceFormatError(self.where(len(L.MAGIC)), "bad version string") from None
+        if self.version not in (6, 7):
+            raise TraceFormatError(self.where(len(L.MAGIC)),
+                                   f"unsupported trace.dat version {self.version}")
+        self.e = ">" if head[end + 1] else "<"
+        self.long_size = head[end + 2]
+        self.page_size = struct.unpack_from(self.e + "I", head, end + 3)[0]
+        if self.page_size < 64 or self.page_size > 1 << 24:
+            raise TraceFormatError(self.where(end + 3), f"implausible page size {self.page_size}")
+        pos = end + 7
+        if self.version == 6:
+            self._read_v6(pos)
+        else:
+            self._read_v7(pos)
+        if not self.page_fields:
+            raise TraceFormatError(self.where(0), "no header_page description in file")
+
+    def _cursor_from_file(self, pos: int) -> _Cursor:
+        self.f.seek(pos)
+        return _FileCursor(self.f, pos, self.where, self.e)
+
+    def _read_v6(self, pos: int) -> None:
+        c = self._cursor_from_file(pos)
+        self._parse_header_info(c)
+        self._parse_ftrace_formats(c)
+        self._parse_event_formats(c)
+        self._kallsyms_blob = c.take(c.u("I", "kallsyms size"), "kallsyms")
+        c.take(c.u("I", "printk size"), "printk formats")
+        self._parse_cmdlines(c.take(c.u("Q", "cmdlines size"), "saved cmdlines"))
+        ncpus = c.u("I", "CPU count")
+        tag = c.take(10, "section tag")
+        if tag == L.V6_OPTIONS_TAG:
+            while (opt := c.u("H", "option id")) != L.OPT_DONE:
+                self._option(opt, c.take(c.u("I", "option size"), "option"), v6=True)
+            tag = c.take(10, "section tag")
+        if tag == L.V6_LATENCY_TAG:
+            raise TraceFormatError(self.where(c.base + c.pos), "latency-format trace.dat "
+                                   "holds text: use the text reader on its report")
+        if tag != L.V6_FLYRECORD_TAG:
+            raise TraceFormatError(self.where(c.base + c.pos - 10), f"unknown section {tag!r}")
+        for cpu in range(ncpus):
+            self.cpu_data.append((cpu, c.u("Q", "CPU data offset"), c.u("Q", "CPU data size")))
+        del c
+
+    def _read_v7(self, pos: int) -> None:
+        head = self._read_at(pos, 256, "compression header")
+        name_end = head.find(b"\0")
+        ver_end = head.find(b"\0", name_end + 1)
+        if name_end < 0 or ver_end < 0:
+            raise TraceFormatError(self.where(pos), "bad compression header")
+        self.compression = head[:name_end].decode("ascii", "replace")
+        if self.compression not in ("none", "zstd", "zlib"):
+            raise TraceFormatError(self.where(pos), f"unsupported compression {self.compression!r}")
+        opts = struct.unpack_from(self.e + "Q", head, ver_end + 1)[0]
+        sections: dict[int, int] = {}
+        seen: set[int] = set()
+        while opts and opts not in seen:
+            seen.add(opts)
+            c = self._section(opts, L.SEC_OPTIONS)
+            opts = 0
+            while True:
+                opt = c.u("H", "option id")
+                data = c.take(c.u("I", "option size"), "option")
+                if opt == L.OPT_DONE:
+                    opts = struct.unpack(self.e + "Q", data[:8])[0] if len(data) >= 8 else 0
+                    break
+                if L.OPT_HEADER_INFO <= opt <= L.OPT_CMDLINES and len(data) >= 8:
+                    sections[opt] = struct.unpack(self.e + "Q", data[:8])[0]
+                else:
+                    self._option(opt, data, v6=False)
+        for opt, parse in ((L.OPT_HEADER_INFO, self._parse_header_info),
+                           (L.OPT_FTRACE_EVENTS, self._parse_ftrace_formats),
+                           (L.OPT_EVENT_FORMATS, self._parse_event_formats)):
+            if opt in sections:
+                parse(self._section(sections[opt], opt))
+        if L.OPT_KALLSYMS in sections:
+            c = self._section(sections[L.OPT_KALLSYMS], L.OPT_KALLSYMS)
+            self._kallsyms_blob = c.take(c.u("I", "kallsyms size"), "kallsyms")
+        if L.OPT_CMDLINES in sections:
+            c = self._section(sections[L.OPT_CMDLINES], L.OPT_CMDLINES)
+            self._parse_cmdlines(c.take(c.u("Q", "cmdlines size"), "saved cmdlines"))
+
+    def _section(self, offset: int, expect: int) -> _Cursor:
+        hdr = struct.Struct(self.e + L.SECTION_HEADER)
+        sid, flags, _desc, size = hdr.unpack(self._read_at(offset, hdr.size, "section header"))
+        if sid != expect:
+            raise TraceFormatError(self.where(offset), f"expected section {expect}, found {sid}")
+        body = offset + hdr.size
+        if not flags & L.SECTION_FLAG_COMPRESSED:
+            return _Cursor(self._read_at(body, size, f"section {sid}"), body, self.where, self.e)
+        csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
+                                     self._read_at(body, 8, "compression header"))
+        data = self._decompress(self._read_at(body + 8, csize, f"section {sid}"), usize, body)
+        # offsets inside a decompressed section are reported as the section's offset
+        return _Cursor(data, body, lambda _o, b=body: f"{self.path}@0x{b:x} (compressed section)",
+                       self.e)
+
+    def _decompress(self, data: bytes, usize: int, offset: int) -> bytes:
+        try:
+            if self.compression == "zstd":
+                import zstandard
+
+                out = zstandard.ZstdDecompressor().decompress(data, max_output_size=usize)
+            elif self.compression == "zlib":
+                out = zlib.decompress(data)
+            else:
+                out = data
+        except Exception as exc:  # zstd/zlib raise their own error types
+            raise TraceFormatError(self.where(offset), f"cannot decompress: {exc}") from None
+        if len(out) != usize:
+            raise TraceFormatError(self.where(offset),
+                                   f"decompressed {len(out)} bytes, header says {usize}")
+        return out
+
+    def _option(self, opt: int, data: bytes, *, v6: bool) -> None:
+        if opt == L.OPT_BUFFER and not v6:
+            self._parse_buffer_option(data)
+        elif opt == L.OPT_OFFSET:
+            with contextlib.suppress(ValueError):
+                self.ts_offset = int(data.split(b"\0")[0].strip() or b"0")
+
+    def _parse_buffer_option(self, data: bytes) -> None:
+        c = _Cursor(data, 0, lambda _o: f"{self.path} (BUFFER option)", self.e)
+        offset = c.u("Q", "buffer offset")
+        name = c.cstr("buffer name")
+        c.cstr("clock")
+        if name:
+            return  # another tracefs instance; the analysis reads the top instance only
+        c.u("I", "page size")
+        ncpus = c.u("I", "CPU count")
+        hdr = struct.Struct(self.e + L.SECTION_HEADER)
+        _sid, flags, _d, _s = hdr.unpack(self._read_at(offset, hdr.size, "flyrecord header"))
+        self.compressed = bool(flags & L.SECTION_FLAG_COMPRESSED)
+        for _ in range(ncpus):
+            cpu = c.u("I", "CPU id")
+            self.cpu_data.append((cpu, c.u("Q", "CPU data offset"), c.u("Q", "CPU data size")))
+
+    def _parse_header_info(self, c: _Cursor) -> None:
+        if c.take(12, "header_page tag") != b"header_page\0":
+            raise TraceFormatError(c.where(c.base + c.pos - 12), "missing header_page")
+        text = c.take(c.u("Q", "header_page size"), "header_page").decode("utf-8", "replace")
+        self.page_fields = {f.name: f for f in parse_format("name: header_page\nID: 0\n" + text,
+                                                              where=self.path).fields}
+        if c.take(13, "header_event tag") != b"header_event\0":
+            raise TraceFormatError(c.where(c.base + c.pos - 13), "missing header_event")
+        c.take(c.u("Q", "header_event size"), "header_event")
+
+    def _add_format(self, text: bytes, system: str, where: str) -> None:
+        fmt = parse_format(text.decode("utf-8", "replace"), system, where)
+        self.formats[fmt.id] = fmt
+
+    def _parse_ftrace_formats(self, c: _Cursor) -> None:
+        for _ in range(c.u("I", "ftrace format count")):
+            self._add_format(c.take(c.u("Q", "format size"), "ftrace format"), "ftrace",
+                             self.where(c.base + c.pos))
+
+    def _parse_event_formats(self, c: _Cursor) -> None:
+        for _ in range(c.u("I", "event system count")):
+            system = c.cstr("system name")
+            for _ in range(c.u("I", "event count")):
+                self._add_format(c.take(c.u("Q", "format size"), "event format"), system,
+                                 self.where(c.base + c.pos))
+
+    def _parse_cmdlines(self, blob: bytes) -> None:
+        for line in blob.decode("utf-8", "replace").splitlines():
+            pid, _, comm = line.strip().partition(" ")
+            if pid.isdigit() and comm:
+                self.cmdlines[int(pid)] = comm
+
+    @property
+    def kallsyms(self) -> Kallsyms:
+        if self._kallsyms is None:
+            self._kallsyms = Kallsyms(self._kallsyms_blob)
+            self._kallsyms_blob = b""
+        return self._kallsyms
+
+    # -- problems ---------------------------------------------------------------------
+    def problem(self, where: str, what: str) -> None:
+        err = TraceFormatError(where, what)
+        if self.strict:
+            raise err
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(err)
+
+    # -- data -------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Event]:
+        from crossmod.trace.datpages import PageDecoder
+
+        dec = PageDecoder(self)
+        streams = [dec.cpu_events(cpu, off, size) for cpu, off, size in sorted(self.cpu_data)]
+        return heapq.merge(*streams, key=attrgetter("ts"))
+
+    def decoders(self) -> dict[int, FieldDecoder]:
+        sym = self.kallsyms.lookup
+        return {fid: FieldDecoder(fmt, SCHEMA[fmt.name], self.e, self.long_size, sym)
+                for fid, fmt in self.formats.items() if fmt.name in SCHEMA}
+
+    def blocks(self, cpu: int, offset: int, size: int) -> Iterator[tuple[bytes, int, str]]:
+        """Yield (bytes holding whole pages, file offset, label) for one CPU, bounded."""
+        if self.compressed:
+            yield from self._chunks(cpu, offset, size)
+            return
+        step = self.page_size * _BLOCK_PAGES
+        end = offset + size
+        if end > self.file_size:
+            self.errors.append(TraceFormatError(
+                self.where(self.file_size), f"file truncated: CPU {cpu} data runs to "
+                f"0x{end:x}, file ends at 0x{self.file_size:x}; read what was there"))
+        pos = offset
+        while pos < min(end, self.file_size):
+            self.f.seek(pos)
+            blob = self.f.read(min(step, end - pos))
+            whole = len(blob) - len(blob) % self.page_size
+            if whole <= 0:
+                break
+            yield blob[:whole], pos, ""
+            pos += whole
+
+    def _chunks(self, cpu: int, offset: int, size: int) -> Iterator[tuple[bytes, int, str]]:
+        try:
+            pos = offset
+            (count,) = struct.unpack(self.e + "I", self._read_at(pos, 4, "chunk count"))
+            pos += 4
+            for i in range(count):
+                csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
+                                             self._read_at(pos, 8, f"CPU {cpu} chunk header"))
+                data = self._read_at(pos + 8, csize, f"CPU {cpu} chunk {i}")
+                yield self._decompress(data, usize, pos), pos, f" (CPU {cpu} chunk {i})"
+                pos += 8 + csize
+        except TraceFormatError as err:
+            if self.strict:
+                raise
+            self.errors.append(TraceFormatError(err.where, err.what + "; read what was there"))

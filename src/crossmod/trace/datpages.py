@@ -1,0 +1,169 @@
+"""Ring-buffer page walking for `dat.DatReader`: the hot path of the binary reader.
+
+Owns: turning one CPU's pages into `Event`s: the page header (offsets from the file's
+``header_page``), event headers (type_len / time_delta, time extends, absolute time
+stamps, padding), the ``common_type``/``common_pid`` fields (offsets from the event
+formats), and attaching ``kernel_stack`` records to the event before them on the CPU.
+It mirrors libtraceevent's ``kbuffer`` (``translate_data``): padding adds its delta, an
+absolute time stamp keeps the running stamp's top 5 bits.
+
+Irrelevant events cost one header decode and a dict miss; only events of `SCHEMA` get
+their fields decoded.
+
+May import: the standard library and `crossmod.trace.events/layout`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from crossmod.trace import layout as L
+from crossmod.trace.events import Event
+
+if TYPE_CHECKING:
+    from crossmod.trace.dat import DatReader
+
+
+class PageDecoder:
+    """Per-file constants for page decoding, taken from the file's own descriptions."""
+
+    def __init__(self, r: DatReader) -> None:
+        self.r = r
+        pf = r.page_fields
+        try:
+            self.ts_off = pf["timestamp"].offset
+            self.commit_off, self.commit_size = pf["commit"].offset, pf["commit"].size
+            self.data_off = pf["data"].offset
+        except KeyError as exc:
+            from crossmod.trace.events import TraceFormatError
+
+            raise TraceFormatError(r.path, f"header_page lacks field {exc}") from None
+        any_fmt = next(iter(r.formats.values()), None)
+        ct = any_fmt.field("common_type") if any_fmt else None
+        cp = any_fmt.field("common_pid") if any_fmt else None
+        self.type_off = ct.offset if ct else 0
+        self.type_fmt = r.e + ({1: "B", 2: "H", 4: "I"}.get(ct.size if ct else 2, "H"))
+        self.pid_off = cp.offset if cp else 4
+        self.names = {fid: f.name for fid, f in r.formats.items()}
+        self.decoders = r.decoders()
+        self.stack_id, self.stack_size_off, self.stack_caller_off = -1, 0, 0
+        for fid, f in r.formats.items():
+            if f.name == "kernel_stack" and f.system == "ftrace":
+                size_f, caller_f = f.field("size"), f.field("caller")
+                if size_f and caller_f:
+                    self.stack_id = fid
+                    self.stack_size_off, self.stack_caller_off = size_f.offset, caller_f.offset
+
+    def _stack(self, blob: bytes, data: int, end: int) -> tuple[str, ...]:
+        r = self.r
+        ls = r.long_size
+        word = struct.Struct(r.e + ("Q" if ls == 8 else "I"))
+        (n,) = struct.unpack_from(r.e + "i", blob, data + self.stack_size_off)
+        start = data + self.stack_caller_off
+        n = max(0, min(n, (end - start) // ls))
+        sentinel = (1 << (8 * ls)) - 1
+        look = r.kallsyms.lookup
+        frames = []
+        for (addr,) in word.iter_unpack(blob[start : start + n * ls]):
+            if addr and addr != sentinel:
+                frames.append(look(addr, False))
+        return tuple(frames)
+
+    def cpu_events(self, cpu: int, offset: int, size: int) -> Iterator[Event]:
+        """One CPU's events in order; each stack is attached before its event is yielded."""
+        prev: Event | None = None
+        for ev in self._records(cpu, offset, size):
+            if isinstance(ev, tuple):
+                if prev is not None and prev.stack is None:
+                    prev.stack = ev
+                continue
+            if prev is not None:
+                yield prev
+            prev = ev
+        if prev is not None:
+            yield prev
+
+    def _records(self, cpu: int, offset: int, size: int) -> Iterator[Event | tuple[str, ...]]:
+        r = self.r
+        e = r.e
+        ps = r.page_size
+        u32 = struct.Struct(e + "I").unpack_from
+        u64 = struct.Struct(e + "Q").unpack_from
+        commit_u = struct.Struct(e + ("Q" if self.commit_size == 8 else "I")).unpack_from
+        typ_u = struct.Struct(self.type_fmt).unpack_from
+        pid_u = struct.Struct(e + "i").unpack_from
+        ts_off, commit_off, data_off = self.ts_off, self.commit_off, self.data_off
+        type_off, pid_off = self.type_off, self.pid_off
+        decoders, names, cmdlines = self.decoders, self.names, r.cmdlines
+        stack_id, ts_add = self.stack_id, r.ts_offset
+        big = e == ">"
+        for blob, foff, label in r.blocks(cpu, offset, size):
+            for p in range(0, len(blob) - ps + 1, ps):
+                ts = u64(blob, p + ts_off)[0]
+                flags = commit_u(blob, p + commit_off)[0]
+                pos = p + data_off
+                end = pos + (flags & L.COMMIT_MASK)
+                if flags & L.MISSING_EVENTS:
+                    r.lost_events += 1
+                if end > p + ps:
+                    r.problem(r.where(foff + p) + label,
+                              f"CPU {cpu} page commit size {flags & L.COMMIT_MASK} exceeds page")
+                    continue
+                while pos < end:
+                    w = u32(blob, pos)[0]
+                    if big:
+                        tl, delta = w >> 27, w & 0x7FFFFFF
+                    else:
+                        tl, delta = w & 31, w >> 5
+                    if 0 < tl <= 28:
+                        data = pos + 4
+                        nxt = data + (tl << 2)
+                    elif tl == 0:
+                        data = pos + 8
+                        nxt = data + ((u32(blob, pos + 4)[0] - 1) & ~3)
+                    elif tl == L.TYPE_TIME_EXTEND:
+                        ts += (u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta
+                        pos += 8
+                        continue
+                    elif tl == L.TYPE_TIME_STAMP:
+                        ts = ((u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta) | (ts & L.TS_MSB)
+                        pos += 8
+                        continue
+                    else:  # padding: a discarded event keeps its delta; delta 0 = page tail
+                        if not delta:
+                            break
+                        ts += delta
+                        pos += 4 + u32(blob, pos + 4)[0]
+                        continue
+                    ts += delta
+                    if nxt > end or nxt <= data:
+                        r.problem(r.where(foff + pos) + label,
+                                  f"CPU {cpu} record length runs past the page")
+                        break
+                    etype = typ_u(blob, data + type_off)[0]
+                    dec = decoders.get(etype)
+                    if dec is None:
+                        if etype == stack_id:
+                            yield self._stack(blob, data, nxt)
+                            pos = nxt
+                            continue
+                        name = names.get(etype)
+                        if name is None:
+                            r.problem(r.where(foff + pos) + label,
+                                      f"CPU {cpu} record of unknown event id {etype}")
+                            pos = nxt
+                            continue
+                        fields: dict[str, object] = {}
+                    else:
+                        name = names[etype]
+                        try:
+                            fields = dec.decode(blob, data, nxt)
+                        except (ValueError, struct.error) as exc:
+                            r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
+                            pos = nxt
+                            continue
+                    pid = pid_u(blob, data + pid_off)[0]
+                    yield Event(ts + ts_add, cpu, pid, cmdlines.get(pid, "<...>"), name, fields)
+                    pos = nxt
