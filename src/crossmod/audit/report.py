@@ -146,11 +146,11 @@ _ROW = "{:16} {:7} {:26} {:6} {:24} {:13} {:2}"
 
 
 def _table(hazards: list[Site], allow: frozenset[str]) -> list[str]:
-    out = [_ROW.format("address", "region", "function+off", "insn", "key", "key section", "tp")]
+    out = [_ROW.format("address", "region", "function+off", "insn", "key", "key sect.", "tp")]
     for s in sorted(hazards, key=lambda s: (s.tracepoint, s.region, s.addr)):
         mark = ("tp" if s.tracepoint else "") or ("ok" if s.allowed_by(allow) else "")
-        out.append(_ROW.format(f"{s.addr:016x}", s.region, _cut(s.func, 26), s.insn,
-                               _cut(s.key_name, 24), _cut(s.key_section, 13), mark))
+        out.append(_ROW.format(f"{s.addr:016x}", s.region, _cut(s.func, 22), s.insn,
+                               _cut(s.key_name, 33), _cut(s.key_section, 9), mark))
     return out
 
 
