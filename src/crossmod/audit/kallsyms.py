@@ -37,6 +37,7 @@ STRIDE = layout.KALLSYMS_MARKER_STRIDE
 # Longest compressed name chunk we accept between two markers: 256 names of at most 512 bytes.
 MAX_CHUNK = STRIDE * 512
 SCAN_LIMIT = 32 << 20
+MAX_CANDIDATES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +105,24 @@ def _token_table_at(data: bytes, digits: int) -> TokenTable | None:
 
 
 def _marker_candidates(data: bytes, token_table: int):
-    """Yield (offset, markers) for every plausible kallsyms_markers array before the tokens."""
+    """Yield (offset, markers) for every plausible kallsyms_markers array before the tokens.
+
+    At least two markers are required (a kernel has far more than 256 symbols); that keeps
+    zero-filled data from turning into thousands of one-entry candidates.
+    """
     hi = token_table
     lo = max(0, token_table - SCAN_LIMIT)
-    while True:
+    tried = 0
+    while tried < MAX_CANDIDATES:
         z = data.rfind(b"\0\0\0\0", lo, hi)
         if z == -1:
             return
-        hi = z + 3  # next search may overlap this one by three bytes
+        hi = z + 3  # the next search may overlap this word by three bytes
         if z % ALIGN:
             continue
         markers = _increasing_run(data, z, token_table)
-        if len(markers) >= 2 or (markers and _U32.unpack_from(data, z + 4)[0] == 0):
+        if len(markers) >= 2:
+            tried += 1
             yield z, markers
 
 

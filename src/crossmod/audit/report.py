@@ -126,7 +126,7 @@ class AuditReport:
             lines += ["", *_table(self.hazards, self.allow)]
         if self.unverified:
             lines += ["", f"sites that do not verify ({len(self.unverified)}):"]
-            lines += [f"  {s.addr:016x} {_cut(s.func, 34):34} {_cut(s.problem or '', 46)}"
+            lines += [f"{s.addr:016x} {_cut(s.func, 30):30} {_cut(s.problem or '', 52)}"
                       for s in self.unverified]
         return "\n".join(lines)
 
@@ -141,8 +141,9 @@ def _site_json(s: Site, allow: frozenset[str]) -> dict[str, Any]:
     }
 
 
-# address, region, function+offset, instruction, key, key section, tracepoint/allowed: 99 cols
-_ROW = "{:16} {:7} {:26} {:6} {:24} {:13} {:2}"
+# address, region, function+off, instruction, key, key section, tp/allowed: 100 columns. A
+# hazard's key is never in ro_after_init, so its section name is short (.data, .bss, (extern)).
+_ROW = "{:16} {:7} {:22} {:5} {:33} {:9} {:2}"
 
 
 def _table(hazards: list[Site], allow: frozenset[str]) -> list[str]:

@@ -162,13 +162,12 @@ class Checker:
         if insn is None:
             return "undecodable bytes"
         mnemonic, size, target = insn
-        if size not in (2, 5):
-            return f"{mnemonic} is {size} bytes, not 2 or 5"
-        if mnemonic == "nop":
-            return None
-        if mnemonic == "jmp":
-            return None if target == e.target else f"jmp goes to {target:#x}, not {e.target:#x}"
-        return f"{mnemonic} is neither a NOP nor a JMP"
+        if mnemonic not in ("nop", "jmp") or size not in (2, 5):
+            return f"{mnemonic} ({size} byte{'s' * (size != 1)}) is not a 2/5-byte NOP or JMP"
+        if mnemonic == "jmp" and target != e.target:
+            name = self.symbols.function_at
+            return f"jmp to {name(target or 0)}, entry says {name(e.target)}"
+        return None
 
     def call_site(self, s: StaticCallSite) -> Site:
         insn = self.decode(s.addr)
