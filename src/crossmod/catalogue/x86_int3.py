@@ -1,0 +1,72 @@
+"""`x86-int3-batch` and its historic variants (KERNEL.md B, K2-K6), and `x86-memcpy` (K1).
+
+Each builder returns a `System`: a machine description plus the routines its CPUs run.
+This file is also the worked example of writing a protocol check: build sites, declare the
+memory the routines use, give each CPU a task, hand the config to an engine.
+"""
+
+from __future__ import annotations
+
+from crossmod.kernel import text_poke as tp
+from crossmod.kernel.model import model_exec_loop, model_nmi_exec
+from crossmod.kernel.smp import Gen, generic_smp_call_function_single_interrupt
+from crossmod.machine import ops
+from crossmod.machine.state import MachineConfig
+from crossmod.machine.system import System
+from crossmod.machine.text import NOP5, Site, jmp32
+
+# A static branch: NOP5 while the key is off, JMP to the out-of-line block when on.
+JUMP_SITE = Site("site", NOP5, ((NOP5, "nop"), (jmp32(0x40), "jmp l_yes")))
+# An optimized kprobe being unoptimized: JMP to the optprobe trampoline back to INT3 + the
+# original tail (arch_unoptimize_kprobe -> smp_text_poke_single): the INT3 outlives the batch.
+OPTPROBE_SITE = Site("site", jmp32(0x1000),
+                     ((jmp32(0x1000), "jmp optprobe_trampoline"),),
+                     int3_effect="kprobe int3")
+KPROBE_NEW = bytes([0xCC]) + NOP5[1:]
+
+VARIANTS: dict[str, tp.PokeVariant] = {
+    "default": tp.PokeVariant(),
+    "no-sync1": tp.PokeVariant(sync1=False),
+    "no-sync2": tp.PokeVariant(sync2=False),
+    "no-sync3": tp.PokeVariant(sync3=False),
+    "no-publish-barrier": tp.PokeVariant(publish_barrier=False, poke="fixmap"),
+    "stack-descriptor": tp.PokeVariant(refs="stack"),
+    "global-descriptor": tp.PokeVariant(refs="global"),
+}
+
+
+def model_patch_task(site: str, new: bytes, emulate: str | None, v: tp.PokeVariant) -> Gen:
+    """The caller: take text_mutex, queue one site, finish the batch, and from then on expect
+    every CPU to execute the new instruction (the contract of property 2)."""
+    yield ops.MutexLock("text_mutex", label="caller")
+    yield from tp.smp_text_poke_batch_add(site, new, emulate)
+    yield from tp.smp_text_poke_batch_finish(v)
+    yield ops.MutexUnlock("text_mutex", label="caller")
+    yield ops.PatchReturned(site, label="caller")
+
+
+def build_int3_batch(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                     fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
+    """CPU 0 patches one site with the int3 batch protocol; CPUs 1.. run through the site
+    `execs` times each; up to `nmis` NMIs, on any CPU, execute the site too."""
+    v = VARIANTS[variant]
+    kprobe = variant == "stack-descriptor"
+    site = OPTPROBE_SITE if kprobe else JUMP_SITE
+    new, emulate = (KPROBE_NEW, None) if kprobe else (jmp32(0x40), "jmp l_yes")
+    glob, percpu = tp.text_poke_memory()
+
+    def int3(site_name: str) -> Gen:
+        return tp.smp_text_poke_int3_handler(site_name, v)
+
+    int3.__name__ = "smp_text_poke_int3_handler"
+    tasks = [(model_patch_task, ("site", new, emulate, v))]
+    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
+    cfg = MachineConfig(
+        ncpus=cpus, sites=(site,), tasks=tuple(tasks), int3_handler=int3,
+        ipi_handler=generic_smp_call_function_single_interrupt,
+        nmi_handler=(model_nmi_exec, ("site",)), nmis=nmis,
+        globals=glob, percpu=percpu, cpu_valued=frozenset({"text_mutex"}),
+        fetch=fetch, memory=memory, symmetric=(tuple(range(1, cpus)),) if cpus > 2 else (),
+    )
+    return System("x86-int3-batch", cfg, variant,
+                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, execs=execs))

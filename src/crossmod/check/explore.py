@@ -1,0 +1,167 @@
+"""The exhaustive explorer: breadth-first search of every choice, with state caching.
+
+Owns: `explore(system, bounds) -> Verdict` (the only driver) and `replay(system, choices)`.
+Imports: machine, check.verdict. Never imports kernel or catalogue.
+
+Breadth-first order makes the first violation found a shortest one (fewest moves); among
+equally short ones it is the first in the order the machine lists moves, so the result is
+deterministic. States are hashed after CPU symmetry (machine/symmetry.py); the stored
+parent links are between representatives, and `_concretize` maps the path back onto real
+CPU numbers by renumbering move by move, then re-runs it through `Machine.step` so that the
+trail is told by replaying, never from a log (STYLE.md rule 28).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from crossmod.check.verdict import Bounds, Step, Verdict
+from crossmod.machine.cpu import Violation
+from crossmod.machine.machine import Machine, Move
+from crossmod.machine.state import CPUS, STACK
+from crossmod.machine.symmetry import Canonicalizer
+from crossmod.machine.system import System
+
+Progress = Callable[[int, int, int], None]
+
+
+def explore(system: System, bounds: Bounds | None = None,
+            progress: Progress | None = None) -> Verdict:
+    """Explore every interleaving of `system` within `bounds`."""
+    bounds = bounds or Bounds()
+    t0 = time.perf_counter()
+    m = Machine(system.config, identity=bounds.identity)
+    canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
+    init = m.initial_state()
+    if canon:
+        init, _ = canon(init)
+    parent: dict[tuple, tuple[tuple, Move] | None] = {init: None}
+    frontier: deque[tuple] = deque([init])
+    depth, transitions, found, stop = 0, 0, None, "exhausted"
+    while frontier and found is None:
+        level, frontier = frontier, deque()
+        depth += 1
+        if depth > bounds.max_depth:
+            stop = f"step bound {bounds.max_depth} reached"
+            break
+        for s in level:
+            mv = m.moves(s)
+            if not mv:
+                if any(cpu[STACK] for cpu in s[CPUS]):
+                    found = ("deadlock", s, None, _deadlock_message(m, s))
+                    break
+                continue
+            for move in mv:
+                transitions += 1
+                try:
+                    t, _ = m.step(s, move)
+                except Violation as v:
+                    found = (v.prop, s, move, v.message)
+                    break
+                if canon:
+                    t, _ = canon(t)
+                if t not in parent:
+                    parent[t] = (s, move)
+                    frontier.append(t)
+            if found:
+                break
+            if len(parent) > bounds.max_states:
+                stop = f"state limit {bounds.max_states} reached"
+                frontier.clear()
+                break
+            if bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds:
+                stop = f"time limit {bounds.max_seconds}s reached"
+                frontier.clear()
+                break
+        if progress:
+            progress(len(parent), transitions, depth)
+    return _verdict(system, m, canon, parent, found, stop, transitions, depth, t0)
+
+
+def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: dict,
+             found: tuple | None, stop: str, transitions: int, depth: int,
+             t0: float) -> Verdict:
+    base = dict(protocol=system.name, variant=system.variant,
+                config=system.describe_config(), states=len(parent),
+                transitions=transitions)
+    stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
+             "symmetry": canon is not None}
+    if found is None:
+        verdict = "safe" if stop == "exhausted" else "bound"
+        msg = "no violation in any interleaving" if verdict == "safe" else stop
+        return Verdict(**base, verdict=verdict, property=None, message=msg, depth=depth,
+                       seconds=time.perf_counter() - t0, stop_reason=stop, stats=stats)
+    prop, s, move, message = found
+    path = _path(parent, s) + ([move] if move else [])
+    steps = _concretize(m, canon, path)
+    verdict = "deadlock" if prop == "deadlock" else "violation"
+    return Verdict(**base, verdict=verdict, property=prop, message=message, depth=len(steps),
+                   seconds=time.perf_counter() - t0, stop_reason="first violation",
+                   counterexample=steps, stats=stats)
+
+
+def _path(parent: dict, s: tuple) -> list[Move]:
+    moves: list[Move] = []
+    link = parent[s]
+    while link is not None:
+        s, move = link
+        moves.append(move)
+        link = parent[s]
+    moves.reverse()
+    return moves
+
+
+def _concretize(m: Machine, canon: Canonicalizer | None, path: list[Move]) -> list[Step]:
+    """Re-run a path of representative moves on real CPU numbers."""
+    s = m.initial_state()
+    choices = []
+    for move in path:
+        if canon:
+            _, perm = canon(s)
+            if perm is not None:
+                inverse = {new: old for old, new in enumerate(perm)}
+                move = (inverse[move[0]], move[1], move[2])
+        choices.append(m.moves(s).index(move))
+        try:
+            s, _ = m.step(s, move)
+        except Violation:
+            break
+    return replay_steps(m, choices)
+
+
+def replay_steps(m: Machine, choices: list[int]) -> list[Step]:
+    """Run `choices` (indices into each state's enabled moves) and narrate every step; the
+    last step's text carries the violation when the run ends in one."""
+    s = m.initial_state()
+    steps: list[Step] = []
+    for i, idx in enumerate(choices):
+        mv = m.moves(s)
+        if not 0 <= idx < len(mv):
+            raise ReplayError(f"choice {i}: index {idx} out of range (0..{len(mv) - 1}): the "
+                              "schedule does not fit this protocol")
+        move = mv[idx]
+        try:
+            s, text = m.step(s, move)
+        except Violation as v:
+            steps.append(Step(idx, move[0], move[1], move[2], f"VIOLATION {v.prop}: {v.message}"))
+            return steps
+        steps.append(Step(idx, move[0], move[1], move[2], text))
+    if not m.moves(s) and any(cpu[STACK] for cpu in s[CPUS]):
+        steps.append(Step(-1, -1, "deadlock", 0, "DEADLOCK: " + _deadlock_message(m, s)))
+    return steps
+
+
+class ReplayError(Exception):
+    """A schedule that no longer fits the protocol it was recorded on."""
+
+
+def replay(system: System, choices: list[int], identity: str = "locals") -> list[Step]:
+    """Re-run a recorded schedule on `system`; the trail ends with the violation, if any."""
+    return replay_steps(Machine(system.config, identity=identity), choices)
+
+
+def _deadlock_message(m: Machine, s: tuple) -> str:
+    stuck = [f"cpu{c}: {m.blocked_on(s, c)}" for c, cpu in enumerate(s[CPUS]) if cpu[STACK]]
+    return "no CPU can move; " + "; ".join(stuck)

@@ -1,0 +1,65 @@
+"""Outcomes of a search: `Verdict`, `Step`, `Bounds`.
+
+Owns: the records the explorer returns and the CLI renders. Imports: stdlib only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The limits of one exhaustive search.
+
+    max_states   stop (verdict "bound") after this many distinct states
+    max_depth    the step bound of property 5: a path longer than this is reported
+    max_seconds  wall-clock limit (None: none)
+    symmetry     identify states that differ only by renumbering interchangeable CPUs
+    identity     routine-state identity: "locals" (fast) or "history" (always sound)
+    """
+
+    max_states: int = 3_000_000
+    max_depth: int = 5_000
+    max_seconds: float | None = None
+    symmetry: bool = True
+    identity: str = "locals"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One move of a counterexample, concrete (CPU numbers as in the machine)."""
+
+    index: int  # the choice index among the moves enabled in that state
+    cpu: int
+    kind: str
+    alt: int
+    text: str
+
+
+@dataclass
+class Verdict:
+    """What a search found. `verdict` is safe, violation, deadlock or bound."""
+
+    protocol: str
+    variant: str
+    config: str
+    verdict: str
+    property: str | None
+    message: str
+    states: int
+    transitions: int
+    depth: int
+    seconds: float
+    stop_reason: str
+    counterexample: list[Step] | None = None
+    token: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.counterexample is not None:
+            d["counterexample"] = [asdict(s) for s in self.counterexample]
+        d["seconds"] = round(self.seconds, 3)
+        return d

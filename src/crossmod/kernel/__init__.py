@@ -1,0 +1,1 @@
+"""Kernel routines as generators, named after the C they follow (imports machine.ops only)."""

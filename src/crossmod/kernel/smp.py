@@ -1,0 +1,83 @@
+"""Cross-CPU function calls: kernel/smp.c (v6.x), as routines.
+
+Owns: `smp_call_function_many_cond`, `on_each_cpu`, `on_each_cpu_cond`, the IPI handler
+`generic_smp_call_function_single_interrupt` / `__flush_smp_call_function_queue`, and
+`do_sync_core` / `do_nothing` (arch/x86/kernel/alternative.c, kernel/smp.c). Imports:
+machine.ops only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from crossmod.machine import ops
+
+Gen = Generator[ops.Op, Any, Any]
+
+
+def smp_call_function_many_cond(mask: str | tuple[int, ...], func: Callable, info: tuple,
+                                wait: bool, run_local: bool, label: str = "") -> Gen:
+    """kernel/smp.c `smp_call_function_many_cond()` (KERNEL.md F.3).
+
+    1. warn if called with interrupts disabled (the deadlock of K9 is not prevented, only
+       reported, exactly as in the kernel);
+    2. csd_lock() each target's CSD, fill it, llist_add() it, IPI the targets whose queue was
+       empty (one `CsdQueue` op);
+    3. if the local CPU is in the mask, run func locally with interrupts disabled;
+    4. if wait, csd_lock_wait() on every target's CSD.
+    `mask` is "others" (cpu_online_mask minus this CPU) or a tuple of CPU numbers chosen by
+    `cond_func` on the sender.
+    """
+    if not (yield ops.IrqsEnabled(label=label)):
+        yield ops.Warn("smp_call_function_many_cond() called with IRQs disabled", label=label)
+    yield ops.CsdQueue(mask, func, info, sync=wait, label=label)
+    if run_local:
+        flags = yield ops.IrqSave(label=label)
+        yield from func(*info)
+        yield ops.IrqRestore(flags, label=label)
+    if wait:
+        yield ops.CsdLockWait(mask, label=label)
+
+
+def on_each_cpu(func: Callable, info: tuple = (), wait: bool = True, label: str = "") -> Gen:
+    """include/linux/smp.h `on_each_cpu()` = on_each_cpu_cond_mask(NULL, func, info, wait,
+    cpu_online_mask): every online CPU, this one included (locally with IRQs off)."""
+    yield from smp_call_function_many_cond("others", func, info, wait, run_local=True,
+                                           label=label)
+
+
+def smp_call_function(func: Callable, info: tuple = (), wait: bool = True,
+                      label: str = "") -> Gen:
+    """kernel/smp.c `smp_call_function()`: every *other* online CPU."""
+    yield from smp_call_function_many_cond("others", func, info, wait, run_local=False,
+                                           label=label)
+
+
+def generic_smp_call_function_single_interrupt() -> Gen:
+    """The function-call IPI handler: `__flush_smp_call_function_queue()` (KERNEL.md F.4).
+
+    Dequeue everything (llist_del_all), then run synchronous entries and csd_unlock() each
+    after its function; asynchronous entries are unlocked before their function runs. Runs
+    with interrupts disabled; its return is the IRET that serializes this CPU.
+    """
+    entries = yield ops.CsdDequeueAll(label="flush_smp_call_function_queue")
+    for index, func, info, sync in entries:
+        if sync:
+            yield from func(*info)
+            yield ops.CsdUnlock(index, label="csd_unlock")
+    for index, func, info, sync in entries:
+        if not sync:
+            yield ops.CsdUnlock(index, label="csd_unlock")
+            yield from func(*info)
+
+
+def do_sync_core() -> Gen:
+    """arch/x86/kernel/alternative.c `do_sync_core()`: `sync_core()` (SERIALIZE, or an
+    IRET-to-self on CPUs without it)."""
+    yield ops.Serialize(label="sync_core")
+
+
+def do_nothing() -> Gen:
+    """kernel/smp.c `do_nothing()` (used by `kick_all_cpus_sync()`)."""
+    yield ops.Note(label="do_nothing")

@@ -1,0 +1,252 @@
+"""What each op does to the machine: the semantics of one CPU's next step.
+
+Owns: for every op of machine/ops.py, when it is enabled (how many alternatives it has; 0 =
+blocked) and its effect on a `Work` copy of the state. Imports: machine.ops, machine.text,
+machine.state, machine.routines.
+
+`enabled(m, state, c, op)` and `apply(m, w, c, op, alt)` are flat dispatches on the op type;
+that is the one place a function here may run long (STYLE.md rule 13).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from crossmod.machine import ops as O
+from crossmod.machine import text as T
+from crossmod.machine.state import (
+    CPUS,
+    CSDQ,
+    IPI,
+    IRQ,
+    LOCKED,
+    POISON,
+    RUNNING,
+    SB,
+    STACK,
+    TEXT,
+    VIEWS,
+    Work,
+    read,
+    resolve,
+)
+
+if TYPE_CHECKING:
+    from crossmod.machine.machine import Machine
+
+
+class Violation(Exception):
+    """A property broken by a step: `prop` is its short name, `message` says it in kernel
+    terms."""
+
+    def __init__(self, prop: str, message: str) -> None:
+        super().__init__(f"{prop}: {message}")
+        self.prop = prop
+        self.message = message
+
+
+def targets_of(m: Machine, c: int, targets: str | tuple[int, ...]) -> tuple[int, ...]:
+    if targets == "others":
+        return tuple(t for t in range(m.cfg.ncpus) if t != c)
+    return tuple(t for t in targets if t != c)
+
+
+def enabled(m: Machine, state: tuple, c: int, op: O.Op) -> int:
+    """How many ways CPU c can perform `op` now (0 = blocked)."""
+    cpu = state[CPUS][c]
+    tp = type(op)
+    if tp in _NEEDS_EMPTY_SB and cpu[SB]:
+        return 0
+    if tp is O.ExecSite:
+        si = m.cfg.sidx[op.site]
+        return len(T.fetch_outcomes(m.cfg.fetch, m.cfg.sites[si], cpu[VIEWS][si]))
+    if tp is O.WaitUntil:
+        return int(bool(op.pred(read(state, c, resolve(m.cfg, c, op.addr)))))
+    if tp is O.WaitPerCpu:
+        idx = m.cfg.pidx[op.name]
+        return int(all(op.pred(read(state, c, ("p", k, idx))) for k in range(m.cfg.ncpus)))
+    if tp is O.CsdQueue or tp is O.CsdLockWait:
+        cpus = state[CPUS]
+        return int(all(c not in cpus[t][LOCKED] for t in targets_of(m, c, op.targets)))
+    if tp is O.MutexLock:
+        return int(state[0][m.cfg.gidx[op.name]] is None)
+    return 1
+
+
+# Locked instructions, fences and serializing instructions wait for the store buffer.
+_NEEDS_EMPTY_SB = frozenset({O.Rmw, O.RmwPerCpu, O.Serialize, O.MutexLock, O.MutexUnlock})
+
+
+def _load(m: Machine, w: Work, state: tuple, c: int, addr: O.Addr) -> Any:
+    v = read(state, c, resolve(m.cfg, c, addr))
+    if v == POISON:
+        raise Violation("use-after-return",
+                        f"cpu{c} reads {_addr_name(addr)} from a stack frame already popped")
+    return v
+
+
+def _addr_name(addr: O.Addr) -> str:
+    if isinstance(addr, str):
+        return addr
+    _, name, who = addr
+    return f"this_cpu({name})" if who == "this" else f"per_cpu({name}, {who})"
+
+
+def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tuple[Any, str]:
+    """Perform `op` on CPU c; returns (value sent back to the routine, trail text)."""
+    tp = type(op)
+    cfg = m.cfg
+    if tp is O.Load:
+        v = _load(m, w, state, c, op.addr)
+        return v, f"load {_addr_name(op.addr)} = {v!r}"
+    if tp is O.Store:
+        _buffer(m, w, c, resolve(cfg, c, op.addr), op.value)
+        return None, f"store {_addr_name(op.addr)} := {op.value!r}"
+    if tp is O.StorePerCpu:
+        _buffer(m, w, c, ("pall", cfg.pidx[op.name]), op.value)
+        return None, f"store per_cpu({op.name}, each cpu) := {op.value!r}"
+    if tp is O.Rmw:
+        raddr = resolve(cfg, c, op.addr)
+        old = _load(m, w, state, c, op.addr)
+        new, res = op.fn(old)
+        w.set_mem(raddr, new)
+        return res, f"{_fn_name(op.fn)}({_addr_name(op.addr)}): {old!r} -> {new!r}"
+    if tp is O.RmwPerCpu:
+        idx, res = cfg.pidx[op.name], []
+        for k in range(cfg.ncpus):
+            new, r = op.fn(w.get_mem(("p", k, idx)))
+            w.set_mem(("p", k, idx), new)
+            res.append(r)
+        return tuple(res), f"{_fn_name(op.fn)}(per_cpu({op.name}, each cpu)) -> {tuple(res)}"
+    if tp is O.WaitUntil:
+        v = _load(m, w, state, c, op.addr)
+        return v, f"wait {_addr_name(op.addr)}: done ({v!r})"
+    if tp is O.WaitPerCpu:
+        return None, f"wait per_cpu({op.name}, each cpu): done"
+    if tp is O.Fence:
+        if op.kind == "wmb" and cfg.memory == "pso":
+            _buffer(m, w, c, ("w",), None)
+        elif op.kind == "mb":
+            if state[CPUS][c][SB]:
+                raise AssertionError("smp_mb with a non-empty buffer")  # guarded by enabled()
+        return None, f"smp_{op.kind}()"
+    if tp is O.Serialize:
+        serialize(m, w, c)
+        return None, "serialize (store buffer drained, stale instructions discarded)"
+    if tp is O.TextStore:
+        return None, _text_store(m, w, c, op)
+    if tp is O.ExecSite:
+        return m.exec_outcome(w, state, c, op.site, alt)
+    if tp is O.PatchReturned:
+        si = cfg.sidx[op.site]
+        eff = m.memory_effect(state[TEXT], si)
+        w.set_committed(si, eff)
+        return None, f"{op.site} patched: from now on every CPU must execute '{eff}'"
+    if tp is O.IrqSave:
+        cl = w.cpu(c)
+        was, cl[IRQ] = cl[IRQ], False
+        return was, "local_irq_save()"
+    if tp is O.IrqRestore:
+        w.cpu(c)[IRQ] = op.enabled
+        return None, "local_irq_restore()" + (" (irqs on)" if op.enabled else "")
+    if tp is O.IrqsEnabled:
+        return state[CPUS][c][IRQ], "irqs_disabled()?"
+    if tp is O.CsdQueue:
+        return None, _csd_queue(m, w, c, op)
+    if tp is O.CsdLockWait:
+        return None, "csd_lock_wait: every target has run the function"
+    if tp is O.CsdDequeueAll:
+        cl = w.cpu(c)
+        q = cl[CSDQ]
+        cl[CSDQ], cl[RUNNING] = (), tuple(e[0] for e in q)
+        got = tuple((i, f, a, s) for i, (_, f, a, s) in enumerate(q))
+        names = ", ".join(_fn_name(f) for _, f, _, _ in got) or "nothing"
+        return got, f"llist_del_all(call_single_queue): {names}"
+    if tp is O.CsdUnlock:
+        sender = state[CPUS][c][RUNNING][op.index]
+        _buffer(m, w, c, ("c", sender), None)
+        return None, f"csd_unlock (csd of cpu{sender})"
+    if tp is O.MutexLock:
+        w.set_mem(("g", cfg.gidx[op.name]), c)
+        return None, f"mutex_lock({op.name})"
+    if tp is O.MutexUnlock:
+        w.set_mem(("g", cfg.gidx[op.name]), None)
+        return None, f"mutex_unlock({op.name})"
+    if tp is O.AssertHeld:
+        if state[0][cfg.gidx[op.name]] != c:
+            raise Violation("lockdep", f"cpu{c}: {op.name} not held (lockdep_assert_held)")
+        return None, f"lockdep_assert_held({op.name})"
+    if tp is O.Check:
+        vals = tuple(_load(m, w, state, c, a) for a in op.addrs)
+        if not op.pred(*vals):
+            raise Violation(op.prop, f"cpu{c}: {op.message} (values {vals})")
+        return None, f"check {op.prop}: ok"
+    if tp is O.StackFree:
+        for name in op.names:
+            w.set_mem(("g", cfg.gidx[name]), POISON)
+        return None, f"return: stack frame holding {', '.join(op.names)} popped and reused"
+    if tp is O.Warn:
+        return None, f"WARNING: {op.message}"
+    if tp is O.Note:
+        return None, op.text or op.label
+    raise TypeError(f"unknown op {op!r}")
+
+
+def _fn_name(fn: Any) -> str:
+    return getattr(fn, "__name__", repr(fn))
+
+
+def _buffer(m: Machine, w: Work, c: int, raddr: tuple, value: Any) -> None:
+    if m.cfg.memory == "sc":
+        m.commit_store(w, c, raddr, value)
+        return
+    cl = w.cpu(c)
+    cl[SB] = (*cl[SB], (raddr, value))
+
+
+def serialize(m: Machine, w: Work, c: int) -> None:
+    cl = w.cpu(c)
+    text = bytes(w.text)
+    cl[VIEWS] = tuple(
+        T.initial_view(m.cfg.fetch, m.cfg.site_bytes(text, si)) for si in range(len(m.cfg.sites))
+    )
+
+
+def _text_store(m: Machine, w: Work, c: int, op: O.TextStore) -> str:
+    si = m.cfg.sidx[op.site]
+    w.set_committed(si, None)
+    for i, b in enumerate(op.data):
+        _buffer(m, w, c, ("t", si, op.offset + i), b)
+    # Own stores are visible to own instruction fetch (x86 self-modifying-code snooping).
+    cl = w.cpu(c)
+    if m.cfg.memory != "sc":
+        raw = bytearray(m.cfg.site_bytes(bytes(w.text), si))
+        for (kind, *rest), val in cl[SB]:
+            if kind == "t" and rest[0] == si:
+                raw[rest[1]] = val
+        views = cl[VIEWS]
+        cl[VIEWS] = (*views[:si], T.widen_view(m.cfg.fetch, views[si], bytes(raw)),
+                     *views[si + 1:])
+    where = f"{op.site}+{op.offset}"
+    what = "INT3" if op.data == b"\xcc" else T.hexbytes(op.data)
+    return f"text_poke: {what} -> {where}"
+
+
+def _csd_queue(m: Machine, w: Work, c: int, op: O.CsdQueue) -> str:
+    sent = []
+    for t in targets_of(m, c, op.targets):
+        tl = w.cpu(t)
+        was_empty = not tl[CSDQ]
+        tl[CSDQ] = (*tl[CSDQ], (c, op.func, op.args, op.sync))
+        tl[LOCKED] = tl[LOCKED] | {c}
+        if was_empty:
+            tl[IPI] = True
+            sent.append(t)
+    fname = _fn_name(op.func)
+    dest = ", ".join(f"cpu{t}" for t in sent) or "none (queues already non-empty)"
+    return f"smp_call_function_many_cond({fname}): IPI -> {dest}"
+
+
+def top_node(state: tuple, c: int) -> int | None:
+    stack = state[CPUS][c][STACK]
+    return stack[-1][1] if stack else None

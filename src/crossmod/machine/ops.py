@@ -1,0 +1,331 @@
+"""Every operation a kernel routine may yield to the machine.
+
+Owns: the vocabulary routines are written against (the only module `crossmod.kernel` and
+user protocols import from `crossmod.machine`). Imports: stdlib only.
+
+A routine is a generator function. Code between two yields is atomic; each yield hands one op
+to the machine, which applies its semantics (machine/cpu.py) and sends the result back in.
+Blocking ops (`WaitUntil`, `CsdLockWait`, `MutexLock`, and anything that must drain the store
+buffer first) are *enabled* only when they can complete: a routine never busy-loops, so a
+deadlock is a state in which no move at all is enabled.
+
+Addresses name memory without naming CPUs where they can avoid it, so that interchangeable
+CPUs stay interchangeable (CPU symmetry, check/explore.py):
+  `"name"`                      a global variable
+  `this_cpu("name")`            this CPU's instance of a per-CPU variable
+  `per_cpu("name", cpu)`        a given CPU's instance (breaks symmetry on that CPU)
+Per-CPU loops of the C (`for_each_possible_cpu`) are single ops (`StorePerCpu`,
+`RmwPerCpu`, `WaitPerCpu`); see their docstrings for why that loses no behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+# A routine's view of an address: a global name, or ("percpu", name, who) with who = "this"
+# or a CPU number.
+Addr = str | tuple[str, str, Any]
+
+
+def this_cpu(name: str) -> Addr:
+    """`this_cpu_ptr(&name)`: the executing CPU's instance of a per-CPU variable."""
+    return ("percpu", name, "this")
+
+
+def per_cpu(name: str, cpu: int) -> Addr:
+    """`per_cpu(name, cpu)`: a named CPU's instance of a per-CPU variable."""
+    return ("percpu", name, cpu)
+
+
+class Op:
+    """Base of every yieldable operation; `label` is the kernel step name (F3, S1, H2...)."""
+
+    __slots__ = ()
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Load(Op):
+    """A plain load (READ_ONCE); forwards from this CPU's own store buffer first."""
+
+    addr: Addr
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Op):
+    """A plain store (WRITE_ONCE): enters this CPU's store buffer (x86-TSO)."""
+
+    addr: Addr
+    value: Hashable
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StorePerCpu(Op):
+    """`for_each_possible_cpu(c) WRITE_ONCE(per_cpu(name, c), value)` as one buffered store.
+
+    MODEL: one store-buffer entry that drains to every CPU's instance at once. Each instance
+    is read only by its own CPU and by the writer, so no third CPU can observe the order in
+    which the instances become visible; keeping them together keeps CPU symmetry exact.
+    """
+
+    name: str
+    value: Hashable
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rmw(Op):
+    """A locked read-modify-write (atomic_*, cmpxchg, xchg): drains the store buffer first.
+
+    `fn(old) -> (new, result)`; `result` is sent back to the routine.
+    """
+
+    addr: Addr
+    fn: Callable[[Any], tuple[Any, Any]]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RmwPerCpu(Op):
+    """`for_each_possible_cpu(c) fn(per_cpu(name, c))` as one step; returns a tuple of results
+    in CPU order. MODEL: each RMW touches a different CPU's instance, read only by that CPU and
+    the caller, so the interleavings the single step omits are equivalent to ones it keeps.
+    """
+
+    name: str
+    fn: Callable[[Any], tuple[Any, Any]]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitUntil(Op):
+    """Block until `pred(value at addr)` holds (an acquire load in a `cpu_relax()` loop)."""
+
+    addr: Addr
+    pred: Callable[[Any], bool]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitPerCpu(Op):
+    """Block until `pred(per_cpu(name, c))` holds for every CPU (atomic_cond_read_acquire)."""
+
+    name: str
+    pred: Callable[[Any], bool]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence(Op):
+    """`smp_mb()` ("mb": drains the store buffer), `smp_wmb()` / `smp_rmb()`.
+
+    On x86-TSO wmb and rmb are compiler barriers only; under the weaker `pso` store order a
+    wmb keeps earlier stores ahead of later ones. `pairs_with` names the partner barrier.
+    """
+
+    kind: str
+    label: str = ""
+    pairs_with: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Serialize(Op):
+    """A serializing instruction: CPUID/SERIALIZE (`sync_core()`), MOV to CR3, IRET-to-self.
+
+    Waits for the store buffer to drain, then discards this CPU's stale instruction view.
+    """
+
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TextStore(Op):
+    """Plain stores of `data` into kernel text at `site + offset` (one buffered store per
+    byte: memcpy gives no atomicity across bytes)."""
+
+    site: str
+    offset: int
+    data: bytes
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecSite(Op):
+    """Fetch and execute the instruction at a patch site; returns the effect executed.
+
+    INT3 pushes the #BP handler; a torn fetch is a property violation.
+    """
+
+    site: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PatchReturned(Op):
+    """The caller's contract point: the patch routine for `site` has returned.
+
+    From here on every execution of the site on any CPU must have the effect of the bytes
+    now in memory (DESIGN.md property 2), until the site is written again.
+    """
+
+    site: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IrqSave(Op):
+    """`local_irq_save()`: disable interrupts; returns whether they were enabled."""
+
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IrqRestore(Op):
+    """`local_irq_restore(flags)`."""
+
+    enabled: bool
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IrqsEnabled(Op):
+    """`!irqs_disabled()`."""
+
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CsdQueue(Op):
+    """Queue `func(*args)` on every target's call_single_queue and send the IPIs.
+
+    `smp_call_function_many_cond()` steps: `csd_lock()` each target's CSD (blocks while the
+    previous call through it is unfinished), `llist_add()`, and one IPI to each target whose
+    queue was empty (`send_call_function_ipi_mask`). `targets` is "others" (online minus
+    self) or a tuple of CPU numbers. MODEL: one step; each llist_add is an RMW on a queue
+    only its target reads, so adding them together loses no observable interleaving.
+    """
+
+    targets: str | tuple[int, ...]
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    sync: bool = True
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CsdLockWait(Op):
+    """`csd_lock_wait()` on every target's CSD: block until each target has unlocked it."""
+
+    targets: str | tuple[int, ...]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CsdDequeueAll(Op):
+    """`llist_del_all(this_cpu_ptr(&call_single_queue))`, oldest first.
+
+    Returns `(index, func, args, sync)` tuples; `index` names the entry for `CsdUnlock`
+    without handing the sender's CPU number to the routine.
+    """
+
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CsdUnlock(Op):
+    """`csd_unlock()`: a store-release of the CSD flags, through the store buffer."""
+
+    index: int
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MutexLock(Op):
+    """`mutex_lock(name)`: blocks while another CPU holds it."""
+
+    name: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MutexUnlock(Op):
+    name: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AssertHeld(Op):
+    """`lockdep_assert_held(name)`: a property, not a comment."""
+
+    name: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Check(Op):
+    """An invariant the routine asserts (a B-invariant of KERNEL.md B.8, say).
+
+    `pred(values)` over the loads of `addrs`; false is a violation of `prop`.
+    """
+
+    addrs: tuple[Addr, ...]
+    pred: Callable[..., bool]
+    prop: str
+    message: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StackFree(Op):
+    """The routine's stack frame holding `names` is popped: later reads of them are a
+    use-after-return (B-I4). Models an on-stack object whose address escaped."""
+
+    names: tuple[str, ...]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Warn(Op):
+    """`WARN_ON_ONCE()` fired: recorded in the trail, execution goes on as in the kernel."""
+
+    message: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Note(Op):
+    """A narrated marker with no effect (a step name worth seeing in a trail)."""
+
+    label: str = ""
+    text: str = field(default="")
+
+
+NOT_HANDLED = None
+"""What an INT3 handler returns when the trap is not its own."""
+
+
+def atomic_inc_not_zero(v: int) -> tuple[int, bool]:
+    """`atomic_inc_not_zero()` as an `Rmw` function."""
+    return (v + 1, True) if v != 0 else (v, False)
+
+
+def atomic_dec(v: int) -> tuple[int, int]:
+    """`atomic_dec()`; returns the new value."""
+    return v - 1, v - 1
+
+
+def atomic_dec_and_test(v: int) -> tuple[int, bool]:
+    """`atomic_dec_and_test()`: true when the new value is zero."""
+    return v - 1, v - 1 == 0
+
+
+def atomic_inc(v: int) -> tuple[int, int]:
+    return v + 1, v + 1
+
+
+def is_zero(v: int) -> bool:
+    return v == 0

@@ -1,0 +1,119 @@
+"""CPU symmetry: renumber interchangeable CPUs into a canonical order.
+
+Owns: `canonical(cfg, state)` -> (state', perm) where perm[old] = new. Two states that
+differ only by a renumbering of CPUs inside one symmetry class map to one representative
+(the "scalarset" reduction of Murphi and SPIN's symmetry work). Imports: machine.state.
+
+Soundness rests on the transition system being invariant under the renumbering: the CPUs
+of a class run the same task, and no routine holds a class member's number (ops address
+per-CPU data as `this_cpu`, and the machine itself renumbers every CPU number it keeps:
+store-buffer addresses, CSD senders and locks, and variables listed in `cpu_valued`).
+The permutation is chosen by sorting the class members' own state; when a member's state
+mentions another member the order may not be the canonical minimum, which costs reduction,
+never soundness, since the state is renumbered consistently everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crossmod.machine.state import (
+    CPUS,
+    CSDQ,
+    LOCKED,
+    MEM,
+    PERCPU,
+    RUNNING,
+    SB,
+    MachineConfig,
+)
+
+
+class Canonicalizer:
+    """Chooses orbit representatives. CPU states are ordered by the order in which they were
+    first seen (an interning table): a total order on states that does not depend on Python's
+    per-process string hashing, so runs are reproducible."""
+
+    def __init__(self, cfg: MachineConfig) -> None:
+        self.cfg = cfg
+        self._rank: dict[tuple, int] = {}
+
+    def _key(self, cpu: tuple) -> int:
+        r = self._rank.get(cpu)
+        if r is None:
+            r = self._rank[cpu] = len(self._rank)
+        return r
+
+    def __call__(self, state: tuple) -> tuple[tuple, tuple[int, ...] | None]:
+        return canonical(self.cfg, state, self._key)
+
+
+def canonical(cfg: MachineConfig, state: tuple, key: Any) -> tuple[tuple, tuple[int, ...] | None]:
+    """The representative of `state`'s symmetry orbit and the renumbering that gives it
+    (None when the state already is its representative)."""
+    cpus = state[CPUS]
+    perm = list(range(len(cpus)))
+    moved = False
+    for cls in cfg.symmetric:
+        order = sorted(cls, key=lambda c: key(cpus[c]))
+        for new, old in zip(cls, order, strict=True):
+            if new != old:
+                perm[old] = new
+                moved = True
+    if not moved:
+        return state, None
+    p = tuple(perm)
+    return permute(cfg, state, p), p
+
+
+def permute(cfg: MachineConfig, state: tuple, p: tuple[int, ...]) -> tuple:
+    """`state` with CPU k renamed p[k] everywhere."""
+    cpus = state[CPUS]
+    out: list[Any] = [None] * len(cpus)
+    cpu_pidx = [cfg.pidx[n] for n in cfg.cpu_valued if n in cfg.pidx]
+    for old, cpu in enumerate(cpus):
+        out[p[old]] = _permute_cpu(cpu, p, cpu_pidx)
+    mem = state[MEM]
+    gi = [cfg.gidx[n] for n in cfg.cpu_valued if n in cfg.gidx]
+    if gi:
+        mem = list(mem)
+        for i in gi:
+            mem[i] = _renumber(mem[i], p)
+        mem = tuple(mem)
+    return (mem, state[1], tuple(out), state[3], state[4])
+
+
+def _permute_cpu(cpu: tuple, p: tuple[int, ...], cpu_pidx: list[int]) -> tuple:
+    cl = list(cpu)
+    if cl[SB]:
+        cl[SB] = tuple((_renumber_addr(a, p), v) for a, v in cl[SB])
+    if cl[CSDQ]:
+        cl[CSDQ] = tuple((p[s], f, a, y) for s, f, a, y in cl[CSDQ])
+    if cl[LOCKED]:
+        cl[LOCKED] = frozenset(p[s] for s in cl[LOCKED])
+    if cl[RUNNING]:
+        cl[RUNNING] = tuple(p[s] for s in cl[RUNNING])
+    if cpu_pidx:
+        pc = list(cl[PERCPU])
+        for i in cpu_pidx:
+            pc[i] = _renumber(pc[i], p)
+        cl[PERCPU] = tuple(pc)
+    return tuple(cl)
+
+
+def _renumber_addr(a: tuple, p: tuple[int, ...]) -> tuple:
+    if a[0] == "p":
+        return ("p", p[a[1]], a[2])
+    if a[0] == "c":
+        return ("c", p[a[1]])
+    return a
+
+
+def _renumber(v: Any, p: tuple[int, ...]) -> Any:
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int):
+        return p[v]
+    if isinstance(v, frozenset):
+        return frozenset(p[x] for x in v)
+    return v
