@@ -151,7 +151,7 @@ def _table(hazards: list[Site], allow: frozenset[str]) -> list[str]:
     for s in sorted(hazards, key=lambda s: (s.tracepoint, s.region, s.addr)):
         mark = ("tp" if s.tracepoint else "") or ("ok" if s.allowed_by(allow) else "")
         out.append(_ROW.format(f"{s.addr:016x}", s.region, _cut(s.func, 22), s.insn,
-                               _cut(s.key_name, 33), _cut(s.key_section, 9), mark))
+                               _cut(s.key_name, 33), _cut(s.key_section, 9), mark).rstrip())
     return out
 
 
