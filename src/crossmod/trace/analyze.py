@@ -1,0 +1,220 @@
+"""IPIs aimed at and handled on isolated CPUs: one pass over a stream of `Event`s.
+
+Owns: the per-event state machine (phase markers, each CPU's user/kernel mode from
+context tracking, callbacks queued per sender, handler entry/exit pairing) and the
+counters the report is built from. Memory is bounded by the number of distinct keys
+(callbacks, callsites, stacks, phases), never by the trace length.
+
+Attribution follows the kernel (KERNEL.md F.3/F.4, J.2): ``csd_queue_cpu`` names the
+function queued for a target; the ``ipi_send_cpu``/``ipi_send_cpumask`` that follows on
+the same sender CPU *with the same callsite* is the hardware IPI carrying it (a target
+whose queue was already non-empty gets no IPI of its own, so the batch is dropped at the
+send). An IPI with a NULL callback is a reschedule IPI; one whose callback is not the
+generic CSD handler names its function itself (irq_work self-IPIs).
+
+May import: the standard library and `crossmod.trace.events/causes/whatif`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from crossmod.trace.causes import signature
+from crossmod.trace.events import Event, symbol_name
+from crossmod.trace.whatif import Classifier
+
+OUTSIDE = "(no phase)"
+GENERIC_CSD = "generic_smp_call_function_single_interrupt"
+IPI_VECTORS = ("call_function_entry", "call_function_single_entry", "reschedule_entry",
+               "irq_work_entry")
+_VECTOR_EXITS = {n.replace("_entry", "_exit"): n for n in (*IPI_VECTORS, "local_timer_entry")}
+_MAX_QUEUED = 256  # per (sender, callsite): csds queued without a send are piggybacks
+
+
+class Histogram:
+    """Counts over time in at most `max_bins` bins; bins double in width when full."""
+
+    def __init__(self, origin: int, width: int = 100_000_000, max_bins: int = 600) -> None:
+        self.origin, self.width, self.max_bins = origin, width, max_bins
+        self.bins: list[int] = []
+
+    def add(self, ts: int) -> None:
+        i = max(0, (ts - self.origin) // self.width)
+        while i >= self.max_bins:
+            self.bins = [sum(self.bins[j : j + 2]) for j in range(0, len(self.bins), 2)]
+            self.width *= 2
+            i //= 2
+        if i >= len(self.bins):
+            self.bins.extend([0] * (i + 1 - len(self.bins)))
+        self.bins[i] += 1
+
+
+class Analysis:
+    """Feed events in timestamp order with `feed`; read the counters afterwards."""
+
+    def __init__(self, isolated: Iterable[int], classifier: Classifier | None = None,
+                 sink: Callable[[str, Event, dict], None] | None = None) -> None:
+        self.iso = frozenset(isolated)
+        self.cls = classifier or Classifier()
+        self.sink = sink
+        self.phase = OUTSIDE
+        self.phases: list[dict[str, object]] = []
+        self.events: Counter[tuple[str, int, str]] = Counter()
+        self.c: Counter[tuple[int, str, str, str]] = Counter()
+        self.mode: dict[int, str] = {}
+        self.context_tracking = False
+        self.queued: dict[tuple[int, str], dict[int, list[tuple[str, str, str]]]] = {}
+        self.open_csd: dict[int, list[tuple[str, int]]] = {}
+        self.open_vec: dict[int, tuple[str, int]] = {}
+        self.handler: dict[tuple[int, str], list[int]] = {}  # -> [n, total ns, max ns]
+        self.hist: dict[tuple[int, str], Histogram] = {}
+        self.first_ts: int | None = None
+        self.last_ts = 0
+        self._on: dict[str, Callable[[Event], None]] = {
+            "ipi_send_cpu": self._ipi_send, "ipi_send_cpumask": self._ipi_send,
+            "csd_queue_cpu": self._csd_queue, "csd_function_entry": self._csd_entry,
+            "csd_function_exit": self._csd_exit, "user_enter": self._user_enter,
+            "user_exit": self._user_exit, "print": self._print,
+        }
+        for name in (*IPI_VECTORS, "local_timer_entry"):
+            self._on[name] = self._vector_entry
+        for name in _VECTOR_EXITS:
+            self._on[name] = self._vector_exit
+
+    def run(self, events: Iterable[Event]) -> Analysis:
+        for ev in events:
+            self.feed(ev)
+        return self
+
+    def feed(self, ev: Event) -> None:
+        if self.first_ts is None:
+            self.first_ts = ev.ts
+        self.last_ts = ev.ts
+        self.events[(ev.name, ev.cpu, self.phase)] += 1
+        h = self._on.get(ev.name)
+        if h is not None:
+            h(ev)
+
+    # -- phases and modes ---------------------------------------------------------------
+    def _print(self, ev: Event) -> None:
+        words = str(ev.fields.get("buf", "")).split()
+        if len(words) != 3 or words[0] != "PHASE" or words[2] not in ("start", "end"):
+            return
+        if words[2] == "start":
+            self.phase = words[1]
+            self.phases.append({"name": words[1], "start_ns": ev.ts, "end_ns": None})
+        elif self.phase == words[1]:
+            self.phase = OUTSIDE
+            self.phases[-1]["end_ns"] = ev.ts
+
+    def _user_enter(self, ev: Event) -> None:
+        self.context_tracking = True
+        self.mode[ev.cpu] = "user"
+
+    def _user_exit(self, ev: Event) -> None:
+        self.context_tracking = True
+        self.mode[ev.cpu] = "kernel"
+
+    # -- sender side --------------------------------------------------------------------
+    def _csd_queue(self, ev: Event) -> None:
+        f = ev.fields
+        target = f["cpu"]
+        if target not in self.iso:
+            return
+        func = str(f["func"])
+        self.c[(target, "queued", func, self.phase)] += 1
+        batch = self.queued.setdefault((ev.cpu, str(f["callsite"])), {})
+        items = batch.setdefault(target, [])  # type: ignore[arg-type]
+        if len(items) < _MAX_QUEUED:
+            items.append((func, self.mode.get(target, "unknown"), signature(ev.stack)))
+
+    def _ipi_send(self, ev: Event) -> None:
+        f = ev.fields
+        targets = (f["cpu"],) if "cpu" in f else f["cpumask"]
+        batch = self.queued.pop((ev.cpu, str(f["callsite"])), {})
+        for t in targets:  # type: ignore[union-attr]
+            if t in self.iso:
+                self._count_ipi(ev, t, batch.get(t))
+
+    def _count_ipi(self, ev: Event, target: int, items: list[tuple[str, str, str]] | None
+                   ) -> None:
+        callback = symbol_name(str(ev.fields["callback"]))
+        if items:
+            funcs = tuple(sorted({i[0] for i in items}))
+            mode, sig = items[0][1], items[0][2]
+        else:
+            funcs = ("reschedule",) if callback == "0x0" else (
+                ("(csd not traced)",) if callback == GENERIC_CSD else (callback,))
+            mode, sig = self.mode.get(target, "unknown"), signature(ev.stack)
+        if ev.stack:
+            sig = signature(ev.stack)
+        cause = "+".join(funcs)
+        p = self.phase
+        c = self.c
+        c[(target, "ipi", "", p)] += 1
+        c[(target, "cause", cause, p)] += 1
+        c[(target, "callsite", str(ev.fields["callsite"]), p)] += 1
+        c[(target, "task", ev.comm, p)] += 1
+        c[(target, "sender_cpu", str(ev.cpu), p)] += 1
+        c[(target, "stack", sig, p)] += 1
+        c[(target, "mode", mode, p)] += 1
+        self._whatif(target, funcs, cause, mode, p)
+        hist = self.hist.get((target, cause))
+        if hist is None:
+            hist = self.hist[(target, cause)] = Histogram(self.first_ts or ev.ts)
+        hist.add(ev.ts)
+        if self.sink:
+            self.sink("send", ev, {"target": target, "cause": cause})
+
+    def _whatif(self, target: int, funcs: tuple[str, ...], cause: str, mode: str, p: str
+                ) -> None:
+        c = self.c
+        if not self.cls.deferrable(funcs):
+            c[(target, "remaining", cause, p)] += 1
+        elif mode == "user" or not self.context_tracking:
+            c[(target, "removable", cause, p)] += 1
+        else:
+            # deferrable callback, but the target was in the kernel (or not yet seen):
+            # the IPI is still needed
+            c[(target, "in_kernel" if mode == "kernel" else "mode_unknown", cause, p)] += 1
+            c[(target, "remaining", cause, p)] += 1
+
+    # -- receiver side ------------------------------------------------------------------
+    def _vector_entry(self, ev: Event) -> None:
+        if ev.cpu not in self.iso:
+            return
+        self.c[(ev.cpu, "handled", ev.name, self.phase)] += 1
+        self.open_vec[ev.cpu] = (ev.name, ev.ts)
+        if self.sink:
+            self.sink("recv", ev, {})
+
+    def _vector_exit(self, ev: Event) -> None:
+        entry = self.open_vec.pop(ev.cpu, None)
+        if entry and entry[0] == _VECTOR_EXITS[ev.name]:
+            self._time(ev.cpu, entry[0].removesuffix("_entry") + " (vector)", ev.ts - entry[1])
+            if self.sink:
+                self.sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
+
+    def _csd_entry(self, ev: Event) -> None:
+        if ev.cpu not in self.iso:
+            return
+        func = str(ev.fields["func"])
+        self.c[(ev.cpu, "ran", func, self.phase)] += 1
+        stack = self.open_csd.setdefault(ev.cpu, [])
+        if len(stack) < 16:
+            stack.append((func, ev.ts))
+
+    def _csd_exit(self, ev: Event) -> None:
+        stack = self.open_csd.get(ev.cpu)
+        if stack and stack[-1][0] == ev.fields["func"]:
+            func, start = stack.pop()
+            self._time(ev.cpu, func, ev.ts - start)
+            if self.sink:
+                self.sink("slice", ev, {"name": func, "start": start})
+
+    def _time(self, cpu: int, what: str, ns: int) -> None:
+        h = self.handler.setdefault((cpu, what), [0, 0, 0])
+        h[0] += 1
+        h[1] += ns
+        h[2] = max(h[2], ns)

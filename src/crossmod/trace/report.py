@@ -1,0 +1,141 @@
+"""The report: `Analysis` counters turned into one JSON-able dict, and that dict as text.
+
+Owns: the report schema (``build``), the cover-letter summary line, duration wording, and
+the text tables (``render``), which fit in 100 columns.
+
+May import: the standard library and `crossmod.trace.analyze/events/whatif`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from crossmod.trace.analyze import IPI_VECTORS, OUTSIDE, Analysis
+from crossmod.trace.events import format_cpulist
+
+
+def duration(ns: float) -> str:
+    """Human wording the cover letter uses: ``1 min 30 s``, ``2.4 s``, ``15.2 ms``."""
+    s = ns / 1e9
+    if s >= 3600:
+        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    if s >= 60:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    if s >= 1:
+        return f"{s:.1f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.1f} ms"
+    return f"{s * 1e6:.0f} µs"
+
+
+def _table(a: Analysis, cpu: int, table: str, phase: str | None = None) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for (c, t, key, p), n in a.c.items():
+        if c == cpu and t == table and (phase is None or p == phase):
+            out[key] += n
+    return out
+
+
+def _top(c: Counter[str], n: int | None = None) -> list[list[object]]:
+    return [[k, v] for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def _whatif(a: Analysis, cpu: int, phase: str | None) -> dict[str, object]:
+    today = sum(_table(a, cpu, "ipi", phase).values())
+    removable = _table(a, cpu, "removable", phase)
+    return {
+        "today": today,
+        "with_deferral": today - sum(removable.values()),
+        "removable": sum(removable.values()),
+        "removable_by_callback": _top(removable),
+        "deferrable_but_target_in_kernel": sum(_table(a, cpu, "in_kernel", phase).values()),
+        "deferrable_but_target_mode_unknown": sum(_table(a, cpu, "mode_unknown",
+                                                         phase).values()),
+        "remaining_causes": _top(_table(a, cpu, "remaining", phase)),
+    }
+
+
+def _cpu(a: Analysis, cpu: int, span: int, top: int, by_phase: bool) -> dict[str, object]:
+    aimed = sum(_table(a, cpu, "ipi").values())
+    handled = _table(a, cpu, "handled")
+    ran = _table(a, cpu, "ran")
+    out: dict[str, object] = {
+        "aimed": aimed,
+        "handled": sum(handled[v] for v in IPI_VECTORS),
+        "rate_per_s": aimed / (span / 1e9) if span else 0.0,
+        "mean_interval_ns": span / aimed if aimed else None,
+        "handled_by_vector": dict(sorted(handled.items())),
+        "by_callback": _top(_table(a, cpu, "cause")),
+        "callbacks_queued": _top(_table(a, cpu, "queued")),
+        "callbacks_run": _top(ran),
+        "by_callsite": _top(_table(a, cpu, "callsite"), top),
+        "by_task": _top(_table(a, cpu, "task"), top),
+        "by_sender_cpu": _top(_table(a, cpu, "sender_cpu")),
+        "by_stack": _top(_table(a, cpu, "stack"), top),
+        "target_mode_at_send": dict(_table(a, cpu, "mode")),
+        "handler_time": [
+            {"handler": what, "n": h[0], "total_ns": h[1], "mean_ns": h[1] // h[0],
+             "max_ns": h[2]}
+            for (c, what), h in sorted(a.handler.items()) if c == cpu and h[0]],
+        "whatif": _whatif(a, cpu, None),
+    }
+    if by_phase:
+        out["by_phase"] = {p: {"aimed": sum(_table(a, cpu, "ipi", p).values()),
+                               "handled": sum(_table(a, cpu, "handled", p)[v]
+                                              for v in IPI_VECTORS),
+                               "by_callback": _top(_table(a, cpu, "cause", p)),
+                               "whatif": _whatif(a, cpu, p)}
+                           for p in _phase_names(a)}
+    return out
+
+
+def _phase_names(a: Analysis) -> list[str]:
+    names = [str(p["name"]) for p in a.phases]
+    seen = {k[3] for k in a.c} | {k[2] for k in a.events}
+    ordered = list(dict.fromkeys(names))
+    return ([OUTSIDE] if OUTSIDE in seen else []) + [n for n in ordered if n in seen] + \
+        sorted(p for p in seen - set(ordered) - {OUTSIDE})
+
+
+def build(a: Analysis, *, sources: list[dict[str, object]], top: int = 8,
+          by_phase: bool = False) -> dict[str, object]:
+    span = a.last_ts - (a.first_ts or 0)
+    iso = sorted(a.iso)
+    cpus = {str(c): _cpu(a, c, span, top, by_phase) for c in iso}
+    total = sum(int(v["aimed"]) for v in cpus.values())  # type: ignore[call-overload]
+    events: dict[str, dict[str, int]] = {}
+    for (name, cpu, _p), n in sorted(a.events.items()):
+        events.setdefault(name, {})
+        events[name][str(cpu)] = events[name].get(str(cpu), 0) + n
+    report: dict[str, object] = {
+        "sources": sources,
+        "isolated": iso,
+        "first_ts_ns": a.first_ts,
+        "last_ts_ns": a.last_ts,
+        "span_ns": span,
+        "context_tracking": a.context_tracking,
+        "phases": a.phases,
+        "events": events,
+        "cpus": cpus,
+        "total_aimed": total,
+        "summary": summary(total, len(iso), span),
+    }
+    if by_phase:
+        by: dict[str, Counter[str]] = {p: Counter() for p in _phase_names(a)}
+        for (name, _c, p), n in a.events.items():
+            by.setdefault(p, Counter())[name] += n
+        report["events_by_phase"] = {p: dict(sorted(c.items())) for p, c in by.items()}
+    return report
+
+
+def summary(total: int, ncpus: int, span: int) -> str:
+    """The cover letter's line: ``N IPIs received, about M per isolated CPU, one every T``."""
+    if not total or not ncpus:
+        return f"0 IPIs received on {ncpus} isolated CPU(s) in {duration(span)}"
+    per = total / ncpus
+    return (f"{total} IPIs received, about {per:.0f} per isolated CPU, "
+            f"one every {duration(span / per)}")
+
+
+def cpulist(cpus: list[int]) -> str:
+    return format_cpulist(cpus)

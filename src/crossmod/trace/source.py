@@ -1,0 +1,102 @@
+"""Open a trace file of any supported kind, telling the kind from its first bytes.
+
+Owns: format detection (trace.dat magic; otherwise text, optionally xz/gzip/zstd
+compressed, streamed without unpacking to disk) and `open_trace`, the one entry point
+the CLI and tests use. Several files are merged by timestamp.
+
+May import: the standard library, zstandard, and `crossmod.trace.dat/text/events/layout`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import io
+import lzma
+from collections.abc import Iterator
+from operator import attrgetter
+from typing import BinaryIO, Protocol
+
+from crossmod.trace.dat import DatReader
+from crossmod.trace.events import Event, TraceFormatError
+from crossmod.trace.layout import MAGIC
+from crossmod.trace.text import TextReader
+
+_XZ = b"\xfd7zXZ\x00"
+_GZ = b"\x1f\x8b"
+_ZSTD = b"\x28\xb5\x2f\xfd"
+
+
+class Reader(Protocol):
+    """What every backend offers besides iteration (STYLE rule 24)."""
+
+    path: str
+    problems: list[TraceFormatError]
+    problem_count: int
+    errors: list[TraceFormatError]
+    lost_events: int
+
+    def __iter__(self) -> Iterator[Event]: ...
+
+
+def _decompressed(raw: BinaryIO, head: bytes) -> tuple[BinaryIO, str]:
+    if head.startswith(_XZ):
+        return lzma.LZMAFile(raw), "xz "
+    if head.startswith(_GZ):
+        return gzip.GzipFile(fileobj=raw), "gzip "
+    if head.startswith(_ZSTD):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw), "zstd "  # type: ignore[return-value]
+    return raw, ""
+
+
+def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
+    """Return (reader, description of the format). Raises TraceFormatError if unreadable."""
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - the reader owns it until the process ends
+    except OSError as exc:
+        raise TraceFormatError(path, f"cannot open: {exc.strerror or exc}") from None
+    head = raw.read(16)
+    raw.seek(0)
+    if head.startswith(MAGIC):
+        reader = DatReader(raw, path, strict=strict)
+        comp = getattr(reader, "compression", "none")
+        extra = f", {comp}-compressed" if comp not in ("none", "") else ""
+        return reader, f"trace.dat v{reader.version}{extra}"
+    stream, comp = _decompressed(raw, head)
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
+    peek = _peek_kind(path, comp)
+    return TextReader(_checked_lines(text, path), path, strict=strict), f"{comp}{peek}"
+
+
+def _peek_kind(path: str, comp: str) -> str:
+    """trace-cmd report or tracefs text, from the first lines (best effort, for the header)."""
+    try:
+        with open(path, "rb") as raw:
+            head = raw.read(16)
+            raw.seek(0)
+            stream, _ = _decompressed(raw, head)
+            first = stream.read(4096).decode("utf-8", "replace")
+    except (OSError, EOFError, lzma.LZMAError, ValueError):
+        return "text"
+    if first.startswith(("cpus=", "version =")):
+        return "trace-cmd report text"
+    if "# tracer:" in first or "#P:" in first:
+        return "tracefs trace text"
+    return "ftrace text"
+
+
+def _checked_lines(text: io.TextIOWrapper, path: str) -> Iterator[str]:
+    """Lines of a (possibly compressed) text; a damaged archive is reported, not raised raw."""
+    try:
+        yield from text
+    except (EOFError, lzma.LZMAError, OSError, ValueError) as exc:
+        raise TraceFormatError(path, f"compressed text is damaged or truncated: {exc}") from None
+
+
+def merged(readers: list[Reader]) -> Iterator[Event]:
+    """All readers' events in timestamp order (ties: the order the files were given)."""
+    if len(readers) == 1:
+        return iter(readers[0])
+    return heapq.merge(*readers, key=attrgetter("ts"))
