@@ -48,7 +48,7 @@ def test_truncated_payload_is_an_error(fx, tmp_path, fmt):
     payload = builder.compress(fmt, fx.kallsyms["v6.1"].read_bytes())
     image = tmp_path / "vmlinuz"
     image.write_bytes(builder.bzimage(payload[: len(payload) * 2 // 3]))
-    with pytest.raises(ImageFormatError, match="truncated|corrupt"):
+    with pytest.raises(ImageFormatError, match=r"truncated|corrupt"):
         audit_image(str(image))
 
 
