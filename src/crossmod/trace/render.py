@@ -8,6 +8,8 @@ May import: the standard library and `crossmod.trace.report/whatif/events`.
 
 from __future__ import annotations
 
+import textwrap
+
 from crossmod.trace.events import format_cpulist
 from crossmod.trace.report import duration
 from crossmod.trace.whatif import DEFERRABLE, Classifier
@@ -17,6 +19,10 @@ W = 100
 
 def _cut(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, W, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
 def _pct(n: int, total: int) -> str:
@@ -70,9 +76,10 @@ def _cpu_block(num: str, cpu: dict, cls: Classifier, by_phase: bool) -> list[str
     out = [f"== CPU {num} " + "=" * (W - 8 - len(num)),
            f"aimed at it (sender side): {cpu['aimed']} IPIs, {cpu['rate_per_s']:.2f}/s, "
            f"one every {duration(mi) if mi else '-'}",
-           _cut(f"handled on it (receiver side): {cpu['handled']} IPIs ({vec or 'none traced'})"
-                + (f"; local_timer {hv['local_timer_entry']}" if "local_timer_entry" in hv
-                   else ""), W), ""]
+           *_wrap(f"handled on it (receiver side): {cpu['handled']} IPIs "
+                  f"({vec or 'none traced'})"
+                  + (f"; local_timer {hv['local_timer_entry']} (not an IPI)"
+                     if "local_timer_entry" in hv else ""), "    "), ""]
     out += [*_callbacks(cpu, cls), ""]
     out += [*_pairs("by stack signature", cpu["by_stack"]), ""]
     out += [*_pairs("by callsite", cpu["by_callsite"]), ""]
@@ -100,8 +107,7 @@ def _whatif_lines(wi: dict) -> list[str]:
            + (f" (mode unknown: {wi['deferrable_but_target_mode_unknown']})"
               if wi["deferrable_but_target_mode_unknown"] else "")]
     rem = ", ".join(f"{k} {v}" for k, v in wi["remaining_causes"])
-    out.append(_cut(f"    causes that remain: {rem or 'none'}", W))
-    return out
+    return out + _wrap(f"    causes that remain: {rem or 'none'}", "      ")
 
 
 def _phase_table(phases: dict) -> list[str]:
@@ -124,7 +130,7 @@ def render(r: dict, cls: Classifier, *, by_phase: bool = False) -> str:
     if by_phase and "events_by_phase" in r:
         lines.append("events by phase (all CPUs):")
         for p, names in r["events_by_phase"].items():
-            lines.append(_cut(f"  {p:<14}" + ", ".join(f"{k} {v}" for k, v in names.items()),
-                              W))
+            lines += _wrap(f"  {p:<14}" + ", ".join(f"{k} {v}" for k, v in names.items()),
+                           " " * 16)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
