@@ -143,15 +143,15 @@ def _site_json(s: Site, allow: frozenset[str]) -> dict[str, Any]:
 
 # address, region, function+off, instruction, key, key section, tp/allowed: 100 columns. A
 # hazard's key is never in ro_after_init, so its section name is short (.data, .bss, (extern)).
-_ROW = "{:16} {:7} {:22} {:5} {:33} {:9} {:2}"
+_ROW = "{:16} {:7} {:24} {:5} {:31} {:9} {:2}"
 
 
 def _table(hazards: list[Site], allow: frozenset[str]) -> list[str]:
     out = [_ROW.format("address", "region", "function+off", "insn", "key", "key sect.", "tp")]
     for s in sorted(hazards, key=lambda s: (s.tracepoint, s.region, s.addr)):
         mark = ("tp" if s.tracepoint else "") or ("ok" if s.allowed_by(allow) else "")
-        out.append(_ROW.format(f"{s.addr:016x}", s.region, _cut(s.func, 22), s.insn,
-                               _cut(s.key_name, 33), _cut(s.key_section, 9), mark).rstrip())
+        out.append(_ROW.format(f"{s.addr:016x}", s.region, _cut(s.func, 24), s.insn,
+                               _cut(s.key_name, 31), _cut(s.key_section, 9), mark).rstrip())
     return out
 
 
