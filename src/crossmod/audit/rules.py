@@ -8,6 +8,7 @@ the linked binary instead of on vmlinux.o.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import capstone
@@ -121,8 +122,8 @@ class Checker:
     memory: Memory
     symbols: Symbols
     regions: Regions
-    key_section: object  # callable: address -> section name
-    is_text: object  # callable: address -> bool
+    key_section: Callable[[int], str]  # address -> name of the section holding it
+    is_text: Callable[[int], bool]  # address lies in executable, mapped image bytes
     _cs: capstone.Cs = field(default_factory=lambda: capstone.Cs(capstone.CS_ARCH_X86,
                                                                  capstone.CS_MODE_64))
 

@@ -8,13 +8,22 @@ this image. Imports: stdlib and crossmod.audit only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from elftools.elf.constants import SH_FLAGS
 
 from crossmod.audit.errors import ImageFormatError, SymbolsError
 from crossmod.audit.image import Image, open_image
 from crossmod.audit.kallsyms import read_kallsyms
 from crossmod.audit.report import AuditReport
-from crossmod.audit.rules import Checker, Regions, regions_from_markers, regions_from_sections
+from crossmod.audit.rules import (
+    Checker,
+    Regions,
+    Site,
+    regions_from_markers,
+    regions_from_sections,
+)
 from crossmod.audit.symbols import Symbols, parse_symbol_file, undo_kaslr
 from crossmod.audit.tables import decode_jump_table, decode_static_call_sites
 
@@ -43,7 +52,7 @@ def audit_image(path: str, options: Options | None = None) -> AuditReport:
         symbols = _vmlinux_symbols(image, opts.symbols_path)
         version = _check_banner(image, symbols)
         regions = regions_from_markers(symbols)
-        tables = _marker_bounds(symbols, path)
+        tables = _marker_bounds(symbols)
     checker = Checker(image.memory, symbols, regions, _section_namer(image), _text_test(image))
     sites = []
     if tables["jump"] is not None:
@@ -57,7 +66,7 @@ def audit_image(path: str, options: Options | None = None) -> AuditReport:
                              opts.tracepoints_fail)
 
 
-def _check_decode(sites: list, symbols: Symbols) -> None:
+def _check_decode(sites: list[Site], symbols: Symbols) -> None:
     """Symbols from another build put the table markers in the wrong place; then most
     "entries" are noise. A real table verifies almost entirely."""
     jumps = [s for s in sites if s.kind == "jump"]
@@ -126,15 +135,20 @@ def _check_banner(image: Image, symbols: Symbols) -> str | None:
     return text
 
 
-def _marker_bounds(symbols: Symbols, where: str) -> dict[str, tuple[int, int] | None]:
-    jump = tuple(symbols.get(n) for n in JUMP_MARKERS)
-    if None in jump:
+def _bounds(symbols: Symbols, names: tuple[str, str]) -> tuple[int, int] | None:
+    start, stop = symbols.get(names[0]), symbols.get(names[1])
+    return None if start is None or stop is None else (start, stop)
+
+
+def _marker_bounds(symbols: Symbols) -> dict[str, tuple[int, int] | None]:
+    jump = _bounds(symbols, JUMP_MARKERS)
+    if jump is None:
         raise SymbolsError(
             "no __start___jump_table/__stop___jump_table symbols (kernel without "
             "CONFIG_JUMP_LABEL, or symbols without data; kallsyms needs KALLSYMS_ALL)",
             symbols.source)
-    call = tuple(symbols.get(n) for n in CALL_MARKERS)
-    return {"jump": jump, "static_call": None if None in call else call}  # type: ignore[dict-item]
+    # Static call markers are optional: a kernel without HAVE_STATIC_CALL_INLINE has none.
+    return {"jump": jump, "static_call": _bounds(symbols, CALL_MARKERS)}
 
 
 def _module_layout(image: Image) -> tuple[Regions, dict[str, tuple[int, int] | None]]:
@@ -145,7 +159,7 @@ def _module_layout(image: Image) -> tuple[Regions, dict[str, tuple[int, int] | N
     }
 
 
-def _section_namer(image: Image):
+def _section_namer(image: Image) -> Callable[[int], str]:
     def name(addr: int) -> str:
         s = image.section_at(addr)
         return s.name if s is not None else "?"
@@ -153,8 +167,8 @@ def _section_namer(image: Image):
     return name
 
 
-def _text_test(image: Image):
-    execs = [(s.start, s.end) for s in image.sections if s.flags & 0x4]  # SHF_EXECINSTR
+def _text_test(image: Image) -> Callable[[int], bool]:
+    execs = [(s.start, s.end) for s in image.sections if s.flags & SH_FLAGS.SHF_EXECINSTR]
 
     def is_text(addr: int) -> bool:
         return any(lo <= addr < hi for lo, hi in execs) and image.memory.contains(addr, 2)
