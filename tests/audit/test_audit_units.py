@@ -74,6 +74,19 @@ def test_unpack_never_crashes(data):
         unpack(data, "fuzz")
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 0xFF), st.integers(0, 0xFFFF), st.integers(0, (1 << 32) - 1),
+       st.integers(0, (1 << 32) - 1), st.binary(max_size=512))
+def test_bzimage_header_fields_never_crash(sects, proto, off, length, tail):
+    head = bytearray(0x300)
+    head[0x1F1] = sects
+    head[0x202:0x206] = b"HdrS"
+    struct.pack_into("<HxxxxxxH", head, 0x206, proto, 0x50)
+    struct.pack_into("<II", head, 0x248, off, length)
+    with contextlib.suppress(ImageFormatError):
+        unpack(bytes(head) + tail, "fuzz")
+
+
 def _audit_bytes(data: bytes) -> None:
     fd, path = tempfile.mkstemp()
     try:

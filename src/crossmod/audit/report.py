@@ -122,6 +122,8 @@ class AuditReport:
             f"({c['hazards_tracepoint']} tracepoint, {c['hazards_allowed']} allowed, "
             f"{c['hazards_failing']} failing)",
         ]
+        if self.ro_after_init is None:
+            lines.append("note: no __start_ro_after_init range, so every key counts as writable")
         if self.hazards:
             lines += ["", *_table(self.hazards, self.allow)]
         if self.unverified:
