@@ -159,3 +159,11 @@ def test_module_rejects_symbols_option(fx, tmp_path):
     smap.write_text(builder.system_map(fx.symbols))
     with pytest.raises(SymbolsError, match="not a module"):
         audit_image(str(fx.obj), Options(symbols_path=str(smap)))
+
+
+def test_debian_placeholder_system_map(fx, tmp_path):
+    smap = tmp_path / "System.map-6.1.0-56-amd64"
+    smap.write_text("ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg "
+                    "package\n")
+    with pytest.raises(SymbolsError, match=r"placeholder System\.map"):
+        audit_image(str(fx.nosyms), Options(symbols_path=str(smap)))

@@ -45,3 +45,10 @@ class Memory:
         lo = addr - start
         chunk = bytes(data[lo : lo + length])
         return chunk + bytes(length - len(chunk))
+
+    def read_upto(self, addr: int, length: int) -> bytes | None:
+        """Up to `length` bytes at `addr`, fewer at the end of a range; None when unmapped."""
+        r = self.find(addr)
+        if r is None:
+            return None
+        return self.read(addr, min(length, r[0] + r[1] - addr))

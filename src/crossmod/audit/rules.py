@@ -129,11 +129,9 @@ class Checker:
 
     def decode(self, addr: int) -> tuple[str, int, int | None] | None:
         """(mnemonic, size, branch target or None) of the instruction at addr."""
-        code = self.memory.read(addr, MAX_INSN)
-        if code is None:
-            code = self.memory.read(addr, 2)
-            if code is None:
-                return None
+        code = self.memory.read_upto(addr, MAX_INSN)
+        if not code:
+            return None
         for _, size, mnemonic, op_str in self._cs.disasm_lite(code, addr, 1):
             target = None
             if mnemonic.startswith(("j", "call")) and op_str.startswith("0x"):

@@ -86,6 +86,10 @@ def parse_symbol_file(text: str, where: str) -> tuple[list[tuple[int, str, str]]
     """
     entries: list[tuple[int, str, str]] = []
     has_modules = False
+    if "The real System.map is in" in text[:200]:
+        raise SymbolsError("this is Debian's placeholder System.map (the real one is in the "
+                           "-dbg package); leave --symbols out to use the embedded kallsyms",
+                           where)
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
