@@ -51,6 +51,7 @@ def test_each_region_and_key_class(fx):
     assert (entry.region, entry.kind, entry.insn, entry.key_name) == ("entry", "jump", "nop5",
                                                                       "rw_key")
     assert (entry.key_section, entry.key_ro, entry.hazard) == (".data", False, True)
+    assert entry.flags == ("objtool_nop",)
     ro = site(report, "entry_fn+0x5")
     assert (ro.insn, ro.key_name, ro.key_section, ro.hazard) == ("nop2", "ro_key",
                                                                  "ro_after_init", False)

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from crossmod.audit import ImageFormatError, audit_image
 from crossmod.audit.memory import Memory
+from crossmod.audit.rules import Checker, Regions
 from crossmod.audit.symbols import Symbols, parse_symbol_file
-from crossmod.audit.tables import decode_jump_table, decode_static_call_sites
+from crossmod.audit.tables import JumpEntry, decode_jump_table, decode_static_call_sites
 from crossmod.audit.unpack import unpack
 
 BASE = 0xFFFFFFFF82000000
@@ -38,6 +39,25 @@ def test_static_call_site_flags():
     s0, s1 = decode_static_call_sites(mem, BASE, BASE + 16, "t")
     assert (s0.addr, s0.key, s0.flags) == (BASE - 0x20, BASE + 4 + 0x100, 1)
     assert (s1.addr, s1.key, s1.flags) == (BASE + 8 + 0x10, BASE + 12 - 0x100, 2)
+
+
+def _checker(code: bytes) -> Checker:
+    mem = Memory()
+    mem.add(BASE, len(code), code)
+    syms = Symbols.build("t", [(BASE, "T", "f"), (BASE + 0x100, "D", "k")])
+    return Checker(mem, syms, Regions(), lambda a: ".data", lambda a: BASE <= a < BASE + 16)
+
+
+def test_objtool_nop_mark_requires_a_nop():
+    """Bit 1 set means objtool NOPed the site (JUMP_LABEL_HACK); a JMP there is wrong."""
+    jmp = b"\xeb\x03" + b"\x90" * 14  # jmp +3 -> BASE + 5
+    site = _checker(jmp).jump_site(JumpEntry(BASE + 0x80, BASE, BASE + 5, BASE + 0x100, 2))
+    assert site.problem == "jmp2 where objtool should have left a NOP"
+    ok = _checker(jmp).jump_site(JumpEntry(BASE + 0x80, BASE, BASE + 5, BASE + 0x100, 1))
+    assert ok.verified and ok.flags == ("branch",)
+    nop = _checker(b"\x66\x90" + bytes(14)).jump_site(
+        JumpEntry(BASE + 0x80, BASE, BASE + 5, BASE + 0x100, 3))
+    assert nop.verified and nop.flags == ("branch", "objtool_nop") and nop.insn == "nop2"
 
 
 def test_table_bounds_must_be_whole_records():

@@ -21,7 +21,10 @@ JUMP_ENTRY = struct.Struct("<iiq")
 JUMP_ENTRY_KEY_OFFSET = 8
 JUMP_ENTRY_TARGET_OFFSET = 4
 JUMP_FLAG_BRANCH = 1  # jump_entry_is_branch(): the site's default direction is "jump"
-JUMP_FLAG_INIT = 2  # jump_entry_is_init(): site lives in init text (set at boot, kept here)
+# Bit 1 is jump_entry_is_init() only after jump_label_init() has rewritten it at boot. In the
+# image it is the CONFIG_HAVE_JUMP_LABEL_HACK mark: arch_static_branch() emits `jmp` with
+# "i" (2 | branch) and objtool turns every such site into a NOP of the same size.
+JUMP_FLAG_OBJTOOL_NOP = 2
 JUMP_FLAGS = 3
 
 # struct static_call_site { s32 addr; s32 key; }, both relative; key low bits are flags.

@@ -150,7 +150,8 @@ class Checker:
         problem = self._check_jump(e, insn)
         name, section, ro, tp = self._key(e.key)
         flags = tuple(f for bit, f in ((layout.JUMP_FLAG_BRANCH, "branch"),
-                                       (layout.JUMP_FLAG_INIT, "init")) if e.flags & bit)
+                                       (layout.JUMP_FLAG_OBJTOOL_NOP, "objtool_nop"))
+                      if e.flags & bit)
         return Site("jump", e.code, self.symbols.function_at(e.code),
                     self.regions.region_of(e.code), _short(insn), e.key, name, section, ro,
                     tp, flags, problem)
@@ -163,6 +164,8 @@ class Checker:
         mnemonic, size, target = insn
         if mnemonic not in ("nop", "jmp") or size not in (2, 5):
             return f"{mnemonic} ({size} byte{'s' * (size != 1)}) is not a 2/5-byte NOP or JMP"
+        if e.flags & layout.JUMP_FLAG_OBJTOOL_NOP and mnemonic != "nop":
+            return f"{mnemonic}{size} where objtool should have left a NOP"
         if mnemonic == "jmp" and target != e.target:
             name = self.symbols.function_at
             return f"jmp to {name(target or 0)}, entry says {name(e.target)}"

@@ -23,7 +23,7 @@ class JumpEntry:
     code: int
     target: int
     key: int
-    flags: int  # JUMP_FLAG_BRANCH | JUMP_FLAG_INIT
+    flags: int  # JUMP_FLAG_BRANCH | JUMP_FLAG_OBJTOOL_NOP
 
 
 @dataclass(frozen=True, slots=True)

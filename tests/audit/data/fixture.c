@@ -37,15 +37,17 @@ volatile int sink;
 	".pushsection .static_call_sites, \"a\"\n\t" \
 	".long 1b - .\n\t.long " key " + " flags " - .\n\t.popsection\n\t"
 
+/* As objtool leaves a CONFIG_HAVE_JUMP_LABEL_HACK site: a NOP, with bit 1 set in the key. */
 INLINE int nop5(struct static_key *key)
 {
 	asm goto("1: .byte 0x0f,0x1f,0x44,0x00,0x00\n\t" JUMP_ENTRY
-		 : : "i"(key), "i"(0) : : l_yes);
+		 : : "i"(key), "i"(2) : : l_yes);
 	return 0;
 l_yes:
 	return 1;
 }
 
+/* As the non-HACK arch_static_branch() emits it: NOP bytes, no flag. */
 INLINE int nop2(struct static_key *key)
 {
 	asm goto("1: .byte 0x66,0x90\n\t" JUMP_ENTRY : : "i"(key), "i"(0) : : l_yes);
