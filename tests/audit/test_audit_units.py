@@ -8,7 +8,7 @@ import os
 import struct
 import tempfile
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crossmod.audit import ImageFormatError, audit_image
@@ -126,6 +126,7 @@ _FLIPS = st.lists(st.tuples(_POSITIONS, st.integers(0, 255)), min_size=1, max_si
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_FLIPS)
+@example(flips=[(40, 36)])  # e_shoff past any seekable offset (found by this test)
 def test_corrupted_elf_gives_report_or_format_error(fx, flips):
     data = bytearray(fx.vmlinux.read_bytes())
     for pos, value in flips:

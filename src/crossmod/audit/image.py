@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
@@ -100,8 +101,11 @@ def load_image(raw: bytes, where: str) -> Image:
         return _load_linked(elf, sections, unpacked, where)
     except ELFError as exc:
         raise ImageFormatError(f"malformed ELF: {exc}", where) from None
-    except (ValueError, KeyError, IndexError) as exc:  # pyelftools' construct errors
-        raise ImageFormatError(f"malformed ELF: {exc!s:.80}", where) from None
+    # pyelftools trusts header fields: a wild e_shoff or sh_link surfaces as one of these.
+    except (ValueError, KeyError, IndexError, OverflowError, struct.error, AttributeError,
+            TypeError, AssertionError) as exc:
+        raise ImageFormatError(f"malformed ELF: {type(exc).__name__}: {exc!s:.60}",
+                               where) from None
 
 
 def _check_bounds(elf: ELFFile, sections: list, size: int, where: str) -> None:
