@@ -25,6 +25,7 @@ from crossmod.audit.unpack import Unpacked, unpack
 # Where a module's sections are laid out: the x86-64 module area, so addresses look familiar.
 MODULE_BASE = 0xFFFFFFFFC0000000
 EXTERN_BASE = 0xFFFFFFFFE0000000  # undefined symbols each get a slot here
+MAX_MODULE_BSS = 256 << 20
 _BANNER = re.compile(rb"Linux version \d+\.\d+[^\0\n]*")
 _VERMAGIC = re.compile(rb"vermagic=([^\0]+)")
 
@@ -167,7 +168,7 @@ def _raw_symbols(elf: ELFFile, symtab, data: bytes, place) -> list[tuple[int, st
 
 def _load_relocatable(elf: ELFFile, sections: list, unpacked: Unpacked, where: str) -> Image:
     data = unpacked.elf
-    bases, blobs, secs = _layout_sections(sections, data)
+    bases, blobs, secs = _layout_sections(sections, data, where)
     symtab = elf.get_section_by_name(".symtab")
     if symtab is None:
         raise ImageFormatError("relocatable object without .symtab", where)
@@ -192,7 +193,7 @@ def _load_relocatable(elf: ELFFile, sections: list, unpacked: Unpacked, where: s
 
 
 def _layout_sections(
-    sections: list, data: bytes
+    sections: list, data: bytes, where: str
 ) -> tuple[dict[int, int], dict[int, bytearray], list[Section]]:
     bases: dict[int, int] = {}
     blobs: dict[int, bytearray] = {}
@@ -205,6 +206,10 @@ def _layout_sections(
         cursor = (cursor + align - 1) & ~(align - 1)
         bases[idx] = cursor
         if s["sh_type"] == "SHT_NOBITS":
+            # .bss is zero-filled in memory only; a module's is small, so a huge one is junk.
+            if s["sh_size"] > MAX_MODULE_BSS:
+                raise ImageFormatError(
+                    f"section {s.name or '?'} claims {s['sh_size']:#x} bytes of .bss", where)
             blobs[idx] = bytearray(s["sh_size"])
         else:
             blobs[idx] = bytearray(data[s["sh_offset"] : s["sh_offset"] + s["sh_size"]])
