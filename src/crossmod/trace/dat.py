@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import heapq
 import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from operator import attrgetter
 from typing import BinaryIO
 
 from crossmod.trace import layout as L
@@ -353,15 +351,16 @@ class DatReader:
     # -- data -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
         from crossmod.trace.datpages import PageDecoder
+        from crossmod.trace.merge import merge_blocks
 
         dec = PageDecoder(self)
-        streams = [dec.cpu_events(cpu, off, size) for cpu, off, size in sorted(self.cpu_data)]
-        return heapq.merge(*streams, key=attrgetter("ts"))
+        return merge_blocks([dec.cpu_blocks(cpu, off, size)
+                             for cpu, off, size in sorted(self.cpu_data)])
 
     def decoders(self) -> dict[int, FieldDecoder]:
         sym = self.kallsyms.lookup
         return {fid: FieldDecoder(fmt, SCHEMA[fmt.name], self.e, self.long_size, sym)
-                for fid, fmt in self.formats.items() if fmt.name in SCHEMA}
+                for fid, fmt in self.formats.items() if SCHEMA.get(fmt.name)}
 
     def blocks(self, cpu: int, offset: int, size: int) -> Iterator[tuple[bytes, int, str]]:
         """Yield (bytes holding whole pages, file offset, label) for one CPU, bounded."""

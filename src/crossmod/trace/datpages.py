@@ -48,6 +48,7 @@ class PageDecoder:
         self.pid_off = cp.offset if cp else 4
         self.names = {fid: f.name for fid, f in r.formats.items()}
         self.decoders = r.decoders()
+        self._stacks: dict[bytes, tuple[str, ...]] = {}
         self.stack_id, self.stack_size_off, self.stack_caller_off = -1, 0, 0
         for fid, f in r.formats.items():
             if f.name == "kernel_stack" and f.system == "ftrace":
@@ -59,33 +60,32 @@ class PageDecoder:
     def _stack(self, blob: bytes, data: int, end: int) -> tuple[str, ...]:
         r = self.r
         ls = r.long_size
-        word = struct.Struct(r.e + ("Q" if ls == 8 else "I"))
         (n,) = struct.unpack_from(r.e + "i", blob, data + self.stack_size_off)
         start = data + self.stack_caller_off
         n = max(0, min(n, (end - start) // ls))
+        raw = blob[start : start + n * ls]
+        hit = self._stacks.get(raw)
+        if hit is not None:
+            return hit
+        word = struct.Struct(r.e + ("Q" if ls == 8 else "I"))
         sentinel = (1 << (8 * ls)) - 1
         look = r.kallsyms.lookup
-        frames = []
-        for (addr,) in word.iter_unpack(blob[start : start + n * ls]):
-            if addr and addr != sentinel:
-                frames.append(look(addr, False))
-        return tuple(frames)
+        frames = tuple(look(a, False) for (a,) in word.iter_unpack(raw) if a and a != sentinel)
+        if len(self._stacks) < 1 << 14:  # distinct stacks are few; bound them anyway
+            self._stacks[raw] = frames
+        return frames
 
-    def cpu_events(self, cpu: int, offset: int, size: int) -> Iterator[Event]:
-        """One CPU's events in order; each stack is attached before its event is yielded."""
+    def cpu_blocks(self, cpu: int, offset: int, size: int) -> Iterator[list[Event]]:
+        """One CPU's events, a list per block of pages; stacks attached across blocks."""
         prev: Event | None = None
-        for ev in self._records(cpu, offset, size):
-            if isinstance(ev, tuple):
-                if prev is not None and prev.stack is None:
-                    prev.stack = ev
-                continue
-            if prev is not None:
-                yield prev
-            prev = ev
-        if prev is not None:
-            yield prev
+        for blob, foff, label in self.r.blocks(cpu, offset, size):
+            events = self._block(blob, foff, label, cpu, prev)
+            if events:
+                prev = events[-1]
+                yield events
 
-    def _records(self, cpu: int, offset: int, size: int) -> Iterator[Event | tuple[str, ...]]:
+    def _block(self, blob: bytes, foff: int, label: str, cpu: int, prev: Event | None
+               ) -> list[Event]:
         r = self.r
         e = r.e
         ps = r.page_size
@@ -99,71 +99,75 @@ class PageDecoder:
         decoders, names, cmdlines = self.decoders, self.names, r.cmdlines
         stack_id, ts_add = self.stack_id, r.ts_offset
         big = e == ">"
-        for blob, foff, label in r.blocks(cpu, offset, size):
-            for p in range(0, len(blob) - ps + 1, ps):
-                ts = u64(blob, p + ts_off)[0]
-                flags = commit_u(blob, p + commit_off)[0]
-                pos = p + data_off
-                end = pos + (flags & L.COMMIT_MASK)
-                if flags & L.MISSING_EVENTS:
-                    r.lost_events += 1
-                if end > p + ps:
-                    r.problem(r.where(foff + p) + label,
-                              f"CPU {cpu} page commit size {flags & L.COMMIT_MASK} exceeds page")
+        out: list[Event] = []
+        append = out.append
+        for p in range(0, len(blob) - ps + 1, ps):
+            ts = u64(blob, p + ts_off)[0]
+            flags = commit_u(blob, p + commit_off)[0]
+            pos = p + data_off
+            end = pos + (flags & L.COMMIT_MASK)
+            if flags & L.MISSING_EVENTS:
+                r.lost_events += 1
+            if end > p + ps:
+                r.problem(r.where(foff + p) + label,
+                          f"CPU {cpu} page commit size {flags & L.COMMIT_MASK} exceeds page")
+                continue
+            while pos < end:
+                w = u32(blob, pos)[0]
+                if big:
+                    tl, delta = w >> 27, w & 0x7FFFFFF
+                else:
+                    tl, delta = w & 31, w >> 5
+                if 0 < tl <= 28:
+                    data = pos + 4
+                    nxt = data + (tl << 2)
+                elif tl == 0:
+                    data = pos + 8
+                    nxt = data + ((u32(blob, pos + 4)[0] - 1) & ~3)
+                elif tl == L.TYPE_TIME_EXTEND:
+                    ts += (u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta
+                    pos += 8
                     continue
-                while pos < end:
-                    w = u32(blob, pos)[0]
-                    if big:
-                        tl, delta = w >> 27, w & 0x7FFFFFF
-                    else:
-                        tl, delta = w & 31, w >> 5
-                    if 0 < tl <= 28:
-                        data = pos + 4
-                        nxt = data + (tl << 2)
-                    elif tl == 0:
-                        data = pos + 8
-                        nxt = data + ((u32(blob, pos + 4)[0] - 1) & ~3)
-                    elif tl == L.TYPE_TIME_EXTEND:
-                        ts += (u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta
-                        pos += 8
-                        continue
-                    elif tl == L.TYPE_TIME_STAMP:
-                        ts = ((u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta) | (ts & L.TS_MSB)
-                        pos += 8
-                        continue
-                    else:  # padding: a discarded event keeps its delta; delta 0 = page tail
-                        if not delta:
-                            break
-                        ts += delta
-                        pos += 4 + u32(blob, pos + 4)[0]
-                        continue
-                    ts += delta
-                    if nxt > end or nxt <= data:
-                        r.problem(r.where(foff + pos) + label,
-                                  f"CPU {cpu} record length runs past the page")
+                elif tl == L.TYPE_TIME_STAMP:
+                    ts = ((u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta) | (ts & L.TS_MSB)
+                    pos += 8
+                    continue
+                else:  # padding: a discarded event keeps its delta; delta 0 = page tail
+                    if not delta:
                         break
-                    etype = typ_u(blob, data + type_off)[0]
-                    dec = decoders.get(etype)
-                    if dec is None:
-                        if etype == stack_id:
-                            yield self._stack(blob, data, nxt)
-                            pos = nxt
-                            continue
-                        name = names.get(etype)
-                        if name is None:
-                            r.problem(r.where(foff + pos) + label,
-                                      f"CPU {cpu} record of unknown event id {etype}")
-                            pos = nxt
-                            continue
-                        fields: dict[str, object] = {}
-                    else:
-                        name = names[etype]
-                        try:
-                            fields = dec.decode(blob, data, nxt)
-                        except (ValueError, struct.error) as exc:
-                            r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
-                            pos = nxt
-                            continue
-                    pid = pid_u(blob, data + pid_off)[0]
-                    yield Event(ts + ts_add, cpu, pid, cmdlines.get(pid, "<...>"), name, fields)
-                    pos = nxt
+                    ts += delta
+                    pos += 4 + u32(blob, pos + 4)[0]
+                    continue
+                ts += delta
+                if nxt > end or nxt <= data:
+                    r.problem(r.where(foff + pos) + label,
+                              f"CPU {cpu} record length runs past the page")
+                    break
+                etype = typ_u(blob, data + type_off)[0]
+                dec = decoders.get(etype)
+                if dec is None:
+                    if etype == stack_id:
+                        target = out[-1] if out else prev
+                        if target is not None and target.stack is None:
+                            target.stack = self._stack(blob, data, nxt)
+                        pos = nxt
+                        continue
+                    name = names.get(etype)
+                    if name is None:
+                        r.problem(r.where(foff + pos) + label,
+                                  f"CPU {cpu} record of unknown event id {etype}")
+                        pos = nxt
+                        continue
+                    fields: dict[str, object] = {}
+                else:
+                    name = names[etype]
+                    try:
+                        fields = dec.decode(blob, data, nxt)
+                    except (ValueError, struct.error) as exc:
+                        r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
+                        pos = nxt
+                        continue
+                pid = pid_u(blob, data + pid_off)[0]
+                append(Event(ts + ts_add, cpu, pid, cmdlines.get(pid, "<...>"), name, fields))
+                pos = nxt
+        return out

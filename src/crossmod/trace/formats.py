@@ -125,61 +125,73 @@ def parse_format(text: str, system: str = "", where: str = "format") -> EventFor
 _INT = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
-def _int_reader(f: FieldFormat, endian: str) -> Callable[[bytes, int], int]:
-    code = _INT.get(f.size)
-    if code is None:
-        raise TraceFormatError("format", f"field {f.name} has unsupported size {f.size}")
-    st = struct.Struct(endian + (code if f.signed else code.upper()))
-    off = f.offset
-    unpack = st.unpack_from
-
-    def read(buf: bytes, base: int) -> int:
-        return unpack(buf, base + off)[0]
-
-    return read
-
-
 class FieldDecoder:
     """Decodes the `events.SCHEMA` fields of one event format from record payloads.
 
-    `symbolize(addr, with_offset)` is the file's kallsyms lookup.
+    All fixed-size scalar fields are read with one precompiled struct (offsets from the
+    format); pointers are symbolised through a per-field cache, because a trace repeats
+    the same few callsites and callbacks millions of times. `symbolize(addr,
+    with_offset)` is the file's kallsyms lookup.
     """
 
     def __init__(self, fmt: EventFormat, wanted: dict[str, type], endian: str, long_size: int,
                  symbolize: Callable[[int, bool], str]) -> None:
-        self.readers: list[tuple[str, Callable[[bytes, int, int], object]]] = []
+        self.symbolize = symbolize
+        self.special: list[tuple[str, Callable[[bytes, int, int], object]]] = []
+        scalars: list[tuple[FieldFormat, str | None]] = []
         for name, typ in wanted.items():
             f = fmt.field(name)
             if f is None:
                 continue
-            self.readers.append((name, self._reader(f, typ, fmt, endian, long_size, symbolize)))
+            if f.data_loc and typ is tuple:
+                self.special.append((name, _cpumask_reader(f, endian, long_size)))
+            elif typ is str and (f.array is not None or f.data_loc):
+                self.special.append((name, _string_reader(f, endian)))
+            elif f.size in _INT:
+                scalars.append((f, fmt.pointer_style.get(f.name, "p") if typ is str else None))
+            else:
+                raise TraceFormatError("format", f"{fmt.name}.{f.name}: unsupported size {f.size}")
+        scalars.sort(key=lambda fs: fs[0].offset)
+        code, pos = endian, 0
+        for f, _style in scalars:
+            if f.offset < pos:
+                raise TraceFormatError("format", f"{fmt.name}.{f.name} overlaps another field")
+            c = _INT[f.size]
+            code += "x" * (f.offset - pos) + (c if f.signed and _style is None else c.upper())
+            pos = f.offset + f.size
+        self.st = struct.Struct(code)
+        self.min_size = pos
+        self.names = [f.name for f, _ in scalars]
+        self.styles = [style for _, style in scalars]
+        self.pointers: list[tuple[int, str, dict[int, str], str]] = [
+            (i, name, {}, style) for i, (name, style) in enumerate(zip(self.names, self.styles,
+                                                                        strict=True)) if style]
 
-    @staticmethod
-    def _reader(f: FieldFormat, typ: type, fmt: EventFormat, endian: str, long_size: int,
-                symbolize: Callable[[int, bool], str]) -> Callable[[bytes, int, int], object]:
-        if f.data_loc and typ is tuple:
-            return _cpumask_reader(f, endian, long_size)
-        if typ is str and (f.array is not None or f.data_loc):
-            return _string_reader(f, endian)
-        read = _int_reader(f, endian)
-        if typ is str:
-            style = fmt.pointer_style.get(f.name, "p")
-
-            def sym(buf: bytes, base: int, end: int) -> object:
-                addr = read(buf, base) & ((1 << (8 * f.size)) - 1)
-                if addr == 0:
-                    return "0x0"
-                if style in ("pS", "pB"):
-                    return symbolize(addr, True)
-                if style == "ps":
-                    return symbolize(addr, False)
-                return f"0x{addr:x}"
-
-            return sym
-        return lambda buf, base, end: read(buf, base)
+    def _pointer(self, addr: int, style: str) -> str:
+        if addr == 0:
+            return "0x0"
+        if style in ("pS", "pB"):
+            return self.symbolize(addr, True)
+        if style == "ps":
+            return self.symbolize(addr, False)
+        return f"0x{addr:x}"
 
     def decode(self, buf: bytes, base: int, end: int) -> dict[str, object]:
-        return {name: r(buf, base, end) for name, r in self.readers}
+        if base + self.min_size > end:
+            raise ValueError("record is shorter than its format")
+        vals = self.st.unpack_from(buf, base)
+        out = dict(zip(self.names, vals, strict=True))
+        for i, name, cache, style in self.pointers:
+            v = vals[i]
+            s = cache.get(v)
+            if s is None:
+                s = self._pointer(v, style)
+                if len(cache) < 4096:
+                    cache[v] = s
+            out[name] = s
+        for name, read in self.special:
+            out[name] = read(buf, base, end)
+        return out
 
 
 def _cpumask_reader(f: FieldFormat, endian: str, long_size: int

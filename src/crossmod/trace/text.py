@@ -20,17 +20,28 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from crossmod.trace.events import SCHEMA, Event, TraceFormatError, frame_name, parse_cpulist
 
 MAX_PROBLEMS = 100
 _HOLD = 4096  # events held back at most while waiting for a possible stack
 
-_LINE = re.compile(
-    r"\s*(?P<comm>.*)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
-    r"(?:[\w.]{4,6}\s+)?(?P<sec>\d+)\.(?P<frac>\d+):\s+"
-    r"(?:(?P<stack><stack trace ?>)|(?P<ev>[^\s:]+):)\s?(?P<rest>.*)"
+_EVENT = (
+    r"[ \t]*+(?P<comm>[^\n]*?)-(?P<pid>\d++)[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?"
+    r"\[(?P<cpu>\d++)\][ \t]++(?:[\w.]{4,6}[ \t]+)?(?P<sec>\d++)\.(?P<frac>\d++):[ \t]++"
+    r"(?:(?P<stack><stack trace ?>)|(?P<ev>[^\s:]++):)[ \t]?(?P<rest>[^\n]*+)\n"
 )
+# One match per line, except that a run of stack-frame lines is one match: the C regex
+# engine walks the frames, Python sees one match per stack. Possessive quantifiers keep
+# junk lines from backtracking.
+_CHUNK = re.compile(
+    r"(?P<frames>(?:[ \t]*+=>[^\n]*+\n)++)|" + _EVENT + r"|(?P<other>[^\n]*\n)"
+)
+_CHUNK_CHARS = 1 << 20
+_LINE = re.compile(_EVENT)
+_PARSED = frozenset(k for k, v in SCHEMA.items() if v) | {"print"}
+_SCALE = {9: 1, 6: 1000, 3: 1_000_000}
 _HEADER = re.compile(
     r"\s*(#|cpus=\d+|version = \d+|CPU \d+ is empty|CPU:\s*\d+ \[LOST|\[LOST|$)"
 )
@@ -41,6 +52,16 @@ def _sym(v: str) -> str:
     """Drop what only raw tracefs prints after ``%pS``: the ``/0xsize`` and ``[module]``."""
     slash = v.find("/0x")
     return v[:slash] if slash > 0 else v
+
+
+def _cut_before_frames(piece: str, cut: int) -> int:
+    """Move a chunk cut back before a trailing run of ``=>`` lines: a stack stays whole."""
+    while cut > 0:
+        start = piece.rfind("\n", 0, cut - 1) + 1
+        if start == 0 or piece[start:cut].lstrip(" \t")[:2] != "=>":
+            return cut
+        cut = start
+    return cut
 
 
 def _parse_fields(name: str, rest: str) -> dict[str, object]:
@@ -78,10 +99,6 @@ def _parse_fields(name: str, rest: str) -> dict[str, object]:
     return out
 
 
-def _ns(sec: str, frac: str) -> int:
-    return int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-
-
 class TextReader:
     """Iterate `Event`s of a text trace given as lines (a file object or any iterable)."""
 
@@ -93,6 +110,9 @@ class TextReader:
         self.errors: list[TraceFormatError] = []
         self.lost_events = 0
         self.line_count = 0
+        self._stacks: dict[str, tuple[str, ...]] = {}
+        self._fields: dict[tuple[str, str], dict[str, object]] = {}
+        self._pending_stack: Event | None = None
 
     def problem(self, lineno: int, what: str) -> None:
         err = TraceFormatError(f"{self.path}:{lineno}", what)
@@ -102,57 +122,97 @@ class TextReader:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(err)
 
+    def _chunks(self) -> Iterator[str]:
+        """The text in pieces of whole lines, each ending in a newline."""
+        read = getattr(self.lines, "read", None)
+        carry = ""
+        while True:
+            if read is not None:
+                piece = read(_CHUNK_CHARS)
+            else:
+                piece = "".join(islice(self.lines, 8192))  # type: ignore[arg-type]
+            if not piece:
+                break
+            piece = carry + piece
+            cut = _cut_before_frames(piece, piece.rfind("\n") + 1)
+            carry = piece[cut:]
+            if cut:
+                yield piece[:cut]
+        if carry:
+            yield carry + "\n"
+
     def __iter__(self) -> Iterator[Event]:
         queue: deque[Event] = deque()
         latest: dict[int, Event] = {}
-        frames: list[str] | None = None
-        target: Event | None = None
-        match = _LINE.match
-        for lineno, line in enumerate(self.lines, 1):
-            self.line_count = lineno
-            s = line.lstrip()
-            if s.startswith("=>"):
-                if frames is None:
-                    self.problem(lineno, "stack frame without a <stack trace> line")
-                else:
-                    frames.append(frame_name(s))
-                continue
-            if frames is not None:
-                if target is not None:
-                    target.stack = tuple(frames)
-                frames = target = None
-            m = match(line)
-            if m is None:
-                self._other(lineno, line)
-                continue
-            ev = self._event(m, lineno)
-            if ev is None:
-                continue
-            if ev.name == "kernel_stack" or m["stack"]:
-                frames, target = [], latest.get(ev.cpu)
-                continue
-            queue.append(ev)
-            latest[ev.cpu] = ev
-            while queue and (queue[0] is not latest.get(queue[0].cpu) or len(queue) > _HOLD):
-                yield queue.popleft()
-        if frames is not None and target is not None:
-            target.stack = tuple(frames)
+        lineno = 0  # line number of the current match
+        event = self._event
+        for chunk in self._chunks():
+            # findall builds the group tuples in C; line numbers are counted alongside
+            for g in _CHUNK.findall(chunk):
+                frames = g[0]
+                if frames:
+                    lineno += frames.count("\n")
+                    target = self._pending_stack
+                    if target is None:
+                        self.problem(lineno, "stack frame without a <stack trace> line")
+                    elif target.stack is None:
+                        target.stack = self._frames(frames)
+                    self._pending_stack = None
+                    continue
+                lineno += 1
+                self._pending_stack = None
+                if g[9]:
+                    self._other(lineno, g[9])
+                    continue
+                ev = event(g, lineno)
+                if ev is None:
+                    continue
+                if ev.name == "kernel_stack":
+                    self._pending_stack = latest.get(ev.cpu)
+                    continue
+                queue.append(ev)
+                latest[ev.cpu] = ev
+                while queue:
+                    head = queue[0]
+                    if latest[head.cpu] is head and len(queue) <= _HOLD:
+                        break
+                    yield queue.popleft()
+        self.line_count = lineno
         yield from queue
 
-    def _event(self, m: re.Match[str], lineno: int) -> Event | None:
-        name = m["ev"] or "kernel_stack"
-        rest = m["rest"]
-        if name == "tracing_mark_write":  # raw tracefs names print events after their ip
+    def _frames(self, raw: str) -> tuple[str, ...]:
+        key = raw
+        hit = self._stacks.get(key)
+        if hit is None:
+            hit = tuple(frame_name(f) for f in raw.splitlines())
+            if len(self._stacks) < 1 << 14:  # distinct stacks are few; bound them anyway
+                self._stacks[key] = hit
+        return hit
+
+    def _event(self, g: tuple[str, ...], lineno: int) -> Event | None:
+        _frames, comm, pid, cpu, sec, frac, stack, name, rest, _other = g
+        if stack:
+            name = "kernel_stack"
+        elif name == "tracing_mark_write":  # raw tracefs names print events after their ip
             name, rest = "print", "tracing_mark_write: " + rest
         fields: dict[str, object] = {}
-        if name in SCHEMA:
-            try:
-                fields = _parse_fields(name, rest)
-            except ValueError as exc:
-                self.problem(lineno, str(exc))
-                return None
-        return Event(_ns(m["sec"], m["frac"]), int(m["cpu"]), int(m["pid"]),
-                     m["comm"].strip(), name, fields)
+        if name in _PARSED:
+            # printed fields repeat (same callsites, callbacks, csd addresses): parse each
+            # distinct text once; every event still gets its own dict
+            key = (name, rest)
+            cached = self._fields.get(key)
+            if cached is None:
+                try:
+                    cached = _parse_fields(name, rest)
+                except ValueError as exc:
+                    self.problem(lineno, str(exc))
+                    return None
+                if len(self._fields) < 1 << 16:
+                    self._fields[key] = cached
+            fields = dict(cached)
+        scale = _SCALE.get(len(frac))
+        ts = int(sec + frac) * scale if scale else int(sec) * 10**9 + int((frac + "0" * 9)[:9])
+        return Event(ts, int(cpu), int(pid), comm.strip(), name, fields)
 
     def _other(self, lineno: int, line: str) -> None:
         if _HEADER.match(line):

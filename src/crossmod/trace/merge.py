@@ -1,0 +1,59 @@
+"""Merge per-CPU event streams into timestamp order, a block at a time.
+
+Owns: `merge_blocks`. Each stream yields *lists* of one CPU's events in time order (a
+page block or a compressed chunk). Rather than one heap operation per event, every
+round emits all buffered events older than the smallest "newest buffered timestamp" of
+the streams still running, sorted in C by a stable sort (so equal timestamps keep the
+CPU order, as ``trace-cmd report`` does). The newest event of a running stream is always
+held back, so a ``kernel_stack`` record at the start of its next block can still attach
+to it. Memory: at most about one block per stream.
+
+May import: the standard library and `crossmod.trace.events`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from operator import attrgetter
+
+from crossmod.trace.events import Event
+
+_TS = attrgetter("ts")
+
+
+def merge_blocks(streams: list[Iterator[list[Event]]]) -> Iterator[Event]:
+    n = len(streams)
+    bufs: list[list[Event]] = [[] for _ in range(n)]
+    pos = [0] * n
+    live = [True] * n
+    while True:
+        for i in range(n):
+            while live[i] and len(bufs[i]) - pos[i] < 2:
+                block = next(streams[i], None)
+                if block is None:
+                    live[i] = False
+                    break
+                bufs[i] = bufs[i][pos[i] :] + block
+                pos[i] = 0
+        heads = [bufs[i][-1].ts for i in range(n) if live[i] and bufs[i]]
+        if not heads:
+            batch = [e for i in range(n) for e in bufs[i][pos[i] :]]
+            batch.sort(key=_TS)
+            yield from batch
+            return
+        batch = _take(bufs, pos, min(heads), bisect_left)
+        if not batch:  # every held event shares the watermark timestamp
+            batch = _take(bufs, pos, min(heads), bisect_right)
+        batch.sort(key=_TS)
+        yield from batch
+
+
+def _take(bufs: list[list[Event]], pos: list[int], watermark: int, cut: object) -> list[Event]:
+    batch: list[Event] = []
+    for i, b in enumerate(bufs):
+        k = cut(b, watermark, lo=pos[i], key=_TS)  # type: ignore[operator]
+        if k > pos[i]:
+            batch.extend(b[pos[i] : k])
+            pos[i] = k
+    return batch
