@@ -15,7 +15,7 @@ class Fixtures:
     dir: Path
     obj: Path  # fixture.o: a relocatable object, audited like a .ko
     vmlinux: Path  # linked, with .symtab
-    idle_nested: Path  # .cpuidle.text inside the noinstr range (v6.3+ layout)
+    idle_nested: Path  # .cpuidle.text inside the noinstr range (as in Debian's 6.12)
     nosyms: Path  # stripped, no kallsyms space filled: no symbols at all
     kallsyms: dict[str, Path]  # stripped, embedded kallsyms in "v6.1" / "v6.12" order
     symbols: list[tuple[int, str, str]]

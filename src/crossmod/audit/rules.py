@@ -63,8 +63,8 @@ def regions_from_markers(symbols: Symbols) -> Regions:
         start, end = symbols.get(lo), symbols.get(hi)
         if start is not None and end is not None and start < end:
             regions.text[name] = (start, end)
-    # Since v6.3 .cpuidle.text is linked inside the noinstr range; it is reported as its own
-    # region only where it is separate.
+    # Newer kernels link .cpuidle.text inside the noinstr range (Debian's 6.12 does, its 6.1
+    # does not); it is reported as its own region only where it is separate.
     idle = regions.text.get("cpuidle")
     if idle is not None and nested(idle, regions.text.get("noinstr")):
         del regions.text["cpuidle"]
