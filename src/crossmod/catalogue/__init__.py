@@ -1,0 +1,146 @@
+"""The protocol catalogue: every checkable protocol, its variants, and the verdicts expected.
+
+Owns: `ENTRIES` (name -> Entry), `ROWS` (what `crossmod check --all` runs) and `build()`,
+which validates user-supplied knobs and returns a `System`. Imports: machine, kernel,
+catalogue modules. Engines never import this package; they receive Systems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crossmod.catalogue import x86_history as hist
+from crossmod.catalogue import x86_int3
+from crossmod.machine.state import MEMORY_MODELS
+from crossmod.machine.system import System
+from crossmod.machine.text import FETCH_MODELS
+
+
+class CatalogueError(ValueError):
+    """A protocol name, variant or knob the catalogue cannot honour (CLI exit 2)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A protocol the catalogue knows: how to build it and within which bounds."""
+
+    name: str
+    build: Callable[..., System]
+    summary: str
+    variants: dict[str, str]  # variant -> one line on what it changes
+    cpus: tuple[int, int] = (2, 8)
+    nmis: tuple[int, int] = (0, 3)
+    fetch: tuple[str, ...] = ("per-byte", "snapshot")
+    arch: str = "x86"
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of `crossmod check --all`: a configuration and the verdict it must give."""
+
+    protocol: str
+    variant: str = "default"
+    knobs: dict[str, Any] = field(default_factory=dict)
+    expected: str = "safe"
+    prop: str | None = None
+    why: str = ""
+
+
+ENTRIES: dict[str, Entry] = {e.name: e for e in (
+    Entry("x86-int3-batch", x86_int3.build_int3_batch,
+          "today's smp_text_poke_batch_finish (INT3, sync, tail, sync, first byte, sync)",
+          {"default": "the kernel as of 2025",
+           "no-sync1": "K2: no sync after the INT3 write",
+           "no-sync2": "K3: no sync after the tail write (Intel said unnecessary, 2010)",
+           "no-sync3": "K4: no sync after the first-byte write",
+           "no-publish-barrier": "K6: no F2 smp_wmb / H1 smp_rmb (fixmap-era text_poke)",
+           "stack-descriptor": "K5: 2019 refcount through a pointer to an on-stack descriptor",
+           "global-descriptor": "the 2022 fix of K5: one global descriptor"}),
+    Entry("x86-memcpy", hist.build_memcpy,
+          "K1: the new instruction memcpy'd over live text", {"default": "no protocol"}),
+    Entry("x86-fixup-2010", hist.build_fixup_2010,
+          "2010 text_poke_fixup as Masami Hiramatsu listed its steps (no sync after the tail)",
+          {"default": "steps (1)-(9) as written"}),
+    Entry("x86-cpumask-2019", hist.build_cpumask_2019,
+          "2019 cpumask text_poke_sync; #BP handler clears its bit (K8)",
+          {"default": "the #BP handler waits for the breakpoint to go away",
+           "last-clearer-completes": "Andy Lutomirski's remedy: never wait, last clearer "
+                                     "completes the step"},
+          defaults={"nmis": 1}, nmis=(0, 2)),
+    Entry("x86-ipi-irqs-off", hist.build_ipi_irqs_off,
+          "K9: CPUs calling on_each_cpu(wait=1) with interrupts disabled",
+          {"default": "every CPU a caller"}, cpus=(2, 4), nmis=(0, 0)),
+    Entry("x86-stop-machine", hist.build_stop_machine,
+          "text_poke_smp(): patch under stop_machine (v2.6.33-v3.x)",
+          {"default": "first CPU in MULTI_STOP_RUN writes, the others spin"}, cpus=(2, 5)),
+)}
+
+
+ROWS: tuple[Row, ...] = (
+    Row("x86-int3-batch", why="today's protocol"),
+    Row("x86-int3-batch", knobs={"fetch": "snapshot"}),
+    Row("x86-int3-batch", knobs={"cpus": 3, "nmis": 1}, why="3 CPUs, an NMI executes the site"),
+    Row("x86-int3-batch", knobs={"cpus": 3, "nmis": 1, "fetch": "snapshot"}),
+    Row("x86-int3-batch", "no-sync1", expected="violation", prop="torn-instruction"),
+    Row("x86-int3-batch", "no-sync2", expected="violation", prop="torn-instruction",
+        why="per-byte fetch: old first byte cannot pair with new tail bytes... but INT3 can"),
+    Row("x86-int3-batch", "no-sync2", {"fetch": "snapshot"},
+        why="whole-site fetch: Intel's 2010 answer holds"),
+    Row("x86-int3-batch", "no-sync3", expected="violation", prop="unexpected-int3",
+        why="a CPU still fetching the stale INT3 traps after the batch was torn down"),
+    Row("x86-int3-batch", "no-publish-barrier",
+        why="TSO keeps stores in order: refs=1 is visible before the INT3"),
+    Row("x86-int3-batch", "no-publish-barrier", {"memory": "pso"}, expected="violation",
+        prop="unexpected-int3", why="stores reordered: INT3 visible before refs=1"),
+    Row("x86-int3-batch", "stack-descriptor", expected="violation", prop="use-after-return"),
+    Row("x86-int3-batch", "global-descriptor"),
+    Row("x86-memcpy", expected="violation", prop="torn-instruction"),
+    Row("x86-memcpy", knobs={"fetch": "snapshot"}, expected="violation",
+        prop="torn-instruction", why="memcpy's bytes become visible one at a time"),
+    Row("x86-fixup-2010", expected="violation", prop="torn-instruction",
+        why="no sync between the tail and the first byte: as no-sync2"),
+    Row("x86-fixup-2010", knobs={"fetch": "snapshot"}),
+    Row("x86-cpumask-2019", expected="deadlock", prop="deadlock",
+        why="NMI on the patcher hits the INT3; #BP waits for the patcher under it"),
+    Row("x86-cpumask-2019", "last-clearer-completes"),
+    Row("x86-cpumask-2019", "last-clearer-completes", {"nmi_on": "all"},
+        expected="violation", prop="torn-instruction",
+        why="an NMI nested in the #BP handler after its bit was cleared, before the IRET, "
+            "runs the site unserialized: hpa's invariant 2 does not hold with NMIs"),
+    Row("x86-ipi-irqs-off", expected="deadlock", prop="deadlock"),
+    Row("x86-stop-machine"),
+    Row("x86-stop-machine", knobs={"cpus": 3}),
+    Row("x86-stop-machine", knobs={"nmis": 1}, expected="violation", prop="torn-instruction",
+        why="stop_machine cannot stop NMIs"),
+)
+
+
+def build(name: str, variant: str = "default", **knobs: Any) -> System:
+    """The System for `name`/`variant` with the given knobs (cpus, nmis, fetch, memory...),
+    validated against the entry's bounds."""
+    entry = ENTRIES.get(name)
+    if entry is None:
+        raise CatalogueError(f"unknown protocol {name!r}; valid: {', '.join(ENTRIES)}")
+    if variant not in entry.variants:
+        raise CatalogueError(f"unknown variant {variant!r} of {name}; valid: "
+                             f"{', '.join(entry.variants)}")
+    knobs = {**entry.defaults, **{k: v for k, v in knobs.items() if v is not None}}
+    _check_range(entry, "cpus", knobs.get("cpus", 2), entry.cpus)
+    _check_range(entry, "nmis", knobs.get("nmis", 0), entry.nmis)
+    if "fetch" in knobs and knobs["fetch"] not in entry.fetch:
+        raise CatalogueError(f"--fetch {knobs['fetch']!r} does not apply to {name}; valid: "
+                             f"{', '.join(entry.fetch)} (all models: {', '.join(FETCH_MODELS)})")
+    if "memory" in knobs and knobs["memory"] not in MEMORY_MODELS:
+        raise CatalogueError(f"unknown memory model {knobs['memory']!r}; valid: "
+                             f"{', '.join(MEMORY_MODELS)}")
+    return entry.build(variant, **knobs)
+
+
+def _check_range(entry: Entry, knob: str, value: int, bounds: tuple[int, int]) -> None:
+    lo, hi = bounds
+    if not lo <= value <= hi:
+        raise CatalogueError(f"--{knob} {value} is outside what {entry.name} can honour "
+                             f"({lo}..{hi})")

@@ -74,7 +74,8 @@ def enabled(m: Machine, state: tuple, c: int, op: O.Op) -> int:
 
 
 # Locked instructions, fences and serializing instructions wait for the store buffer.
-_NEEDS_EMPTY_SB = frozenset({O.Rmw, O.RmwPerCpu, O.Serialize, O.MutexLock, O.MutexUnlock})
+_NEEDS_EMPTY_SB = frozenset({O.Rmw, O.RmwPerCpu, O.Serialize, O.MutexLock, O.MutexUnlock,
+                             O.CpumaskClearCpu})
 
 
 def _load(m: Machine, w: Work, state: tuple, c: int, addr: O.Addr) -> Any:
@@ -100,7 +101,8 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
         v = _load(m, w, state, c, op.addr)
         return v, f"load {_addr_name(op.addr)} = {v!r}"
     if tp is O.Store:
-        _buffer(m, w, c, resolve(cfg, c, op.addr), op.value)
+        value = frozenset(range(cfg.ncpus)) if op.value == O.CPU_ONLINE_MASK else op.value
+        _buffer(m, w, c, resolve(cfg, c, op.addr), value)
         return None, f"store {_addr_name(op.addr)} := {op.value!r}"
     if tp is O.StorePerCpu:
         _buffer(m, w, c, ("pall", cfg.pidx[op.name]), op.value)
@@ -118,6 +120,12 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
             w.set_mem(("p", k, idx), new)
             res.append(r)
         return tuple(res), f"{_fn_name(op.fn)}(per_cpu({op.name}, each cpu)) -> {tuple(res)}"
+    if tp is O.CpumaskClearCpu:
+        raddr = resolve(cfg, c, op.addr)
+        old = _load(m, w, state, c, op.addr)
+        new = old - {c}
+        w.set_mem(raddr, new)
+        return not new, f"cpumask_clear_cpu(cpu{c}, {_addr_name(op.addr)}) -> {_mask(new)}"
     if tp is O.WaitUntil:
         v = _load(m, w, state, c, op.addr)
         return v, f"wait {_addr_name(op.addr)}: done ({v!r})"
@@ -190,6 +198,10 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
     if tp is O.Note:
         return None, op.text or op.label
     raise TypeError(f"unknown op {op!r}")
+
+
+def _mask(mask: frozenset) -> str:
+    return "{" + ",".join(str(c) for c in sorted(mask)) + "}"
 
 
 def _fn_name(fn: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from crossmod.machine import cpu as X
 from crossmod.machine import text as T
+from crossmod.machine.ops import RETRY
 from crossmod.machine.routines import RoutineTable, routine_name
 from crossmod.machine.state import (
     CPUS,
@@ -169,6 +170,8 @@ class Machine:
         cl[IRQ] = saved
         if kind != "bp":
             return "IRET (serializing)"
+        if ret == RETRY:
+            return f"IRET from #BP: re-executes {site}"
         eff = self._int3_result(w, state, c, site, ret)
         self._advance_top(w, c, eff)
         return f"IRET from #BP: {site} executed as '{eff}'"

@@ -304,8 +304,27 @@ class Note(Op):
     text: str = field(default="")
 
 
+@dataclass(frozen=True, slots=True)
+class CpumaskClearCpu(Op):
+    """`cpumask_clear_cpu(smp_processor_id(), mask)`: atomic clear_bit of this CPU (a locked
+    RMW); returns whether the mask is now empty. The mask variable must be `cpu_valued`."""
+
+    addr: Addr
+    label: str = ""
+
+
 NOT_HANDLED = None
 """What an INT3 handler returns when the trap is not its own."""
+
+RETRY = "<retry>"
+"""What an INT3 handler returns to re-execute the trapping instruction after IRET."""
+
+CPU_ONLINE_MASK = "<cpu_online_mask>"
+"""Stored as a value, becomes the frozenset of every online CPU (`cpumask_copy`)."""
+
+
+def is_empty(mask: frozenset) -> bool:
+    return not mask
 
 
 def atomic_inc_not_zero(v: int) -> tuple[int, bool]:

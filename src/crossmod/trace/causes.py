@@ -87,10 +87,22 @@ def _cut_interrupted(stack: tuple[str, ...]) -> tuple[str, ...]:
     return stack
 
 
+_CACHE: dict[tuple[str, ...], str] = {}
+
+
 def signature(stack: tuple[str, ...] | None) -> str:
     """``"outer → inner"`` label for a stack (innermost frame first), or ``"(no stack)"``."""
     if not stack:
         return "(no stack)"
+    hit = _CACHE.get(stack)
+    if hit is None:
+        hit = _signature(stack)
+        if len(_CACHE) < 1 << 14:
+            _CACHE[stack] = hit
+    return hit
+
+
+def _signature(stack: tuple[str, ...]) -> str:
     frames = _cut_interrupted(stack)
     labels: list[str] = []
     for f in frames:

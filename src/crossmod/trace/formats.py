@@ -88,6 +88,8 @@ def _pointer_styles(print_fmt: str, fields: list[FieldFormat]) -> dict[str, str]
         m = re.search(r"REC->(\w+)", arg)
         if m and conv.startswith("p"):
             styles[m[1]] = conv if conv in ("pS", "ps", "pB") else "p"
+        elif m and conv in ("d", "i") and re.fullmatch(r"\s*REC->\w+\s*", arg):
+            styles[m[1]] = "signed"  # printed signed whatever the declared type
     for f in fields:
         if f.is_pointer and f.name not in styles:
             styles[f.name] = "p"
@@ -148,7 +150,9 @@ class FieldDecoder:
             elif typ is str and (f.array is not None or f.data_loc):
                 self.special.append((name, _string_reader(f, endian)))
             elif f.size in _INT:
-                scalars.append((f, fmt.pointer_style.get(f.name, "p") if typ is str else None))
+                style = fmt.pointer_style.get(f.name, "p")
+                scalars.append((f, style if typ is str else ("signed" if style == "signed"
+                                                              else None)))
             else:
                 raise TraceFormatError("format", f"{fmt.name}.{f.name}: unsupported size {f.size}")
         scalars.sort(key=lambda fs: fs[0].offset)
@@ -157,12 +161,13 @@ class FieldDecoder:
             if f.offset < pos:
                 raise TraceFormatError("format", f"{fmt.name}.{f.name} overlaps another field")
             c = _INT[f.size]
-            code += "x" * (f.offset - pos) + (c if f.signed and _style is None else c.upper())
+            signed = (f.signed and _style is None) or _style == "signed"
+            code += "x" * (f.offset - pos) + (c if signed else c.upper())
             pos = f.offset + f.size
         self.st = struct.Struct(code)
         self.min_size = pos
         self.names = [f.name for f, _ in scalars]
-        self.styles = [style for _, style in scalars]
+        self.styles = [style if style != "signed" else None for _, style in scalars]
         self.pointers: list[tuple[int, str, dict[int, str], str]] = [
             (i, name, {}, style) for i, (name, style) in enumerate(zip(self.names, self.styles,
                                                                         strict=True)) if style]

@@ -74,6 +74,15 @@ def _parse_fields(name: str, rest: str) -> dict[str, object]:
         return {"buf": (tail if sep and " " not in head else rest).rstrip()}
     if not schema:
         return {}
+    if name == "tlb_flush":  # "pages:%ld reason:%s (%d)": the number is in the parentheses
+        pages = rest.partition("pages:")[2].split(None, 1)
+        lp, rp = rest.rfind("("), rest.rfind(")")
+        if not pages or not 0 <= lp < rp:
+            raise ValueError(f"tlb_flush: cannot read {rest.strip()[:60]!r}")
+        try:
+            return {"pages": int(pages[0]), "reason": int(rest[lp + 1 : rp])}
+        except ValueError:
+            raise ValueError(f"tlb_flush: cannot read {rest.strip()[:60]!r}") from None
     raw = dict(_KV.findall(rest))
     out: dict[str, object] = {}
     for key, typ in schema.items():
@@ -83,8 +92,6 @@ def _parse_fields(name: str, rest: str) -> dict[str, object]:
         if v is None:
             raise ValueError(f"{name}: no field {key!r} in {rest.strip()[:60]!r}")
         if typ is int:
-            if v.startswith("("):
-                v = rest[rest.rfind("(") + 1 : rest.rfind(")")]
             try:
                 out[key] = int(v, 16) if v.startswith("0x") else int(v)
             except ValueError:
@@ -93,9 +100,6 @@ def _parse_fields(name: str, rest: str) -> dict[str, object]:
             out[key] = parse_cpulist(v)
         else:
             out[key] = _sym(v)
-    if name == "tlb_flush":  # "pages:%ld reason:%s (%d)": the number is in the parentheses
-        lp, rp = rest.rfind("("), rest.rfind(")")
-        out["reason"] = int(rest[lp + 1 : rp]) if 0 <= lp < rp else out["reason"]
     return out
 
 

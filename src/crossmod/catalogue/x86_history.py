@@ -1,0 +1,129 @@
+"""x86 protocols before and beside today's int3 batch: plain memcpy (K1), the 2010
+text_poke_fixup (C.1), the 2019 cpumask sync (C.2, K8), stop_machine patching, and two CPUs
+calling on_each_cpu() with interrupts off (K9)."""
+
+from __future__ import annotations
+
+from crossmod.catalogue.x86_int3 import JUMP_SITE
+from crossmod.kernel import stop_machine as sm
+from crossmod.kernel.history import cpumask_2019 as c19
+from crossmod.kernel.history import fixup_2010 as f10
+from crossmod.kernel.model import model_exec_loop, model_nmi_exec
+from crossmod.kernel.smp import Gen, do_nothing, generic_smp_call_function_single_interrupt
+from crossmod.kernel.smp import on_each_cpu as _on_each_cpu
+from crossmod.kernel.text_poke import text_poke_memory
+from crossmod.machine import ops
+from crossmod.machine.state import MachineConfig
+from crossmod.machine.system import System
+from crossmod.machine.text import jmp32
+
+NEW = jmp32(0x40)
+NEW_EFFECT = "jmp l_yes"
+
+
+def _config(tasks: list, cpus: int, nmis: int, fetch: str, memory: str, int3=None,
+            extra_globals: tuple = (), cpu_valued: frozenset = frozenset(),
+            nmi_cpus: tuple[int, ...] | None = None, symmetric: bool = True) -> MachineConfig:
+    glob, percpu = text_poke_memory()
+    return MachineConfig(
+        ncpus=cpus, sites=(JUMP_SITE,), tasks=tuple(tasks), int3_handler=int3,
+        ipi_handler=generic_smp_call_function_single_interrupt,
+        nmi_handler=(model_nmi_exec, ("site",)), nmis=nmis, nmi_cpus=nmi_cpus,
+        globals=glob + extra_globals, percpu=percpu,
+        cpu_valued=frozenset({"text_mutex"}) | cpu_valued, fetch=fetch, memory=memory,
+        symmetric=(tuple(range(1, cpus)),) if symmetric and cpus > 2 else (),
+    )
+
+
+def _params(cpus: int, nmis: int, fetch: str, memory: str, **kw: object) -> dict:
+    return dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, **kw)
+
+
+def model_memcpy_patcher(site: str, new: bytes) -> Gen:
+    """K1: the new instruction copied over live text with plain stores, no protocol."""
+    yield ops.TextStore(site, 0, new, label="memcpy")
+    yield ops.Serialize(label="sync_core (local only)")
+    yield ops.PatchReturned(site, label="caller")
+
+
+def build_memcpy(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                 fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
+    tasks = [(model_memcpy_patcher, ("site", NEW))]
+    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
+    cfg = _config(tasks, cpus, nmis, fetch, memory)
+    return System("x86-memcpy", cfg, variant, _params(cpus, nmis, fetch, memory, execs=execs))
+
+
+def model_fixup_task(site: str, new: bytes) -> Gen:
+    yield ops.MutexLock("text_mutex", label="(1)")
+    yield from f10.text_poke_fixup(site, new, NEW_EFFECT)
+    yield ops.MutexUnlock("text_mutex", label="(9)")
+    yield ops.PatchReturned(site, label="caller")
+
+
+def build_fixup_2010(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                     fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
+    tasks = [(model_fixup_task, ("site", NEW))]
+    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
+    cfg = _config(tasks, cpus, nmis, fetch, memory, int3=f10.text_poke_fixup_int3_handler,
+                  extra_globals=f10.fixup_memory())
+    return System("x86-fixup-2010", cfg, variant,
+                  _params(cpus, nmis, fetch, memory, execs=execs))
+
+
+def model_cpumask_task(site: str, new: bytes) -> Gen:
+    yield ops.MutexLock("text_mutex", label="caller")
+    yield from c19.text_poke_bp_cpumask(site, NEW_EFFECT, new)
+    yield ops.MutexUnlock("text_mutex", label="caller")
+    yield ops.PatchReturned(site, label="caller")
+
+
+CPUMASK_HANDLERS = {"default": c19.int3_wait_for_patch,
+                    "last-clearer-completes": c19.int3_last_clearer_completes}
+
+
+def build_cpumask_2019(variant: str = "default", cpus: int = 2, nmis: int = 1,
+                       fetch: str = "per-byte", memory: str = "tso", execs: int = 1,
+                       nmi_on: str = "patcher") -> System:
+    """K8's configuration: the NMI hits the patching CPU (CPU 0) while it waits
+    (`nmi_on="all"` lets NMIs hit every CPU)."""
+    if nmi_on not in ("patcher", "all"):
+        raise ValueError(f"nmi_on must be 'patcher' or 'all', not {nmi_on!r}")
+    tasks = [(model_cpumask_task, ("site", NEW))]
+    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
+    cfg = _config(tasks, cpus, nmis, fetch, memory, int3=CPUMASK_HANDLERS[variant],
+                  extra_globals=c19.cpumask_memory(),
+                  cpu_valued=frozenset({"text_poke_cpumask"}),
+                  nmi_cpus=(0,) if nmi_on == "patcher" else None)
+    return System("x86-cpumask-2019", cfg, variant,
+                  _params(cpus, nmis, fetch, memory, execs=execs, nmi_on=nmi_on))
+
+
+def model_irqs_off_caller() -> Gen:
+    """K9: a CPU that calls on_each_cpu(..., wait=1) with interrupts disabled."""
+    flags = yield ops.IrqSave(label="local_irq_save")
+    yield from _on_each_cpu(do_nothing, (), wait=True, label="on_each_cpu")
+    yield ops.IrqRestore(flags, label="local_irq_restore")
+
+
+def build_ipi_irqs_off(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                       fetch: str = "per-byte", memory: str = "tso") -> System:
+    tasks = [(model_irqs_off_caller, ())] * cpus
+    cfg = _config(tasks, cpus, nmis, fetch, memory, symmetric=False)
+    return System("x86-ipi-irqs-off", cfg, variant, _params(cpus, nmis, fetch, memory))
+
+
+def model_stop_machine_task(site: str, new: bytes, ncpus: int) -> Gen:
+    yield ops.MutexLock("text_mutex", label="caller")
+    yield from sm.text_poke_smp(site, new, ncpus)
+    yield ops.MutexUnlock("text_mutex", label="caller")
+    yield ops.PatchReturned(site, label="caller")
+
+
+def build_stop_machine(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                       fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
+    tasks = [(model_stop_machine_task, ("site", NEW, cpus))]
+    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
+    cfg = _config(tasks, cpus, nmis, fetch, memory, extra_globals=sm.stop_machine_memory())
+    return System("x86-stop-machine", cfg, variant,
+                  _params(cpus, nmis, fetch, memory, execs=execs))
