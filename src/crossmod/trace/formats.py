@@ -76,12 +76,30 @@ def _split_decl(decl: str) -> tuple[str, str, int | None, bool]:
     return name, ctype.strip(), array, data_loc
 
 
+def _split_args(text: str) -> list[str]:
+    """Split a C argument list at top-level commas (``__print_symbolic({..}, ..)`` stays whole)."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
 def _pointer_styles(print_fmt: str, fields: list[FieldFormat]) -> dict[str, str]:
     """Map pointer fields to their conversion by pairing ``%`` specs with ``REC->x`` args."""
-    quoted = re.findall(r'"((?:[^"\\]|\\.)*)"', print_fmt)
-    fmt = "".join(quoted)
-    after = print_fmt[print_fmt.rfind('"') + 1 :]
-    args = [a.strip() for a in after.split(",")[1:]]
+    lead = re.match(r'\s*((?:"(?:[^"\\]|\\.)*"\s*)+)', print_fmt)
+    if not lead:
+        return {f.name: "p" for f in fields if f.is_pointer}
+    fmt = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', lead[1]))
+    args = _split_args(print_fmt[lead.end() :])[1:]
     convs = [m["c"] for m in _CONV.finditer(fmt.replace("%%", ""))]
     styles: dict[str, str] = {}
     for conv, arg in zip(convs, args, strict=False):
