@@ -93,7 +93,7 @@ def _from_file(image: Image, path: str) -> Symbols:
             text = f.read()
     except OSError as exc:
         raise SymbolsError(exc.strerror or "cannot read", path) from None
-    entries, _ = parse_symbol_file(text, path)
+    entries, has_modules = parse_symbol_file(text, path)
     names = {n: a for a, _, n in entries}
     anchor = next((n for n in TEXT_ANCHORS if n in names), None)
     base = image.text_base()
@@ -101,17 +101,17 @@ def _from_file(image: Image, path: str) -> Symbols:
         raise SymbolsError("no _text/_stext symbol to line the file up with the image", path)
     # kallsyms dumps are taken from a running, KASLR-shifted kernel: undo the shift, which
     # is page aligned; a System.map has no shift and comes out with delta 0.
-    delta = names[anchor] - (image_anchor(image, anchor) or base)
+    delta = names[anchor] - (_image_anchor(image, anchor) or base)
     if delta % 0x1000:
         raise SymbolsError(
             f"{anchor} at {names[anchor]:#x} is not a page-aligned shift of the image's "
             f"{base:#x}: symbols do not match the image", path)
-    kind = "kallsyms dump" if delta else "System.map"
+    kind = "kallsyms dump" if delta or has_modules else "System.map"
     return Symbols.build(f"{kind} {path}" + (f" (KASLR {delta:#x})" if delta else ""),
                          undo_kaslr(entries, delta))
 
 
-def image_anchor(image: Image, name: str) -> int | None:
+def _image_anchor(image: Image, name: str) -> int | None:
     return next((a for a, _, n in image.elf_symbols if n == name), None)
 
 
