@@ -86,8 +86,20 @@ def test_mismatched_symbols_exit_2(fx, tmp_path):
         run(str(fx.nosyms), "--symbols", str(smap)))
 
 
+def test_region_entry_only(fx):
+    """v8 narrows the check to .entry.text: only entry_fn's two writable sites remain."""
+    result = run(str(fx.vmlinux), "--region", "entry", "--json")
+    doc = json.loads(result.output)
+    assert result.exit_code == 1
+    assert doc["checked_regions"] == ["entry"]
+    assert [h["function"] for h in doc["hazards"]] == ["entry_fn", "entry_fn+0x7"]
+    assert run(str(fx.vmlinux), "--region", "entry", "--allow", "rw_key",
+               "--allow", "rw_call").exit_code == 0
+    assert run(str(fx.vmlinux), "--region", "bogus").exit_code == 2
+
+
 def test_help():
     result = run("--help")
     assert result.exit_code == 0
-    for flag in ("--symbols", "--json", "--allow", "--allow-file", "--tracepoints"):
+    for flag in ("--symbols", "--json", "--allow", "--allow-file", "--region", "--tracepoints"):
         assert flag in result.output

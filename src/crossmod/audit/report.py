@@ -33,23 +33,25 @@ class AuditReport:
     sites: list[Site]
     allow: frozenset[str]
     tracepoints_fail: bool
+    checked: tuple[str, ...] = SENSITIVE  # regions whose writable keys are hazards
     counts: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, image: Image, version: str | None, symbols: Symbols, regions: Regions,
-              sites: list[Site], allow: frozenset[str], tracepoints_fail: bool) -> AuditReport:
+              sites: list[Site], allow: frozenset[str], tracepoints_fail: bool,
+              checked: tuple[str, ...] = SENSITIVE) -> AuditReport:
         version = version or image.unpacked.boot_version
         kind = "module" if image.relocatable else image.unpacked.container
         report = cls(image.where, kind, image.unpacked.compression, version, symbols.source,
                      len(symbols), {k: list(v) for k, v in regions.text.items()},
                      list(regions.ro_after_init) if regions.ro_after_init else None,
-                     sites, allow, tracepoints_fail)
+                     sites, allow, tracepoints_fail, checked)
         report.counts = report._count()
         return report
 
     @property
     def hazards(self) -> list[Site]:
-        return [s for s in self.sites if s.hazard]
+        return [s for s in self.sites if s.hazard and s.region in self.checked]
 
     @property
     def failing(self) -> list[Site]:
@@ -95,6 +97,7 @@ class AuditReport:
             "ro_after_init": [hex(a) for a in self.ro_after_init] if self.ro_after_init else None,
             "counts": self.counts,
             "allow": sorted(self.allow),
+            "checked_regions": list(self.checked),
             "exit_code": self.exit_code,
             "hazards": [_site_json(s, self.allow) for s in self.hazards],
             "unverified": [_site_json(s, self.allow) for s in self.unverified],
@@ -118,7 +121,7 @@ class AuditReport:
             "",
             f"verified {c['verified']}/{c['total']}; keys in ro_after_init: "
             f"{c['ro_after_init_keys']}; tracepoint sites: {c['tracepoint_sites']}",
-            f"hazards (writable key in {'/'.join(SENSITIVE)}): {c['hazards']} "
+            f"hazards (writable key in {'/'.join(self.checked)}): {c['hazards']} "
             f"({c['hazards_tracepoint']} tracepoint, {c['hazards_allowed']} allowed, "
             f"{c['hazards_failing']} failing)",
         ]

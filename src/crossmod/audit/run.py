@@ -18,6 +18,7 @@ from crossmod.audit.image import Image, open_image
 from crossmod.audit.kallsyms import read_kallsyms
 from crossmod.audit.report import AuditReport
 from crossmod.audit.rules import (
+    SENSITIVE,
     Checker,
     Regions,
     Site,
@@ -37,6 +38,9 @@ class Options:
     symbols_path: str | None = None
     allow: frozenset[str] = frozenset()
     tracepoints_fail: bool = False  # count tracepoint hazards towards the exit status
+    # Regions whose writable keys count as hazards; v8 of the deferral series narrows
+    # objtool's check to ("entry",) (KERNEL.md I.3).
+    regions: tuple[str, ...] = SENSITIVE
 
 
 def audit_image(path: str, options: Options | None = None) -> AuditReport:
@@ -63,7 +67,7 @@ def audit_image(path: str, options: Options | None = None) -> AuditReport:
         sites += [checker.call_site(c) for c in calls]
     _check_decode(sites, symbols)
     return AuditReport.build(image, version, symbols, regions, sites, opts.allow,
-                             opts.tracepoints_fail)
+                             opts.tracepoints_fail, opts.regions)
 
 
 def _check_decode(sites: list[Site], symbols: Symbols) -> None:

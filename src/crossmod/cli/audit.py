@@ -12,6 +12,7 @@ import json
 import click
 
 from crossmod.audit import ImageFormatError, Options, audit_image
+from crossmod.audit.rules import SENSITIVE
 
 
 def _read_allow_file(path: str) -> set[str]:
@@ -39,12 +40,16 @@ def _read_allow_file(path: str) -> set[str]:
                    "Repeatable.")
 @click.option("--allow-file", "allow_file", metavar="FILE",
               help="File of keys to accept, one per line, '#' starts a comment.")
+@click.option("--region", "regions", multiple=True, type=click.Choice(SENSITIVE),
+              help="Count hazards only in this region (repeatable; default: all three). "
+                   "`--region entry` is the v8 deferral series' check.")
 @click.option("--tracepoints", "tracepoints_fail", is_flag=True,
               help="Let tracepoint keys/calls (__tracepoint_*, __SCK__tp_func_*) fail the "
                    "audit too; by default they are listed but, as in objtool, not counted.")
 @click.pass_context
 def audit(ctx: click.Context, image: str, symbols_path: str | None, as_json: bool,
-          allow: tuple[str, ...], allow_file: str | None, tracepoints_fail: bool) -> None:
+          allow: tuple[str, ...], allow_file: str | None, regions: tuple[str, ...],
+          tracepoints_fail: bool) -> None:
     """Audit IMAGE for static branches/calls on the entry path whose keys stay writable.
 
     IMAGE is a vmlinux ELF (with or without symbols), a bzImage/vmlinuz (gzip, xz, lzma,
@@ -57,7 +62,8 @@ def audit(ctx: click.Context, image: str, symbols_path: str | None, as_json: boo
     """
     try:
         keys = set(allow) | (_read_allow_file(allow_file) if allow_file else set())
-        opts = Options(symbols_path, frozenset(keys), tracepoints_fail)
+        checked = tuple(r for r in SENSITIVE if r in regions) if regions else SENSITIVE
+        opts = Options(symbols_path, frozenset(keys), tracepoints_fail, checked)
         report = audit_image(image, opts)
     except ImageFormatError as exc:
         click.echo(f"crossmod audit: error: {exc}", err=True)
