@@ -157,7 +157,7 @@ class ReplayError(Exception):
     """A schedule that no longer fits the protocol it was recorded on."""
 
 
-def replay(system: System, choices: list[int], identity: str = "locals") -> list[Step]:
+def replay_schedule(system: System, choices: list[int], identity: str = "locals") -> list[Step]:
     """Re-run a recorded schedule on `system`; the trail ends with the violation, if any."""
     return replay_steps(Machine(system.config, identity=identity), choices)
 

@@ -7,14 +7,38 @@ May import everything else in crossmod; nothing imports it.
 
 from __future__ import annotations
 
+import sys
+from typing import Any, NoReturn
+
 import click
 
 from crossmod.cli.audit import audit
-from crossmod.cli.model import check, list_cmd, necessity, replay
+from crossmod.cli.model import check, list_cmd, replay_cmd
 from crossmod.cli.trace import trace
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Errors as one line on stderr and exit 2; a command's return value is the exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"crossmod: error: {e.format_message()}", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("crossmod: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="crossmod")
 def main() -> None:
     """Cross-CPU kernel text patching and IPI deferral laboratory.
@@ -30,7 +54,6 @@ def main() -> None:
 
 main.add_command(check)
 main.add_command(list_cmd)
-main.add_command(replay)
-main.add_command(necessity)
+main.add_command(replay_cmd)
 main.add_command(trace)
 main.add_command(audit)

@@ -1,25 +1,192 @@
-"""`crossmod check|list|replay|necessity`: placeholder until the model checker lands."""
+"""`crossmod check`, `crossmod list`, `crossmod replay`: the model checker's commands.
+
+Owns: mapping flags onto catalogue knobs and `Bounds`, progress on stderr, rendering of
+verdicts (table, trail, JSON, Perfetto) and the exit status (0 safe, 1 violation/deadlock/
+not proved, 2 usage). Imports: catalogue, check, report.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from typing import Any
+
 import click
+
+from crossmod.catalogue import ENTRIES, ROWS, CatalogueError, Row, build
+from crossmod.check.explore import ReplayError, explore, replay_schedule
+from crossmod.check.schedule import Schedule, ScheduleError
+from crossmod.check.verdict import Bounds, Verdict
+from crossmod.machine.state import MEMORY_MODELS
+from crossmod.machine.system import System
+from crossmod.machine.text import FETCH_MODELS
+from crossmod.report import narrate, perfetto
+from crossmod.report.tables import table
+
+
+def _fail(msg: str) -> int:
+    click.echo(f"crossmod: error: {msg}", err=True)
+    return 2
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    t0 = time.perf_counter()
+
+    def show(states: int, transitions: int, depth: int) -> None:
+        dt = time.perf_counter() - t0
+        click.echo(f"\r  depth {depth:5d}  states {states:>10,}  transitions "
+                   f"{transitions:>11,}  {dt:6.1f}s", err=True, nl=False)
+    return show
+
+
+def _knobs(cpus, nmis, fetch, memory, arch, sites) -> dict[str, Any]:
+    knobs = {"cpus": cpus, "nmis": nmis, "fetch": fetch, "memory": memory, "sites": sites}
+    return {k: v for k, v in knobs.items() if v is not None}
+
+
+def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> Verdict:
+    v = explore(system, bounds, progress)
+    if v.counterexample is not None:
+        v.token = Schedule(system.name, system.variant, knobs,
+                           tuple(s.index for s in v.counterexample if s.index >= 0)).encode()
+    return v
 
 
 @click.command()
-def check() -> None:
-    """Check a protocol (not yet implemented)."""
+@click.argument("protocol", required=False)
+@click.option("--all", "run_all", is_flag=True, help="Check every catalogue row.")
+@click.option("--variant", default="default", show_default=True, help="Protocol variant.")
+@click.option("--cpus", type=int, help="Number of CPUs (CPU 0 patches).")
+@click.option("--nmis", type=int, help="NMI budget per run.")
+@click.option("--fetch", type=click.Choice(FETCH_MODELS), help="Instruction-fetch model.")
+@click.option("--memory", type=click.Choice(MEMORY_MODELS), help="Data-memory model.")
+@click.option("--arch", type=click.Choice(["x86", "arm64"]), help="Architecture.")
+@click.option("--sites", type=int, help="Patch sites per key, where it applies.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
+              help="Write the counterexample as Chrome trace-event JSON.")
+@click.option("--max-states", type=int, default=Bounds.max_states, show_default=True)
+@click.option("--max-seconds", type=float, help="Wall-clock limit per check.")
+@click.option("--no-symmetry", is_flag=True, help="Do not identify symmetric CPUs.")
+def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
+          nmis: int | None, fetch: str | None, memory: str | None, arch: str | None,
+          sites: int | None, as_json: bool, perfetto_out: str | None, max_states: int,
+          max_seconds: float | None, no_symmetry: bool) -> int:
+    """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
+    row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
+    verdict differs from the one expected), 2 on bad input."""
+    bounds = Bounds(max_states=max_states, max_seconds=max_seconds, symmetry=not no_symmetry)
+    if run_all:
+        if protocol:
+            return _fail("give either PROTOCOL or --all, not both")
+        return _check_all(bounds, as_json)
+    if not protocol:
+        return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))
+    knobs = _knobs(cpus, nmis, fetch, memory, arch, sites)
+    try:
+        if arch and protocol in ENTRIES and ENTRIES[protocol].arch != arch:
+            raise CatalogueError(f"{protocol} is an {ENTRIES[protocol].arch} protocol; "
+                                 f"--arch {arch} does not apply")
+        system = build(protocol, variant, **knobs)
+    except (CatalogueError, ValueError, TypeError) as e:
+        return _fail(str(e).splitlines()[0])
+    v = _verdict_for(system, knobs, bounds, _progress(sys.stderr.isatty() and not as_json))
+    if sys.stderr.isatty() and not as_json:
+        click.echo("", err=True)
+    if perfetto_out and v.counterexample:
+        perfetto.write(perfetto_out, v.counterexample, system.config.ncpus,
+                       f"{system.name} {system.variant}")
+    if as_json:
+        click.echo(json.dumps(v.to_json(), indent=2))
+    else:
+        click.echo(_describe(v, system))
+    return 0 if v.verdict == "safe" else 1
+
+
+def _describe(v: Verdict, system: System) -> str:
+    lines = [f"{v.protocol} --variant {v.variant} ({v.config})",
+             f"verdict: {v.verdict}" + (f" ({v.property})" if v.property else ""),
+             f"{v.message}",
+             f"states {v.states:,}  transitions {v.transitions:,}  depth {v.depth}  "
+             f"{v.seconds:.2f}s  ({v.stop_reason})"]
+    if v.counterexample:
+        lines += ["", narrate.columns(v.counterexample, system.config.ncpus), "",
+                  f"replay: crossmod replay {v.token}"]
+    return "\n".join(lines)
+
+
+def _check_all(bounds: Bounds, as_json: bool) -> int:
+    results, rows, bad = [], [], 0
+    t0 = time.perf_counter()
+    for i, row in enumerate(ROWS, 1):
+        click.echo(f"[{i}/{len(ROWS)}] {row.protocol} {row.variant} {row.knobs or ''}",
+                   err=True)
+        system = build(row.protocol, row.variant, **row.knobs)
+        v = _verdict_for(system, row.knobs, bounds)
+        ok = _matches(row, v)
+        bad += not ok
+        results.append({**v.to_json(), "expected": row.expected, "as_expected": ok,
+                        "why": row.why})
+        rows.append((row.protocol, row.variant, v.config, row.expected,
+                     v.verdict if ok else f"{v.verdict}!", v.property, v.states,
+                     round(v.seconds, 2)))
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        click.echo(table(("protocol", "variant", "config", "expected", "verdict", "property",
+                          "states", "seconds"), rows, shrink=2))
+        click.echo(f"\n{len(ROWS) - bad}/{len(ROWS)} as expected, "
+                   f"{time.perf_counter() - t0:.1f}s")
+    return 1 if bad else 0
+
+
+def _matches(row: Row, v: Verdict) -> bool:
+    return v.verdict == row.expected and (row.prop is None or v.property == row.prop)
 
 
 @click.command(name="list")
-def list_cmd() -> None:
-    """List the catalogue (not yet implemented)."""
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+def list_cmd(as_json: bool) -> int:
+    """The protocol catalogue: names, architectures, variants."""
+    if as_json:
+        click.echo(json.dumps([{"protocol": e.name, "arch": e.arch, "summary": e.summary,
+                                "variants": e.variants, "cpus": e.cpus, "nmis": e.nmis}
+                               for e in ENTRIES.values()], indent=2))
+        return 0
+    rows = []
+    for e in ENTRIES.values():
+        for j, (var, what) in enumerate(e.variants.items()):
+            rows.append((e.name if j == 0 else "", e.arch if j == 0 else "", var, what))
+    click.echo(table(("protocol", "arch", "variant", "what it is"), rows))
+    return 0
 
 
-@click.command()
-def replay() -> None:
-    """Replay a counterexample (not yet implemented)."""
+@click.command(name="replay")
+@click.argument("token")
+@click.option("--json", "as_json", is_flag=True, help="Print the trail as JSON.")
+@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
+              help="Write the trail as Chrome trace-event JSON.")
+def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
+    """Re-run a counterexample from the token `crossmod check` printed; exit 1 if it still
+    ends in a violation or deadlock."""
+    try:
+        sched = Schedule.decode(token)
+        system = build(sched.protocol, sched.variant, **sched.knobs)
+        steps = replay_schedule(system, list(sched.choices))
+    except (ScheduleError, CatalogueError, ReplayError, ValueError) as e:
+        return _fail(str(e))
+    failed = bool(steps) and steps[-1].text.startswith(("VIOLATION", "DEADLOCK"))
+    if perfetto_out:
+        perfetto.write(perfetto_out, steps, system.config.ncpus, f"{system.name} replay")
+    if as_json:
+        click.echo(json.dumps({"protocol": system.name, "variant": system.variant,
+                               "knobs": sched.knobs, "violation": failed,
+                               "steps": [s.__dict__ for s in steps]}, indent=2))
+    else:
+        click.echo(f"{system.name} --variant {system.variant} {system.describe_config()}")
+        click.echo(narrate.columns(steps, system.config.ncpus))
+    return 1 if failed else 0
 
-
-@click.command()
-def necessity() -> None:
-    """Necessity table (not yet implemented)."""

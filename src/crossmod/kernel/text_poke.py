@@ -61,6 +61,10 @@ class TextPokeLoc:
     new: bytes
     emulate: str | None  # the effect H5 emulates; None for an intentional INT3
 
+    def __repr__(self) -> str:
+        new = " ".join(f"{b:02X}" for b in self.new)
+        return f"{{{self.site}: {new}, emulate {self.emulate or 'none (INT3)'}}}"
+
 
 def text_poke_memory() -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]:
     """(globals, per-CPU variables) these routines use, with their initial values."""

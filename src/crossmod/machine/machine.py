@@ -125,6 +125,9 @@ class Machine:
             node = self.routines.start(self.cfg.ipi_handler, ())
             cl[STACK] = (*cl[STACK], ("irq", node, True, None))
             text = "takes the function-call IPI"
+            if self.cfg.arch == "arm64":
+                X.serialize(self, w, c)
+                text += " (exception entry: context synchronization)"
         else:
             cl = w.cpu(c)
             fn, args = self.cfg.nmi_handler
@@ -132,6 +135,9 @@ class Machine:
             cl[IRQ] = False
             w.nmis -= 1
             text = "takes an NMI"
+            if self.cfg.arch == "arm64":
+                X.serialize(self, w, c)
+                text = "takes a pseudo-NMI (exception entry: context synchronization)"
         return w.freeze(), f"cpu{c} {text}"
 
     def who(self, state: tuple, c: int) -> str:
@@ -145,8 +151,9 @@ class Machine:
     def _run(self, w: Work, state: tuple, c: int, alt: int) -> str:
         frame = state[CPUS][c][STACK][-1]
         node = self.routines.nodes[frame[1]]
-        name = routine_name(node.root[0])
+        name = node.func or routine_name(node.root[0])
         if node.op is None:
+            name = routine_name(node.root[0])
             return f"{name}: {self._return(w, state, c, frame, node.ret)}"
         val, text = X.apply(self, w, state, c, node.op, alt)
         if val is not PUSHED:
@@ -217,6 +224,9 @@ class Machine:
             node = self.routines.start(self.cfg.int3_handler, (site,))
             cl[STACK] = (*cl[STACK], ("bp", node, cl[IRQ], site))
             cl[IRQ] = False
+            if self.cfg.arch == "arm64":
+                X.serialize(self, w, c)
+                return PUSHED, f"exec {site}: fetched {fetched} -> BRK exception"
             return PUSHED, f"exec {site}: fetched {fetched} -> #BP"
         self._check_visible(w, c, si, out[1])
         return out[1], f"exec {site}: fetched {fetched} -> {out[1]}"

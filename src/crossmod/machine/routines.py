@@ -41,6 +41,7 @@ class Node:
     op: Op | None  # None when the routine has returned
     ret: Any = None
     line: int = 0  # source line of the yield, for trails
+    func: str = ""  # innermost function of the `yield from` chain, for trails
 
     @property
     def finished(self) -> bool:
@@ -113,12 +114,12 @@ class RoutineTable:
             where = f"line {frame.f_lineno}" if frame else "?"
             raise ModelError(f"routine {routine_name(root[0])} yielded {op!r} at {where}; "
                              "routines may only yield crossmod.machine.ops operations")
-        line = _innermost_line(gen)
+        line, func = _innermost(gen)
         if self.identity == "history":
             ident = ("h", root, history)
         else:
             ident = ("l", root, _frame_fingerprint(gen, root))
-        return self._intern(ident, Node(root, history, op, None, line), gen)
+        return self._intern(ident, Node(root, history, op, None, line, func), gen)
 
     def _intern(self, ident: Any, node: Node, gen: Generator | None) -> int:
         nid = self._index.get(ident)
@@ -131,10 +132,10 @@ class RoutineTable:
         return nid
 
 
-def _innermost_line(gen: Generator) -> int:
+def _innermost(gen: Generator) -> tuple[int, str]:
     while gen.gi_yieldfrom is not None and inspect.isgenerator(gen.gi_yieldfrom):
         gen = gen.gi_yieldfrom
-    return gen.gi_frame.f_lineno if gen.gi_frame else 0
+    return (gen.gi_frame.f_lineno if gen.gi_frame else 0), gen.gi_code.co_name
 
 
 def _frame_fingerprint(gen: Generator, root: tuple) -> tuple:

@@ -56,7 +56,9 @@ class MachineConfig:
     run, on the CPUs in `nmi_cpus` (all when None). `symmetric` lists classes of CPUs whose
     tasks are identical and that no routine names by number (check/explore.py exploits it).
     `cpu_valued` names variables holding a CPU number or a frozenset of them (cpumasks),
-    which symmetry must renumber.
+    which symmetry must renumber. `arch` decides what synchronizes instruction fetch: on
+    x86 serializing instructions and IRET (not interrupt entry); on arm64 every context
+    synchronization event -- ISB (`Serialize`), exception entry and exception return.
     """
 
     ncpus: int
@@ -72,6 +74,7 @@ class MachineConfig:
     cpu_valued: frozenset[str] = frozenset()
     fetch: str = "per-byte"
     memory: str = "tso"
+    arch: str = "x86"
     symmetric: tuple[tuple[int, ...], ...] = ()
     gidx: dict[str, int] = field(init=False, compare=False, repr=False)
     pidx: dict[str, int] = field(init=False, compare=False, repr=False)
@@ -83,6 +86,8 @@ class MachineConfig:
             raise ValueError(f"unknown fetch model {self.fetch!r}; valid: {T.FETCH_MODELS}")
         if self.memory not in MEMORY_MODELS:
             raise ValueError(f"unknown memory model {self.memory!r}; valid: {MEMORY_MODELS}")
+        if self.arch not in ("x86", "arm64"):
+            raise ValueError(f"unknown arch {self.arch!r}; valid: x86, arm64")
         if len(self.tasks) != self.ncpus:
             raise ValueError(f"{len(self.tasks)} tasks for {self.ncpus} CPUs")
         offs, off = [], 0

@@ -1,0 +1,1 @@
+"""Rendering only: trails in columns, Perfetto traces, tables."""
