@@ -70,12 +70,18 @@ def enabled(m: Machine, state: tuple, c: int, op: O.Op) -> int:
         return int(all(c not in cpus[t][LOCKED] for t in targets_of(m, c, op.targets)))
     if tp is O.MutexLock:
         return int(state[0][m.cfg.gidx[op.name]] is None)
+    if tp is O.Fence and _fence_blocked(op, cpu):
+        return 0
     return 1
 
 
 # Locked instructions, fences and serializing instructions wait for the store buffer.
 _NEEDS_EMPTY_SB = frozenset({O.Rmw, O.RmwPerCpu, O.Serialize, O.MutexLock, O.MutexUnlock,
                              O.CpumaskClearCpu})
+
+
+def _fence_blocked(op: O.Fence, cpu: tuple) -> bool:
+    return op.kind == "mb" and bool(cpu[SB])
 
 
 def _load(m: Machine, w: Work, state: tuple, c: int, addr: O.Addr) -> Any:
@@ -134,9 +140,6 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
     if tp is O.Fence:
         if op.kind == "wmb" and cfg.memory == "pso":
             _buffer(m, w, c, ("w",), None)
-        elif op.kind == "mb":
-            if state[CPUS][c][SB]:
-                raise AssertionError("smp_mb with a non-empty buffer")  # guarded by enabled()
         return None, f"smp_{op.kind}()"
     if tp is O.Serialize:
         serialize(m, w, c)
@@ -202,6 +205,38 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
 
 def _mask(mask: frozenset) -> str:
     return "{" + ",".join(str(c) for c in sorted(mask)) + "}"
+
+
+def invisible(m: Machine, w: Work, c: int, op: O.Op) -> bool:
+    """Ops whose only effect is this CPU's program position or interrupt flag."""
+    tp = type(op)
+    if tp in _INVISIBLE:
+        return True
+    if tp is O.Fence:
+        return op.kind == "rmb" or (op.kind == "wmb" and m.cfg.memory != "pso") \
+            or not w.cpus[c][SB]
+    return False
+
+
+_INVISIBLE = frozenset({O.Note, O.Warn, O.AssertHeld, O.IrqsEnabled, O.IrqRestore})
+
+
+def apply_invisible(m: Machine, w: Work, c: int, op: O.Op) -> tuple[Any, str]:
+    tp = type(op)
+    if tp is O.AssertHeld:
+        if w.mem[m.cfg.gidx[op.name]] != c:
+            raise Violation("lockdep", f"cpu{c}: {op.name} not held (lockdep_assert_held)")
+        return None, f"lockdep_assert_held({op.name})"
+    if tp is O.IrqsEnabled:
+        return w.cpus[c][IRQ], "irqs_disabled()?"
+    if tp is O.IrqRestore:
+        w.cpu(c)[IRQ] = op.enabled
+        return None, "local_irq_restore()" + (" (irqs on)" if op.enabled else "")
+    if tp is O.Fence:
+        return None, f"smp_{op.kind}()"
+    if tp is O.Warn:
+        return None, f"WARNING: {op.message}"
+    return None, op.text or op.label
 
 
 def _fn_name(fn: Any) -> str:

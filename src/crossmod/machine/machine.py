@@ -59,7 +59,11 @@ class Machine:
             stack = () if task is None else (("task", self.routines.start(*task), True, None),)
             cpus.append((stack, True, percpu, views, (), False, (), frozenset(), ()))
         mem = tuple(v for _, v in cfg.globals)
-        return (mem, text, tuple(cpus), cfg.nmis, (None,) * len(cfg.sites))
+        state = (mem, text, tuple(cpus), cfg.nmis, (None,) * len(cfg.sites))
+        w = Work(cfg, state)
+        for c in range(cfg.ncpus):
+            self._run_invisible(w, c)
+        return w.freeze()
 
     def memory_effect(self, text: bytes, si: int) -> str:
         site = self.cfg.sites[si]
@@ -117,6 +121,7 @@ class Machine:
         w = Work(self.cfg, state)
         if kind == "run":
             text = self._run(w, state, c, alt)
+            text += self._run_invisible(w, c)
         elif kind == "drain":
             text = self._drain(w, state, c, alt)
         elif kind == "irq":
@@ -138,7 +143,32 @@ class Machine:
             if self.cfg.arch == "arm64":
                 X.serialize(self, w, c)
                 text = "takes a pseudo-NMI (exception entry: context synchronization)"
+        if kind != "run":
+            text += self._run_invisible(w, c)
         return w.freeze(), f"cpu{c} {text}"
+
+    def _run_invisible(self, w: Work, c: int) -> str:
+        """Perform at once the ops nobody else can observe (`cpu.invisible`).
+
+        Why this is sound: such an op touches only this CPU's program position and its
+        interrupt flag, so it commutes with every other CPU's moves and with this CPU's
+        drains; an NMI or IPI handler saves and restores the flag, so a handler taken just
+        before the op behaves as one taken just after it. Only `local_irq_save` is not
+        invisible: it decides whether a pending IPI can still be taken.
+        """
+        parts = []
+        nodes = self.routines.nodes
+        while True:
+            stack = w.cpus[c][STACK]
+            if not stack:
+                break
+            node = nodes[stack[-1][1]]
+            if node.op is None or not X.invisible(self, w, c, node.op):
+                break
+            val, text = X.apply_invisible(self, w, c, node.op)
+            self._advance_top(w, c, val)
+            parts.append(text)
+        return "; " + "; ".join(parts) if parts else ""
 
     def who(self, state: tuple, c: int) -> str:
         """The routine at the top of CPU c, for trails."""

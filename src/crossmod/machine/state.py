@@ -142,7 +142,7 @@ def read_memory(state: tuple, raddr: tuple) -> Any:
 class Work:
     """A copy-on-write editor for one transition: lists only where something changes."""
 
-    __slots__ = ("cfg", "committed", "cpus", "mem", "nmis", "text", "_cpu_lists")
+    __slots__ = ("_cpu_lists", "cfg", "committed", "cpus", "mem", "nmis", "text")
 
     def __init__(self, cfg: MachineConfig, state: tuple) -> None:
         self.cfg = cfg
