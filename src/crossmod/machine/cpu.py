@@ -252,16 +252,23 @@ def _buffer(m: Machine, w: Work, c: int, raddr: tuple, value: Any) -> None:
 
 
 def serialize(m: Machine, w: Work, c: int) -> None:
-    cl = w.cpu(c)
+    """Discard every stale instruction: the CPU may now fetch only what memory holds."""
     text = bytes(w.text)
-    cl[VIEWS] = tuple(
-        T.initial_view(m.cfg.fetch, m.cfg.site_bytes(text, si)) for si in range(len(m.cfg.sites))
-    )
+    views = m.fresh_views.get(text)
+    if views is None:
+        views = m.fresh_views[text] = tuple(
+            T.initial_view(m.cfg.fetch, m.cfg.site_bytes(text, si))
+            for si in range(len(m.cfg.sites)))
+    if w.cpus[c][VIEWS] != views:
+        w.cpu(c)[VIEWS] = views
 
 
 def _text_store(m: Machine, w: Work, c: int, op: O.TextStore) -> str:
     si = m.cfg.sidx[op.site]
     w.set_committed(si, None)
+    if m.cfg.arch == "arm64" and m.cfg.memory == "sc":
+        _store_word(w, si, op.offset, op.data)
+        return f"aarch64_insn_write: {T.hexbytes(op.data)} -> {op.site}+{op.offset}"
     for i, b in enumerate(op.data):
         _buffer(m, w, c, ("t", si, op.offset + i), b)
     # Own stores are visible to own instruction fetch (x86 self-modifying-code snooping).
@@ -277,6 +284,16 @@ def _text_store(m: Machine, w: Work, c: int, op: O.TextStore) -> str:
     where = f"{op.site}+{op.offset}"
     what = "INT3" if op.data == b"\xcc" else T.hexbytes(op.data)
     return f"text_poke: {what} -> {where}"
+
+
+def _store_word(w: Work, si: int, off: int, data: bytes) -> None:
+    """An arm64 STR of a whole instruction: single-copy atomic, so no CPU may ever fetch
+    it half-written. The leading bytes land silently and the last one widens every view."""
+    if isinstance(w.text, bytes):
+        w.text = bytearray(w.text)
+    base = w.cfg.soff[si] + off
+    w.text[base:base + len(data) - 1] = data[:-1]
+    w.write_text(si, off + len(data) - 1, data[-1])
 
 
 def _csd_queue(m: Machine, w: Work, c: int, op: O.CsdQueue) -> str:

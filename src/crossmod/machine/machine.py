@@ -45,6 +45,7 @@ class Machine:
     def __init__(self, cfg: MachineConfig, identity: str = "locals") -> None:
         self.cfg = cfg
         self.routines = RoutineTable(identity)
+        self.fresh_views: dict[bytes, tuple] = {}
         self._nmi_cpus = frozenset(cfg.nmi_cpus if cfg.nmi_cpus is not None
                                    else range(cfg.ncpus))
 

@@ -37,6 +37,7 @@ class Canonicalizer:
     def __init__(self, cfg: MachineConfig) -> None:
         self.cfg = cfg
         self._rank: dict[tuple, int] = {}
+        self._cpu_pidx = [cfg.pidx[n] for n in cfg.cpu_valued if n in cfg.pidx]
 
     def _key(self, cpu: tuple) -> int:
         r = self._rank.get(cpu)
@@ -45,7 +46,27 @@ class Canonicalizer:
         return r
 
     def __call__(self, state: tuple) -> tuple[tuple, tuple[int, ...] | None]:
-        return canonical(self.cfg, state, self._key)
+        cpus = state[CPUS]
+        rank = self._rank
+        perm = None
+        for cls in self.cfg.symmetric:
+            keys = []
+            for c in cls:
+                r = rank.get(cpus[c])
+                if r is None:
+                    r = rank[cpus[c]] = len(rank)
+                keys.append(r)
+            if all(keys[i] <= keys[i + 1] for i in range(len(keys) - 1)):
+                continue
+            order = sorted(range(len(cls)), key=keys.__getitem__)
+            if perm is None:
+                perm = list(range(len(cpus)))
+            for new, i in zip(cls, order, strict=True):
+                perm[cls[i]] = new
+        if perm is None:
+            return state, None
+        p = tuple(perm)
+        return permute(self.cfg, state, p), p
 
 
 def canonical(cfg: MachineConfig, state: tuple, key: Any) -> tuple[tuple, tuple[int, ...] | None]:
