@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from crossmod.catalogue import arm64
+from crossmod.catalogue import static_keys as sk
 from crossmod.catalogue import x86_history as hist
 from crossmod.catalogue import x86_int3
 from crossmod.machine.state import MEMORY_MODELS
@@ -35,6 +37,8 @@ class Entry:
     fetch: tuple[str, ...] = ("per-byte", "snapshot")
     arch: str = "x86"
     defaults: dict[str, Any] = field(default_factory=dict)
+    sites: tuple[int, int] | None = None  # patch sites per key (--sites), where it applies
+    memory: tuple[str, ...] = MEMORY_MODELS
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,38 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
     Entry("x86-stop-machine", hist.build_stop_machine,
           "text_poke_smp(): patch under stop_machine (v2.6.33-v3.x)",
           {"default": "first CPU in MULTI_STOP_RUN writes, the others spin"}, cpus=(2, 5)),
+    Entry("x86-static-key", sk.build_x86_static_key,
+          "static_key_enable(): jump_label_update() queues every site of the key into one "
+          "int3 batch (three syncs whatever K)",
+          {"default": "kernel/jump_label.c and the x86 hooks as of 2025",
+           "ro-after-init": "the key is __ro_after_init and flipped after mark_rodata_ro()"},
+          cpus=(2, 4), nmis=(0, 2), sites=(1, 4)),
+    Entry("x86-static-call", sk.build_x86_static_call,
+          "static_call_update(): the trampoline and each inline site through "
+          "smp_text_poke_single()",
+          {"default": "kernel/static_call_inline.c and arch/x86/kernel/static_call.c",
+           "ro-after-init": "the call is DEFINE_STATIC_CALL_RO and updated after boot"},
+          cpus=(2, 4), nmis=(0, 2), sites=(1, 3)),
+    Entry("static-key-race", sk.build_static_key_race,
+          "one static key flipped from two CPUs at once (x86 hooks); the final text must "
+          "match the final count",
+          {"default": "static_branch_dec racing static_branch_inc (count 1)",
+           "enable-disable": "static_key_enable racing static_key_disable (count 0)",
+           "dec-inc-dec": "dec racing inc-then-dec, de752774f38b's interleaving (count 1)"},
+          cpus=(2, 3), nmis=(0, 1), sites=(1, 2)),
+    Entry("arm64-jump-label", arm64.build_arm64_jump_label,
+          "static_key_enable() on arm64: aarch64_insn_patch_text_nosync() per site, then "
+          "(since 2024) one kick_all_cpus_sync()",
+          {"default": "the 2024 fix: arch_jump_label_transform_queue/apply",
+           "nosync": "K10: f6cc0c501649, nosync writes and no cross-CPU sync"},
+          cpus=(2, 4), nmis=(0, 2), fetch=("arm64",), arch="arm64", sites=(1, 4),
+          memory=("sc",)),
+    Entry("arm64-stop-machine", arm64.build_arm64_stop_machine,
+          "aarch64_insn_patch_text(): the patch under stop_machine(), one CPU elected master",
+          {"default": "the last CPU to arrive is master (2022)",
+           "first-master": "K11: the first CPU to arrive is master"},
+          cpus=(2, 4), nmis=(0, 2), fetch=("arm64",), arch="arm64", sites=(1, 4),
+          memory=("sc",)),
 )}
 
 
@@ -115,6 +151,28 @@ ROWS: tuple[Row, ...] = (
     Row("x86-stop-machine", knobs={"cpus": 3}),
     Row("x86-stop-machine", knobs={"nmis": 1}, expected="violation", prop="torn-instruction",
         why="stop_machine cannot stop NMIs"),
+    Row("x86-static-key", why="one int3 batch for the key"),
+    Row("x86-static-key", knobs={"cpus": 3, "sites": 2}),
+    Row("x86-static-key", knobs={"sites": 2, "nmis": 1}, why="an NMI runs a site mid-batch"),
+    Row("x86-static-key", "ro-after-init", expected="violation", prop="ro-after-init",
+        why="static_key_enable writes key->enabled in read-only memory"),
+    Row("x86-static-call", why="every CPU calls the new function once the update returned"),
+    Row("x86-static-call", knobs={"sites": 2}),
+    Row("x86-static-call", "ro-after-init", expected="violation", prop="ro-after-init"),
+    Row("static-key-race", why="inc racing dec: no deadlock, text matches the count"),
+    Row("static-key-race", "enable-disable"),
+    Row("static-key-race", "dec-inc-dec"),
+    Row("static-key-race", knobs={"cpus": 3}, why="a third CPU takes the sync IPIs"),
+    Row("arm64-jump-label", "nosync", expected="violation", prop="patch-visibility",
+        why="K10: a CPU keeps the old NOP after static_key_enable returned"),
+    Row("arm64-jump-label", why="the 2024 fix: one kick_all_cpus_sync per key flip"),
+    Row("arm64-jump-label", knobs={"cpus": 3, "sites": 2}),
+    Row("arm64-stop-machine", "first-master", expected="violation", prop="torn-instruction",
+        why="K11: a late CPU runs the probed instruction while the master rewrites it"),
+    Row("arm64-stop-machine", why="last CPU is master: all others spin in the callback"),
+    Row("arm64-stop-machine", knobs={"cpus": 3}),
+    Row("arm64-stop-machine", "first-master", {"patch": "jump-label"},
+        why="NOP <-> B is CMODX-safe: K11 needs a site that is not"),
 )
 
 
@@ -136,7 +194,17 @@ def build(name: str, variant: str = "default", **knobs: Any) -> System:
     if "memory" in knobs and knobs["memory"] not in MEMORY_MODELS:
         raise CatalogueError(f"unknown memory model {knobs['memory']!r}; valid: "
                              f"{', '.join(MEMORY_MODELS)}")
-    return entry.build(variant, **knobs)
+    if "memory" in knobs and knobs["memory"] not in entry.memory:
+        raise CatalogueError(f"--memory {knobs['memory']!r} does not apply to {name}; valid: "
+                             f"{', '.join(entry.memory)}")
+    if "sites" in knobs:
+        if entry.sites is None:
+            raise CatalogueError(f"--sites does not apply to {name} (one patch site)")
+        _check_range(entry, "sites", knobs["sites"], entry.sites)
+    try:
+        return entry.build(variant, **knobs)
+    except ValueError as e:  # a knob combination the protocol's builder rejects
+        raise CatalogueError(str(e)) from None
 
 
 def _check_range(entry: Entry, knob: str, value: int, bounds: tuple[int, int]) -> None:

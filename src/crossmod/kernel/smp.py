@@ -81,3 +81,16 @@ def do_sync_core() -> Gen:
 def do_nothing() -> Gen:
     """kernel/smp.c `do_nothing()` (used by `kick_all_cpus_sync()`)."""
     yield ops.Note(label="do_nothing")
+
+
+def kick_all_cpus_sync() -> Gen:
+    """kernel/smp.c `kick_all_cpus_sync()`:
+
+    K1  smp_mb()  -- make the caller's stores (the new instructions) visible before the kick
+    K2  smp_call_function(do_nothing, NULL, 1): every other online CPU takes an IPI and runs
+        an empty function; the caller waits for all of them.
+    On arm64 taking the IPI (exception entry) and returning from it (ERET) are context
+    synchronization events: afterwards a CPU fetches only the instructions memory holds.
+    """
+    yield ops.Fence("mb", label="K1 kick_all_cpus_sync", pairs_with="IPI exception entry")
+    yield from smp_call_function(do_nothing, (), wait=True, label="K2 kick_all_cpus_sync")

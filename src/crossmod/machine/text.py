@@ -12,6 +12,14 @@ Fetch models (DESIGN.md "Instruction fetch"):
   arm64      one 32-bit single-copy-atomic word: any whole value held since the last context
              synchronization event (same as snapshot for a 4-byte site; kept separate so that
              the architecture, not the site size, decides).
+
+arm64 sites (`Site.arch == "arm64"`) hold little-endian A64 words: the trap is BRK (any
+immediate), not a first byte 0xCC. Arm ARM concurrent modification and execution (CMODX,
+quoted in arch/arm64/kernel/patching.c and KERNEL.md D.1): executing a word that changed
+since the CPU's last context synchronization event gives the old or the new instruction
+only when every value involved is one of B, BL, NOP, BRK, SVC, HVC, SMC; otherwise the CPU
+may behave as any instruction sequence (CONSTRAINED UNPREDICTABLE), which `fetch_outcomes`
+offers as a torn outcome (witness: the old word's low half with the new word's high half).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class Site:
     encodings: tuple[tuple[bytes, str], ...]
     int3_effect: str | None = None
     noinstr: bool = False
+    arch: str = "x86"
 
     @property
     def size(self) -> int:
@@ -72,8 +81,14 @@ Outcome = tuple
 
 
 def decode(site: Site, raw: bytes) -> Outcome:
-    """What executing `raw` at `site` does (the decoder's view, first byte first)."""
-    if raw[0] == INT3:
+    """What executing `raw` at `site` does (the decoder's view, first byte first).
+
+    The trap outcome is called "int3" on both architectures: INT3 on x86, BRK on arm64.
+    """
+    if site.arch == "arm64":
+        if is_brk(raw):
+            return ("int3", raw)
+    elif raw[0] == INT3:
         return ("int3", raw)
     eff = site.effect_of(raw)
     if eff is None:
@@ -121,6 +136,10 @@ def fetch_outcomes(model: str, site: Site, view: tuple | frozenset) -> tuple[Out
         k = out[:2] if out[0] == "effect" else out[:1]
         if k not in seen:
             seen[k] = out
+    if model == "arm64" and site.arch == "arm64" and len(view) > 1 and ("torn",) not in seen:
+        words = sorted(view)
+        if not all(cmodx_safe(w) for w in words):
+            seen[("torn",)] = ("torn", words[0][:2] + words[-1][2:])
     res = tuple(seen[k] for k in sorted(seen, key=_outcome_order))
     _outcome_cache[key] = res
     return res
@@ -132,3 +151,43 @@ def _outcome_order(k: tuple) -> tuple:
 
 def hexbytes(raw: bytes) -> str:
     return " ".join(f"{b:02X}" for b in raw)
+
+
+# ---- arm64 (A64) instruction words ------------------------------------------------------
+
+A64_NOP = 0xD503201F
+BRK64_OPCODE_KPROBES = 0xD4200080  # BRK #0x004 (arch/arm64/include/asm/brk-imm.h)
+
+
+def a64(word: int) -> bytes:
+    """An A64 instruction as the 4 little-endian bytes memory holds."""
+    return word.to_bytes(4, "little")
+
+
+def a64_b(offset: int) -> bytes:
+    """`B <pc + offset>` (aarch64_insn_gen_branch_imm, AARCH64_INSN_BRANCH_NOLINK)."""
+    return a64(0x14000000 | ((offset >> 2) & 0x03FFFFFF))
+
+
+def a64_bl(offset: int) -> bytes:
+    """`BL <pc + offset>` (AARCH64_INSN_BRANCH_LINK)."""
+    return a64(0x94000000 | ((offset >> 2) & 0x03FFFFFF))
+
+
+def _word(raw: bytes) -> int | None:
+    return int.from_bytes(raw, "little") if len(raw) == 4 else None
+
+
+def is_brk(raw: bytes) -> bool:
+    w = _word(raw)
+    return w is not None and (w & 0xFFE0001F) == 0xD4200000
+
+
+def cmodx_safe(raw: bytes) -> bool:
+    """One of the instructions the Arm ARM lets a CPU execute while it is being modified:
+    B, BL, NOP, BRK, SVC, HVC, SMC (`aarch64_insn_hotpatch_safe()`'s list)."""
+    w = _word(raw)
+    if w is None:
+        return False
+    return ((w & 0x7C000000) == 0x14000000 or w == A64_NOP
+            or (w & 0xFFE0001C) == 0xD4000000 and (w & 0x3) != 0 or is_brk(raw))

@@ -1,0 +1,224 @@
+"""Static keys and static calls on x86 (KERNEL.md E): `x86-static-key`, `x86-static-call`
+and `static-key-race` (a key flipped from two CPUs at once).
+
+The key is the scheduler's `preempt_notifier_key` (kernel/sched/core.c): its sites are
+`fire_sched_in_preempt_notifiers()` / `fire_sched_out_preempt_notifiers()`, inlined into
+finish_task_switch() / prepare_task_switch(); KVM turns it on when it creates a VM
+(seed 001: a CPU that keeps the NOP skips the notifiers). With `sites` K > 2 the extra
+sites are further inlined copies ("#2"). The static call is the tracepoint
+`sched_switch`'s: `tracepoint_update_call()` points it from the probe iterator to the one
+probe left.
+"""
+
+from __future__ import annotations
+
+from crossmod.kernel import jump_label as jl
+from crossmod.kernel import static_call as sc
+from crossmod.kernel import text_poke as tp
+from crossmod.kernel.smp import Gen, generic_smp_call_function_single_interrupt
+from crossmod.machine import ops
+from crossmod.machine.ops import atomic_inc
+from crossmod.machine.state import MachineConfig
+from crossmod.machine.system import System
+from crossmod.machine.text import NOP5, Site, call32, jmp32
+
+KEY = "preempt_notifier_key"
+NOTIFIERS = ("fire_sched_in_preempt_notifiers", "fire_sched_out_preempt_notifiers")
+MAX_SITES = 4
+
+
+def site_names(k: int) -> tuple[str, ...]:
+    """The K sites of preempt_notifier_key: the two notifier hooks, then inlined copies."""
+    names = [NOTIFIERS[i % 2] + ("" if i < 2 else f"#{i // 2 + 1}") for i in range(k)]
+    return tuple(names)
+
+
+def notifier_entry(name: str, i: int, nop: bytes, jump: bytes) -> jl.JumpEntry:
+    """A `static_branch_unlikely(&preempt_notifier_key)` site: NOP while off, a jump to the
+    out-of-line call of `__fire_sched_*_preempt_notifiers()` while on."""
+    fn = "__" + name.split("#")[0]
+    return jl.JumpEntry(name, nop, jump, f"skips {fn}()", f"calls {fn}()")
+
+
+def x86_key(k: int, ro_after_init: bool = False) -> jl.StaticKey:
+    entries = tuple(notifier_entry(n, i, NOP5, jmp32(0x40 + 0x10 * i))
+                    for i, n in enumerate(site_names(k)))
+    return jl.StaticKey(KEY, entries, ro_after_init)
+
+
+def sites_of(key: jl.StaticKey, enabled: bool = False, arch: str = "x86") -> tuple[Site, ...]:
+    """The machine's sites for a key's entries, holding the instruction for `enabled`."""
+    out = []
+    for e in key.entries:
+        init = e.code(int(enabled ^ e.branch))[0]
+        out.append(Site(e.site, init, ((e.nop, e.nop_effect), (e.jump, e.jump_effect)),
+                        arch=arch))
+    return tuple(out)
+
+
+# ---- model tasks ------------------------------------------------------------------------
+
+FLIPS = {"enable": jl.static_key_enable, "disable": jl.static_key_disable,
+         "inc": jl.static_key_slow_inc, "dec": jl.static_key_slow_dec}
+RETURNED = {"enable": "static_key_enable returned", "disable": "static_key_disable returned",
+            "inc": "static_branch_inc returned", "dec": "static_branch_dec returned"}
+
+
+def model_key_updater(key: jl.StaticKey, arch: jl.JumpLabelArch, flip: str) -> Gen:
+    """The caller of the static-key API (KVM's preempt_notifier_inc(), say): flip the key,
+    then hold the API to its contract -- every site now has the new effect on every CPU."""
+    yield from FLIPS[flip](key, arch)
+    for e in key.entries:
+        yield ops.PatchReturned(e.site, label=RETURNED[flip])
+
+
+def model_exec_sites(sites: tuple[str, ...], times: int) -> Gen:
+    """Another CPU context-switching: it runs through every site `times` times, IRQs on."""
+    for i in range(times):
+        for s in sites:
+            yield ops.ExecSite(s, label=f"pass {i + 1}")
+
+
+def model_racing_flip(key: jl.StaticKey, arch: jl.JumpLabelArch, flips: tuple[str, ...],
+                      nflips: int) -> Gen:
+    """One user of the key: its flips, then -- once every CPU's flips have returned -- the
+    check that the text matches the final count (sync_core, then execute each site)."""
+    for i, flip in enumerate(flips):
+        yield ops.Note(label=f"flip {i + 1}", text=f"{FLIPS[flip].__name__}({key.name})")
+        yield from FLIPS[flip](key, arch)
+    yield ops.Rmw("model.flips_done", atomic_inc, label="flips returned")
+    yield ops.WaitUntil("model.flips_done", lambda n: n == nflips, label="all flips returned")
+    yield ops.Serialize(label="sync_core")
+    for e in key.entries:
+        effect = yield ops.ExecSite(e.site, label="final text")
+        yield ops.Check((key.enabled,), lambda n, e=e, effect=effect:
+                        e.effect_for(n != 0) == effect, "static-key-text",
+                        f"{e.site} executes '{effect}', which does not match the final "
+                        f"count of {key.name}", label="text matches count")
+
+
+def model_static_call_updater(key: sc.StaticCallKey, func: str) -> Gen:
+    yield from sc.static_call_update(key, func)
+    for s in (key.tramp, *key.sites):
+        yield ops.PatchReturned(s.site, label="static_call_update returned")
+
+
+# ---- systems ------------------------------------------------------------------------------
+
+def _int3_handler() -> object:
+    v = tp.PokeVariant()
+
+    def smp_text_poke_int3_handler(site_name: str) -> Gen:
+        return tp.smp_text_poke_int3_handler(site_name, v)
+
+    return smp_text_poke_int3_handler
+
+
+def _x86_config(tasks: list, sites: tuple[Site, ...], cpus: int, nmis: int, fetch: str,
+                memory: str, extra: tuple = (), symmetric_from: int = 1) -> MachineConfig:
+    glob, percpu = tp.text_poke_memory()
+    names = tuple(s.name for s in sites)
+    return MachineConfig(
+        ncpus=cpus, sites=sites, tasks=tuple(tasks), int3_handler=_int3_handler(),
+        ipi_handler=generic_smp_call_function_single_interrupt,
+        nmi_handler=(model_exec_sites, (names[:1], 1)), nmis=nmis,
+        globals=glob + extra, percpu=percpu,
+        cpu_valued=frozenset({"text_mutex", "jump_label_mutex", "static_call_mutex"}),
+        fetch=fetch, memory=memory,
+        symmetric=((tuple(range(symmetric_from, cpus)),)
+                   if cpus - symmetric_from > 1 else ()))
+
+
+def _check_arch(name: str, arch: str | None, want: str) -> None:
+    if arch is not None and arch != want:
+        raise ValueError(f"{name} is an {want} protocol; --arch {arch} does not apply")
+
+
+def build_x86_static_key(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                         fetch: str = "per-byte", memory: str = "tso", sites: int = 1,
+                         execs: int = 1, flip: str = "enable", arch: str | None = None
+                         ) -> System:
+    """CPU 0 calls static_key_enable(&preempt_notifier_key) (or `flip`: inc, disable, dec)
+    with K = `sites` sites: one int3 batch for all of them. CPUs 1.. context-switch through
+    every site `execs` times. `ro-after-init`: the key is __ro_after_init and the flip
+    happens after mark_rodata_ro()."""
+    _check_arch("x86-static-key", arch, "x86")
+    key = x86_key(sites, ro_after_init=variant == "ro-after-init")
+    on = flip in ("disable", "dec")
+    names = tuple(e.site for e in key.entries)
+    tasks = [(model_key_updater, (key, jl.X86_JUMP_LABEL, flip))]
+    tasks += [(model_exec_sites, (names, execs))] * (cpus - 1)
+    extra = jl.jump_label_memory((key,), {KEY: 1 if on else 0})
+    cfg = _x86_config(tasks, sites_of(key, on), cpus, nmis, fetch, memory, extra)
+    return System("x86-static-key", cfg, variant,
+                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites,
+                       execs=execs, flip=flip))
+
+
+RACES = {"default": (1, (("dec",), ("inc",))),
+         "enable-disable": (0, (("enable",), ("disable",))),
+         "dec-inc-dec": (1, (("dec",), ("inc", "dec")))}
+
+
+def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                          fetch: str = "per-byte", memory: str = "tso", sites: int = 1,
+                          arch: str | None = None) -> System:
+    """Two CPUs flip preempt_notifier_key at once (`variant` names who does what; the
+    initial count makes every flip a balanced use of the API), then check that the text of
+    every site matches the final count. Deadlock freedom is checked by the explorer."""
+    _check_arch("static-key-race", arch, "x86")
+    initial, flips = RACES[variant]
+    key = x86_key(sites)
+    tasks = [(model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips))) for f in flips]
+    tasks += [None] * (cpus - len(flips))
+    extra = jl.jump_label_memory((key,), {KEY: initial}) + (("model.flips_done", 0),)
+    cfg = _x86_config(tasks, sites_of(key, initial > 0), cpus, nmis, fetch, memory, extra,
+                      symmetric_from=len(flips))
+    return System("static-key-race", cfg, variant,
+                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites))
+
+
+# ---- static calls -------------------------------------------------------------------------
+
+OLD_FUNC, NEW_FUNC = "__traceiter_sched_switch", "trace_event_raw_event_sched_switch"
+SC_KEY = "tp_func_sched_switch"
+
+
+def _call_site(name: str, i: int, tail: bool) -> sc.StaticCallSite:
+    gen, verb = (jmp32, "jmp") if tail else (call32, "call")
+    return sc.StaticCallSite(name, tail, (
+        sc.CallInsn(OLD_FUNC, gen(0x1000 + 0x100 * i), f"{verb} {OLD_FUNC}"),
+        sc.CallInsn(NEW_FUNC, gen(0x2000 + 0x100 * i), f"{verb} {NEW_FUNC}")))
+
+
+def static_call_key(k: int) -> sc.StaticCallKey:
+    tramp = _call_site(f"__SCT__{SC_KEY}", 0, tail=True)
+    names = ["trace_sched_switch"] + [f"trace_sched_switch#{i + 1}" for i in range(1, k)]
+    return sc.StaticCallKey(SC_KEY, tramp,
+                            tuple(_call_site(n, i + 1, tail=False) for i, n in enumerate(names)))
+
+
+def _sc_sites(key: sc.StaticCallKey) -> tuple[Site, ...]:
+    return tuple(Site(s.site, s.insn_for(OLD_FUNC).code,
+                      tuple((i.code, i.effect) for i in s.insns))
+                 for s in (key.tramp, *key.sites))
+
+
+def build_x86_static_call(variant: str = "default", cpus: int = 2, nmis: int = 0,
+                          fetch: str = "per-byte", memory: str = "tso", sites: int = 1,
+                          execs: int = 1, arch: str | None = None) -> System:
+    """CPU 0: static_call_update(tp_func_sched_switch, trace_event_raw_event_sched_switch)
+    -- the trampoline and K inline sites, each with smp_text_poke_single(). CPUs 1.. run
+    through every site `execs` times."""
+    _check_arch("x86-static-call", arch, "x86")
+    key = static_call_key(sites)
+    if variant == "ro-after-init":
+        key = sc.StaticCallKey(key.name, key.tramp, key.sites, ro_after_init=True)
+    msites = _sc_sites(key)
+    tasks = [(model_static_call_updater, (key, NEW_FUNC))]
+    tasks += [(model_exec_sites, (tuple(s.name for s in msites), execs))] * (cpus - 1)
+    extra = sc.static_call_memory((key,), {SC_KEY: OLD_FUNC}) + jl.jump_label_memory(())
+    cfg = _x86_config(tasks, msites, cpus, nmis, fetch, memory, extra)
+    return System("x86-static-call", cfg, variant,
+                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites,
+                       execs=execs))
