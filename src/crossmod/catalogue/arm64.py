@@ -146,3 +146,20 @@ def build_arm64_stop_machine(variant: str = "default", cpus: int = 2, nmis: int 
     return System("arm64-stop-machine", cfg, variant,
                   dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites,
                        execs=execs, patch=patch))
+
+
+def key_flip_systems(cpus: int = 3, sites: tuple[int, ...] = (1, 2, 4)
+                     ) -> list[tuple[str, System]]:
+    """One static_key_enable() per system, side by side: x86 (one int3 batch), arm64 since
+    2024 (nosync writes + kick_all_cpus_sync) and arm64 before f6cc0c501649 (one
+    stop_machine() per site), for each K in `sites`. Feed it to
+    `crossmod.check.stats.cost_rows()` for the IPIs and rendezvous per key flip."""
+    from crossmod.catalogue.static_keys import build_x86_static_key
+
+    out: list[tuple[str, System]] = []
+    for k in sites:
+        out.append((f"x86-static-key K={k}", build_x86_static_key(cpus=cpus, sites=k)))
+        out.append((f"arm64-jump-label K={k}", build_arm64_jump_label(cpus=cpus, sites=k)))
+        out.append((f"arm64-stop-machine patch=jump-label K={k}",
+                    build_arm64_stop_machine(cpus=cpus, sites=k, patch="jump-label")))
+    return out
