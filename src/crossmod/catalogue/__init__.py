@@ -118,8 +118,9 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
 ROWS: tuple[Row, ...] = (
     Row("x86-int3-batch", why="today's protocol"),
     Row("x86-int3-batch", knobs={"fetch": "snapshot"}),
-    Row("x86-int3-batch", knobs={"cpus": 3, "nmis": 1}, why="3 CPUs, an NMI executes the site"),
-    Row("x86-int3-batch", knobs={"cpus": 3, "nmis": 1, "fetch": "snapshot"}),
+    Row("x86-int3-batch", knobs={"cpus": 3, "nmis": 1, "execs": 1},
+        why="3 CPUs, an NMI anywhere executes the site"),
+    Row("x86-int3-batch", knobs={"cpus": 3, "nmis": 1, "execs": 1, "fetch": "snapshot"}),
     Row("x86-int3-batch", "no-sync1", expected="violation", prop="torn-instruction"),
     Row("x86-int3-batch", "no-sync2", expected="violation", prop="torn-instruction",
         why="per-byte fetch: old first byte cannot pair with new tail bytes... but INT3 can"),

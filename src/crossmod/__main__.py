@@ -1,0 +1,5 @@
+"""`python -m crossmod`."""
+
+from crossmod.cli import main
+
+main()

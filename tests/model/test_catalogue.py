@@ -1,0 +1,158 @@
+"""The catalogue as a quality suite: each historic bug found with the expected property,
+each fixed protocol proved within its bounds (STYLE.md rule 22)."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossmod.catalogue import ENTRIES, ROWS, CatalogueError, build
+from crossmod.check.explore import explore
+
+FAST_ROWS = [r for r in ROWS if r.knobs.get("cpus", 2) <= 2 and not r.knobs.get("nmis")]
+
+
+@pytest.mark.parametrize("row", FAST_ROWS, ids=lambda r: f"{r.protocol}:{r.variant}:{r.knobs}")
+def test_row_gives_expected_verdict(row):
+    """Every 2-CPU catalogue row: verdict and broken property as the catalogue expects."""
+    v = explore(build(row.protocol, row.variant, **row.knobs))
+    assert v.verdict == row.expected, v.message
+    if row.prop:
+        assert v.property == row.prop
+    if v.verdict == "safe":
+        assert v.states > 100 and v.stop_reason == "exhausted"
+    else:
+        assert v.counterexample and v.counterexample[-1].text.startswith(
+            ("VIOLATION", "DEADLOCK"))
+
+
+def test_int3_batch_safe_under_both_fetch_models_with_2_cpus():
+    """Today's protocol: no torn instruction, no unexpected int3, new instruction everywhere
+    after return -- under the SDM-literal per-byte model and the snapshot model."""
+    for fetch in ("per-byte", "snapshot"):
+        v = explore(build("x86-int3-batch", fetch=fetch))
+        assert v.verdict == "safe" and v.states >= 1000, (fetch, v.states)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fetch", ["per-byte", "snapshot"])
+def test_int3_batch_safe_with_3_cpus_and_an_nmi_executing_the_site(fetch):
+    """3 CPUs, one NMI anywhere (the patcher included) running through the site."""
+    v = explore(build("x86-int3-batch", cpus=3, nmis=1, fetch=fetch, execs=1))
+    assert v.verdict == "safe"
+    assert v.states >= 200_000
+
+
+def test_no_sync1_tears_old_opcode_with_new_tail():
+    """K2: without S1 a CPU that fetched the old first byte before the INT3 went in still
+    decodes it, now followed by new tail bytes."""
+    v = explore(build("x86-int3-batch", "no-sync1"))
+    assert v.property == "torn-instruction"
+    assert "fetched 0F 40" in v.message  # NOP5's first byte, JMP's displacement byte
+
+
+def test_no_sync2_answers_the_2010_question_both_ways():
+    """K3: torn when bytes are fetched independently (per-byte), safe when a fetch sees one
+    instant of memory (snapshot) -- Intel's 2010 unofficial answer holds only then."""
+    per_byte = explore(build("x86-int3-batch", "no-sync2", fetch="per-byte"))
+    snapshot = explore(build("x86-int3-batch", "no-sync2", fetch="snapshot"))
+    assert per_byte.property == "torn-instruction"
+    assert "fetched E9 40 44" in per_byte.message  # new first byte, a stale tail byte
+    assert snapshot.verdict == "safe"
+
+
+def test_no_sync3_leaves_a_stale_int3_after_the_batch_is_torn_down():
+    """K4: without S3 a CPU that serialized at S2 may still fetch the INT3 after F6 dropped
+    the references: the handler declines it and no INT3 is in memory -- die("int3"). (The
+    other K4 outcome, the old instruction after return, needs a CPU that did not serialize
+    at S2, which S2 rules out.)"""
+    v = explore(build("x86-int3-batch", "no-sync3"))
+    assert v.property == "unexpected-int3"
+    texts = [s.text for s in v.counterexample]
+    assert any("text_poke: E9 -> site+0" in t for t in texts)
+    assert any("F6" in t for t in texts)
+
+
+def test_publish_barrier_matters_only_when_stores_may_reorder():
+    """K6: under x86-TSO stores reach memory in order, so refs=1 is visible before the INT3
+    even without F2/H1; with a store order that lets later stores pass (pso) the handler
+    sees the INT3 with refs still 0 and declines it."""
+    assert explore(build("x86-int3-batch", "no-publish-barrier")).verdict == "safe"
+    v = explore(build("x86-int3-batch", "no-publish-barrier", memory="pso"))
+    assert v.property == "unexpected-int3"
+    assert "CC 1F 44 00 00" in v.message  # the INT3 is in memory, yet unclaimed
+
+
+def test_stack_descriptor_handler_reads_a_popped_frame():
+    """K5: the 2019 handler read bp_desc, the patcher cleared it, dropped the last reference
+    and returned; the handler then takes a reference through the stale pointer."""
+    v = explore(build("x86-int3-batch", "stack-descriptor"))
+    assert v.property == "use-after-return"
+    texts = "\n".join(s.text for s in v.counterexample)
+    assert "READ_ONCE(bp_desc)" in texts and "stack frame holding" in texts
+    assert explore(build("x86-int3-batch", "global-descriptor")).verdict == "safe"
+
+
+def test_memcpy_tears_even_under_snapshot_fetch():
+    """K1: memcpy's bytes become visible one at a time, so even whole-site fetches tear."""
+    for fetch in ("per-byte", "snapshot"):
+        assert explore(build("x86-memcpy", fetch=fetch)).property == "torn-instruction"
+
+
+def test_fixup_2010_as_written():
+    """Masami's steps (5)-(6) have no sync between the tail and the first byte: the model
+    says torn under per-byte fetch and safe under snapshot, i.e. exactly K3's answer."""
+    assert explore(build("x86-fixup-2010")).property == "torn-instruction"
+    assert explore(build("x86-fixup-2010", fetch="snapshot")).verdict == "safe"
+
+
+def test_cpumask_2019_deadlocks_with_an_nmi_on_the_patcher():
+    """K8: the NMI on the patching CPU hits the INT3 and the #BP handler waits for a patch
+    that only the interrupted task can finish."""
+    v = explore(build("x86-cpumask-2019"))
+    assert v.verdict == "deadlock"
+    assert "cpu0: int3_wait_for_patch waits" in v.message
+    assert "task/nmi/bp" in v.message
+    assert explore(build("x86-cpumask-2019", "last-clearer-completes")).verdict == "safe"
+
+
+def test_ipi_with_irqs_off_deadlocks():
+    """K9: both CPUs wait on each other's CSD with interrupts disabled."""
+    v = explore(build("x86-ipi-irqs-off"))
+    assert v.verdict == "deadlock"
+    assert v.message.count("CsdLockWait") == 2
+    assert any("WARNING" in s.text for s in v.counterexample)
+
+
+def test_stop_machine_safe_without_nmis_torn_with_one():
+    assert explore(build("x86-stop-machine", cpus=3)).verdict == "safe"
+    assert explore(build("x86-stop-machine", nmis=1)).property == "torn-instruction"
+
+
+def test_shortest_counterexample_lengths_are_stable():
+    """BFS gives the fewest moves; pin them so a model change that lengthens or shortens a
+    known bug is noticed."""
+    lengths = {v: len(explore(build("x86-int3-batch", v)).counterexample)
+               for v in ("no-sync1", "no-sync2", "no-sync3")}
+    assert lengths["no-sync1"] < lengths["no-sync2"] < lengths["no-sync3"]
+    assert lengths["no-sync1"] <= 25
+
+
+@pytest.mark.parametrize("name,knobs,fragment", [
+    ("x86-nope", {}, "unknown protocol 'x86-nope'"),
+    ("x86-int3-batch", {"cpus": 99}, "--cpus 99"),
+    ("x86-int3-batch", {"nmis": 9}, "--nmis 9"),
+    ("x86-int3-batch", {"memory": "weird"}, "unknown memory model"),
+])
+def test_bad_knobs_are_refused_with_the_valid_values(name, knobs, fragment):
+    with pytest.raises(CatalogueError, match=fragment.replace("(", r"\(")):
+        build(name, **knobs)
+
+
+def test_unknown_variant_lists_valid_ones():
+    with pytest.raises(CatalogueError, match="no-sync1"):
+        build("x86-int3-batch", "no-sync9")
+
+
+def test_every_entry_builds_with_defaults():
+    for name in ENTRIES:
+        assert build(name).config.ncpus >= 2

@@ -1,0 +1,77 @@
+"""The command line: exit codes, one-line errors, JSON fields, Perfetto output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crossmod", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_check_violation_exit_1_with_trail_and_replay_token():
+    r = run("check", "x86-int3-batch", "--variant", "no-sync1")
+    assert r.returncode == 1
+    assert "verdict: violation (torn-instruction)" in r.stdout
+    assert "text_poke [F3]: text_poke: INT3 -> site+0" in r.stdout
+    assert "exec site: fetched 0F 40 44 00 00" in r.stdout
+    token = r.stdout.split("crossmod replay ")[1].split()[0]
+    again = run("replay", token)
+    assert again.returncode == 1 and "VIOLATION torn-instruction" in again.stdout
+
+
+def test_check_safe_exit_0_and_json_fields():
+    r = run("check", "x86-int3-batch", "--json")
+    assert r.returncode == 0
+    doc = json.loads(r.stdout)
+    for key in ("protocol", "variant", "config", "verdict", "property", "states",
+                "transitions", "seconds", "counterexample"):
+        assert key in doc
+    assert doc["verdict"] == "safe" and doc["counterexample"] is None and doc["states"] > 1000
+
+
+def test_perfetto_export_is_chrome_trace_json(tmp_path):
+    out = tmp_path / "cex.json"
+    r = run("check", "x86-cpumask-2019", "--perfetto", str(out))
+    assert r.returncode == 1
+    doc = json.loads(out.read_text())
+    events = doc["traceEvents"]
+    assert {e["ph"] for e in events} >= {"M", "X", "i"}
+    assert {e["args"]["name"] for e in events if e.get("name") == "thread_name"} == \
+        {"cpu0", "cpu1"}
+    assert all(isinstance(e["ts"], int) for e in events if e["ph"] == "X")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("check", "x86-nope"), "unknown protocol 'x86-nope'; valid: x86-int3-batch"),
+    (("check", "x86-int3-batch", "--variant", "zz"), "unknown variant 'zz'"),
+    (("check", "x86-int3-batch", "--fetch", "zz"), "'zz' is not one of"),
+    (("check", "x86-int3-batch", "--cpus", "40"), "--cpus 40 is outside"),
+    (("check", "x86-int3-batch", "--arch", "arm64"), "--arch arm64 does not apply"),
+    (("check",), "missing PROTOCOL"),
+    (("replay", "cm1-garbage"), "corrupt schedule token"),
+])
+def test_bad_input_one_line_exit_2(args, fragment):
+    r = run(*args)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_list_fits_100_columns():
+    r = run("list")
+    assert r.returncode == 0 and "x86-int3-batch" in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 100
+
+
+def test_help_everywhere():
+    for sub in ((), ("check",), ("list",), ("replay",), ("trace",), ("audit",)):
+        r = run(*sub, "--help")
+        assert r.returncode == 0 and "Usage:" in r.stdout
