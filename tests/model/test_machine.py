@@ -39,7 +39,7 @@ def store_buffering(memory: str, fence: bool = False) -> set[tuple]:
     cfg = MachineConfig(ncpus=2, sites=(SITE,), memory=memory,
                         tasks=((with_fence("x", "y", "r0"), ()), (with_fence("y", "x", "r1"), ())),
                         globals=(("x", 0), ("y", 0), ("r0", None), ("r1", None)))
-    m, ends = terminal_states(System("sb", cfg))
+    _, ends = terminal_states(System("sb", cfg))
     return {(s[0][2], s[0][3]) for s in ends if finished(s)}
 
 
