@@ -6,8 +6,11 @@ Run: python examples/my_protocol.py
 from __future__ import annotations
 
 from crossmod import NOP5, MachineConfig, Site, System, check, jmp32, ops
-from crossmod.kernel.smp import do_sync_core, generic_smp_call_function_single_interrupt
-from crossmod.kernel.smp import on_each_cpu
+from crossmod.kernel.smp import (
+    do_sync_core,
+    generic_smp_call_function_single_interrupt,
+    on_each_cpu,
+)
 
 SITE = Site("site", NOP5, ((NOP5, "nop"), (jmp32(0x40), "jmp l_yes")))
 NEW = jmp32(0x40)
