@@ -171,7 +171,7 @@ def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0
     key = x86_key(sites)
     tasks = [(model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips))) for f in flips]
     tasks += [None] * (cpus - len(flips))
-    extra = jl.jump_label_memory((key,), {KEY: initial}) + (("model.flips_done", 0),)
+    extra = (*jl.jump_label_memory((key,), {KEY: initial}), ("model.flips_done", 0))
     cfg = _x86_config(tasks, sites_of(key, initial > 0), cpus, nmis, fetch, memory, extra,
                       symmetric_from=len(flips))
     return System("static-key-race", cfg, variant,

@@ -321,8 +321,9 @@ def static_key_dec(key: StaticKey, dec_not_one: bool, label: str) -> Gen:
     MODEL: the retry loop is one RMW that re-reads v."""
     v = yield ops.Load(key.enabled, label=label)
     if v > 0 and not (dec_not_one and v == 1):
-        v = yield from atomic_cmpxchg(key, _dec_fn(dec_not_one), f"{label} atomic_try_cmpxchg(v, v-1)",
-                                "static_key_slow_dec")
+        v = yield from atomic_cmpxchg(key, _dec_fn(dec_not_one),
+                                      f"{label} atomic_try_cmpxchg(v, v-1)",
+                                      "static_key_slow_dec")
     if v <= 0:
         yield ops.Warn(f"static_key_dec: key->enabled == {v}", label=label)
     return v
