@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crossmod.catalogue import arm64
+from crossmod.catalogue import arm64, x86_int3
 from crossmod.catalogue import static_keys as sk
 from crossmod.catalogue import x86_history as hist
-from crossmod.catalogue import x86_int3
 from crossmod.machine.state import MEMORY_MODELS
 from crossmod.machine.system import System
 from crossmod.machine.text import FETCH_MODELS

@@ -190,4 +190,4 @@ def cmodx_safe(raw: bytes) -> bool:
     if w is None:
         return False
     return ((w & 0x7C000000) == 0x14000000 or w == A64_NOP
-            or (w & 0xFFE0001C) == 0xD4000000 and (w & 0x3) != 0 or is_brk(raw))
+            or ((w & 0xFFE0001C) == 0xD4000000 and (w & 0x3) != 0) or is_brk(raw))
