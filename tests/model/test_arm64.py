@@ -70,7 +70,7 @@ def test_k10_nosync_cpu_runs_the_old_nop_after_static_key_enable_returned():
     assert any("aarch64_insn_write: 10 00 00 14" in t for t in trail[:returned])
 
 
-@pytest.mark.parametrize(("cpus", "k", "floor"), [(2, 1, 80), (2, 2, 140), (3, 2, 600)])
+@pytest.mark.parametrize(("cpus", "k", "floor"), [(2, 1, 110), (2, 2, 200), (3, 2, 1_200)])
 def test_2024_fix_kick_all_cpus_sync_makes_the_flip_visible(cpus, k, floor):
     v = explore(build("arm64-jump-label", cpus=cpus, sites=k))
     assert v.verdict == "safe" and v.stop_reason == "exhausted", v.message

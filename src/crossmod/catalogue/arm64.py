@@ -74,7 +74,7 @@ JUMP_LABEL_ARCHS = {"default": ap.ARM64_JUMP_LABEL, "nosync": ap.ARM64_JUMP_LABE
 
 def build_arm64_jump_label(variant: str = "default", cpus: int = 2, nmis: int = 0,
                            fetch: str = "arm64", memory: str = "sc", sites: int = 1,
-                           execs: int = 1, flip: str = "enable", arch: str | None = None
+                           execs: int = 2, flip: str = "enable", arch: str | None = None
                            ) -> System:
     """CPU 0 calls static_key_enable(&preempt_notifier_key) (or `flip`) on arm64 with K =
     `sites` sites; CPUs 1.. context-switch through every site `execs` times, taking no
