@@ -152,7 +152,7 @@ ROWS: tuple[Row, ...] = (
     Row("x86-stop-machine", knobs={"nmis": 1}, expected="violation", prop="torn-instruction",
         why="stop_machine cannot stop NMIs"),
     Row("x86-static-key", why="one int3 batch for the key"),
-    Row("x86-static-key", knobs={"cpus": 3, "sites": 2}),
+    Row("x86-static-key", knobs={"cpus": 3}),
     Row("x86-static-key", knobs={"sites": 2, "nmis": 1}, why="an NMI runs a site mid-batch"),
     Row("x86-static-key", "ro-after-init", expected="violation", prop="ro-after-init",
         why="static_key_enable writes key->enabled in read-only memory"),
