@@ -75,3 +75,15 @@ def test_help_everywhere():
     for sub in ((), ("check",), ("list",), ("replay",), ("trace",), ("audit",)):
         r = run(*sub, "--help")
         assert r.returncode == 0 and "Usage:" in r.stdout
+
+
+def test_compare_reports_ipis_per_patch_side_by_side():
+    """int3 batch: three sync rounds, one IPI per other CPU each; stop_machine: one wake-up
+    per other CPU and one rendezvous; a static key flip costs the same whatever K."""
+    r = run("compare", "--json")
+    assert r.returncode == 0
+    rows = {row["label"]: row for row in json.loads(r.stdout)}
+    assert rows["x86-int3-batch (1 site)"]["ipis"] == 3 * 2
+    assert rows["x86-stop-machine (1 site)"]["ipis"] == 2
+    assert rows["x86-stop-machine (1 site)"]["rendezvous"] == 1
+    assert {rows[f"x86-static-key K={k}"]["ipis"] for k in (1, 2, 4)} == {6}

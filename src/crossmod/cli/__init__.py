@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from crossmod.cli.audit import audit
-from crossmod.cli.model import check, list_cmd, replay_cmd
+from crossmod.cli.model import check, compare, list_cmd, replay_cmd
 from crossmod.cli.trace import trace
 
 
@@ -47,6 +47,7 @@ def main() -> None:
     check     explore every interleaving of a patching/deferral protocol
     list      the protocol catalogue
     replay    re-run a counterexample from its printed token
+    compare   IPIs and rendezvous per patch / key flip, protocol against protocol
     trace     which IPIs hit isolated CPUs in a real trace-cmd/ftrace trace
     audit     runtime-flippable static keys/calls on a kernel image's entry path
     """
@@ -55,5 +56,6 @@ def main() -> None:
 main.add_command(check)
 main.add_command(list_cmd)
 main.add_command(replay_cmd)
+main.add_command(compare)
 main.add_command(trace)
 main.add_command(audit)

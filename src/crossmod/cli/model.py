@@ -223,3 +223,27 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
         click.echo(narrate.columns(steps, system.config.ncpus))
     return 1 if failed else 0
 
+
+
+@click.command()
+@click.option("--cpus", type=click.IntRange(2, 6), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def compare(cpus: int, as_json: bool) -> int:
+    """IPIs and stop_machine rendezvous per patch and per key flip, side by side (one
+    deterministic run each): the int3 batch against stop_machine on x86, and one
+    static_key_enable() with K = 1, 2, 4 sites on x86 and arm64."""
+    from crossmod.catalogue.arm64 import key_flip_systems
+    from crossmod.check.stats import cost_rows
+
+    labelled = [("x86-int3-batch (1 site)", build("x86-int3-batch", cpus=cpus)),
+                ("x86-stop-machine (1 site)", build("x86-stop-machine", cpus=cpus))]
+    labelled += key_flip_systems(cpus=cpus)
+    rows = cost_rows(labelled)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    click.echo(table(("patch / key flip", "cpus", "IPIs", "rendezvous", "IPIs by function"),
+                     [(r["label"], r["cpus"], r["ipis"], r["rendezvous"],
+                       ", ".join(f"{f} {n}" for f, n in sorted(r["ipis_by_function"].items())))
+                      for r in rows]))
+    return 0
