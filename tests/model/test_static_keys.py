@@ -128,6 +128,18 @@ def test_racing_flips_no_deadlock_and_text_matches_count(variant):
     assert counts == RACE_FINALS[variant]
 
 
+def test_june_2024_slow_dec_loses_a_decrement_in_de752774f38b_interleaving():
+    """83ab38ef0a0b's slow path: CPU 0's dec sees 1 and goes slow; CPU 1 incs (2) and decs
+    (1) on the fast path; CPU 0's cmpxchg(1, 0) fails, its retry of try_dec sees 1 and gives
+    up with a WARN: every user is gone but the key stays enabled."""
+    v = explore(build("static-key-race", "dec-inc-dec-83ab38ef0a0b"))
+    assert v.verdict == "violation" and v.property == "static-key-count"
+    trail = [s.text for s in v.counterexample]
+    assert any("WARN_ON_ONCE(!static_key_slow_try_dec(key))" in t for t in trail)
+    assert any("atomic_cmpxchg(1, 0)" in t and "2 -> 2" in t for t in trail)
+    assert "values (1,)" in v.message
+
+
 def test_racing_flips_with_a_third_cpu_taking_the_syncs():
     v = explore(build("static-key-race", cpus=3))
     assert v.verdict == "safe" and v.states >= 10_000

@@ -96,7 +96,9 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
           "match the final count",
           {"default": "static_branch_dec racing static_branch_inc (count 1)",
            "enable-disable": "static_key_enable racing static_key_disable (count 0)",
-           "dec-inc-dec": "dec racing inc-then-dec, de752774f38b's interleaving (count 1)"},
+           "dec-inc-dec": "dec racing inc-then-dec, de752774f38b's interleaving (count 1)",
+           "dec-inc-dec-83ab38ef0a0b": "the same with the June 2024 slow-dec path that "
+                                       "de752774f38b fixed: a decrement is lost"},
           cpus=(2, 3), nmis=(0, 1), sites=(1, 2)),
     Entry("arm64-jump-label", arm64.build_arm64_jump_label,
           "static_key_enable() on arm64: aarch64_insn_patch_text_nosync() per site, then "
@@ -162,6 +164,9 @@ ROWS: tuple[Row, ...] = (
     Row("static-key-race", why="inc racing dec: no deadlock, text matches the count"),
     Row("static-key-race", "enable-disable"),
     Row("static-key-race", "dec-inc-dec"),
+    Row("static-key-race", "dec-inc-dec-83ab38ef0a0b", expected="violation",
+        prop="static-key-count", why="WARN_ON_ONCE(!static_key_slow_try_dec()) and the key "
+        "stays enabled with no user (Darrick Wong's report)"),
     Row("static-key-race", knobs={"cpus": 3}, why="a third CPU takes the sync IPIs"),
     Row("arm64-jump-label", "nosync", expected="violation", prop="patch-visibility",
         why="K10: a CPU keeps the old NOP after static_key_enable returned"),

@@ -59,7 +59,8 @@ def sites_of(key: jl.StaticKey, enabled: bool = False, arch: str = "x86") -> tup
 # ---- model tasks ------------------------------------------------------------------------
 
 FLIPS = {"enable": jl.static_key_enable, "disable": jl.static_key_disable,
-         "inc": jl.static_key_slow_inc, "dec": jl.static_key_slow_dec}
+         "inc": jl.static_key_slow_inc, "dec": jl.static_key_slow_dec,
+         "dec@83ab38ef0a0b": jl.static_key_slow_dec_83ab38ef0a0b}
 RETURNED = {"enable": "static_key_enable returned", "disable": "static_key_disable returned",
             "inc": "static_branch_inc returned", "dec": "static_branch_dec returned"}
 
@@ -80,14 +81,20 @@ def model_exec_sites(sites: tuple[str, ...], times: int) -> Gen:
 
 
 def model_racing_flip(key: jl.StaticKey, arch: jl.JumpLabelArch, flips: tuple[str, ...],
-                      nflips: int) -> Gen:
+                      nflips: int, final: int | None) -> Gen:
     """One user of the key: its flips, then -- once every CPU's flips have returned -- the
-    check that the text matches the final count (sync_core, then execute each site)."""
+    checks that the count is what the balanced incs and decs leave (`final`, when the order
+    does not decide it) and that the text matches the count (sync_core, execute each site)."""
     for i, flip in enumerate(flips):
         yield ops.Note(label=f"flip {i + 1}", text=f"{FLIPS[flip].__name__}({key.name})")
         yield from FLIPS[flip](key, arch)
     yield ops.Rmw("model.flips_done", atomic_inc, label="flips returned")
     yield ops.WaitUntil("model.flips_done", lambda n: n == nflips, label="all flips returned")
+    if final is not None:
+        yield ops.Check((key.enabled,), lambda n: n == final, "static-key-count",
+                        f"every flip returned but {key.enabled} is not {final}, what the "
+                        "balanced incs and decs leave: a user's reference was lost",
+                        label="count is balanced")
     yield ops.Serialize(label="sync_core")
     for e in key.entries:
         effect = yield ops.ExecSite(e.site, label="final text")
@@ -155,9 +162,12 @@ def build_x86_static_key(variant: str = "default", cpus: int = 2, nmis: int = 0,
                        execs=execs, flip=flip))
 
 
-RACES = {"default": (1, (("dec",), ("inc",))),
-         "enable-disable": (0, (("enable",), ("disable",))),
-         "dec-inc-dec": (1, (("dec",), ("inc", "dec")))}
+# variant -> (initial count, flips per CPU, final count when the order does not decide it)
+RACES = {"default": (1, (("dec",), ("inc",)), 1),
+         "enable-disable": (0, (("enable",), ("disable",)), None),
+         "dec-inc-dec": (1, (("dec",), ("inc", "dec")), 0),
+         "dec-inc-dec-83ab38ef0a0b": (1, (("dec@83ab38ef0a0b",), ("inc", "dec@83ab38ef0a0b")),
+                                      0)}
 
 
 def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0,
@@ -167,9 +177,10 @@ def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0
     initial count makes every flip a balanced use of the API), then check that the text of
     every site matches the final count. Deadlock freedom is checked by the explorer."""
     _check_arch("static-key-race", arch, "x86")
-    initial, flips = RACES[variant]
+    initial, flips, final = RACES[variant]
     key = x86_key(sites)
-    tasks = [(model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips))) for f in flips]
+    tasks = [(model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips), final))
+             for f in flips]
     tasks += [None] * (cpus - len(flips))
     extra = (*jl.jump_label_memory((key,), {KEY: initial}), ("model.flips_done", 0))
     cfg = _x86_config(tasks, sites_of(key, initial > 0), cpus, nmis, fetch, memory, extra,

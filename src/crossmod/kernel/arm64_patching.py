@@ -25,7 +25,7 @@ since its last context synchronization event (ISB, exception entry, exception re
 from __future__ import annotations
 
 from crossmod.kernel import stop_machine as sm
-from crossmod.kernel.jump_label import JUMP_LABEL_JMP, JumpEntry, JumpLabelArch
+from crossmod.kernel.jump_label import JUMP_LABEL_JMP, JumpEntry, JumpLabelArch, model_c_name
 from crossmod.kernel.smp import Gen, kick_all_cpus_sync
 from crossmod.machine import ops
 from crossmod.machine.ops import atomic_inc
@@ -153,7 +153,7 @@ def model_jump_label_transform_stop_machine(ncpus: int, master: str) -> JumpLabe
                          transform=arch_jump_label_transform)
 
 
-arch_jump_label_transform_nosync.__name__ = "arch_jump_label_transform"
+model_c_name(arch_jump_label_transform_nosync, "arch_jump_label_transform")
 
 ARM64_JUMP_LABEL = JumpLabelArch("arm64 2024 (nosync writes + kick_all_cpus_sync)",
                                  transform_queue=arch_jump_label_transform_queue,

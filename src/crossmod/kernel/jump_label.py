@@ -416,3 +416,61 @@ def arch_jump_label_transform_apply() -> Gen:
 X86_JUMP_LABEL = JumpLabelArch("x86 (HAVE_JUMP_LABEL_BATCH, int3 batch)",
                                transform_queue=arch_jump_label_transform_queue,
                                transform_apply=arch_jump_label_transform_apply)
+
+
+# ---- history: the slow-dec path between 83ab38ef0a0b and de752774f38b (June-Sept 2024) ----
+
+def static_key_slow_try_dec(key: StaticKey) -> Gen:
+    """`static_key_slow_try_dec()` as of 83ab38ef0a0b ("jump_label: Fix concurrency issues
+    in static_key_slow_dec()"): v := atomic_read(); do { WARN_ON_ONCE(v < 0); if v <= 1:
+    return false } while (!atomic_try_cmpxchg(&key->enabled, &v, v - 1)); return true.
+    MODEL: the retry loop is one RMW that re-reads v."""
+    v = yield ops.Load(key.enabled, label="T1 static_key_slow_try_dec")
+    if v > 1:
+        v = yield from atomic_cmpxchg(key, _dec_not_one, "T1 atomic_try_cmpxchg(v, v-1)",
+                                      "static_key_slow_dec")
+    if v < 0:
+        yield ops.Warn(f"static_key_slow_try_dec: key->enabled == {v}", label="T1")
+    return v > 1
+
+
+def _static_key_slow_dec_cpuslocked_83ab38ef0a0b(key: StaticKey, arch: JumpLabelArch) -> Gen:
+    """`__static_key_slow_dec_cpuslocked()` from 83ab38ef0a0b until de752774f38b:
+
+    R1 lockdep_assert_cpus_held()
+    R2 if static_key_slow_try_dec(key): return
+    R3 guard(mutex)(&jump_label_mutex)
+    R4 if atomic_cmpxchg(&key->enabled, 1, 0) == 1: jump_label_update(key)
+    R5 else: WARN_ON_ONCE(!static_key_slow_try_dec(key))   -- and the decrement is lost
+    """
+    yield from lockdep_assert_cpus_held("R1")
+    if (yield from static_key_slow_try_dec(key)):
+        return
+    yield ops.MutexLock("jump_label_mutex", label="R3 guard(mutex)")
+    old = yield from atomic_cmpxchg(key, _cmpxchg_1_0, "R4 atomic_cmpxchg(1, 0)",
+                                    "static_key_slow_dec")
+    if old == 1:
+        yield from jump_label_update(key, arch)
+    elif not (yield from static_key_slow_try_dec(key)):
+        yield ops.Warn("WARN_ON_ONCE(!static_key_slow_try_dec(key))", label="R5")
+    yield ops.MutexUnlock("jump_label_mutex", label="R3 guard(mutex) ends")
+
+
+def _static_key_slow_dec_83ab38ef0a0b(key: StaticKey, arch: JumpLabelArch) -> Gen:
+    """`static_key_slow_dec()` over the 83ab38ef0a0b slow-dec path."""
+    yield from cpus_read_lock()
+    yield from _static_key_slow_dec_cpuslocked_83ab38ef0a0b(key, arch)
+    yield from cpus_read_unlock()
+
+
+def model_c_name(fn: Callable, name: str) -> Callable:
+    """Give a dated variant of a kernel function its C name in trails (STYLE.md rule 10):
+    Python cannot hold two functions of one name in a module."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__code__ = fn.__code__.replace(co_name=name, co_qualname=name)
+    return fn
+
+
+model_c_name(_static_key_slow_dec_cpuslocked_83ab38ef0a0b, "__static_key_slow_dec_cpuslocked")
+static_key_slow_dec_83ab38ef0a0b = model_c_name(_static_key_slow_dec_83ab38ef0a0b,
+                                                "static_key_slow_dec")

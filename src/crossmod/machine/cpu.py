@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from crossmod.machine import ops as O
 from crossmod.machine import text as T
+from crossmod.machine.routines import ModelError
 from crossmod.machine.state import (
     CPUS,
     CSDQ,
@@ -103,6 +104,8 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
     """Perform `op` on CPU c; returns (value sent back to the routine, trail text)."""
     tp = type(op)
     cfg = m.cfg
+    if c in cfg.readers:
+        _check_reader(m, c, op)
     if tp is O.Load:
         v = _load(m, w, state, c, op.addr)
         return v, f"load {_addr_name(op.addr)} = {v!r}"
@@ -207,7 +210,25 @@ def _mask(mask: frozenset) -> str:
     return "{" + ",".join(str(c) for c in sorted(mask)) + "}"
 
 
+_READER_FORBIDDEN = frozenset({O.StorePerCpu, O.RmwPerCpu, O.TextStore, O.CsdQueue,
+                               O.MutexLock, O.MutexUnlock, O.StackFree, O.PatchReturned})
+
+
+def _check_reader(m: Machine, c: int, op: O.Op) -> None:
+    """A CPU declared a reader (`MachineConfig.readers`) may write only its own per-CPU
+    variables and its own CSD unlocks; the partial-order reduction is sound only then."""
+    tp = type(op)
+    bad = tp in _READER_FORBIDDEN
+    if tp in (O.Store, O.Rmw, O.CpumaskClearCpu):
+        raddr = resolve(m.cfg, c, op.addr)
+        bad = raddr[0] != "p" or raddr[1] != c
+    if bad:
+        raise ModelError(f"cpu{c} is declared a reader but performs {op!r}: a reader may "
+                         "write only its own per-CPU variables")
+
+
 def invisible(m: Machine, w: Work, c: int, op: O.Op) -> bool:
+
     """Ops whose only effect is this CPU's program position or interrupt flag."""
     tp = type(op)
     if tp in _INVISIBLE:

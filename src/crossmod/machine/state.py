@@ -76,6 +76,9 @@ class MachineConfig:
     memory: str = "tso"
     arch: str = "x86"
     symmetric: tuple[tuple[int, ...], ...] = ()
+    # CPUs that write only their own per-CPU variables and their own CSD unlocks (enforced:
+    # anything else is a ModelError); the explorer's partial-order reduction relies on it.
+    readers: frozenset[int] = frozenset()
     gidx: dict[str, int] = field(init=False, compare=False, repr=False)
     pidx: dict[str, int] = field(init=False, compare=False, repr=False)
     sidx: dict[str, int] = field(init=False, compare=False, repr=False)
