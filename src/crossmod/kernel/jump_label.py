@@ -21,6 +21,11 @@ MODEL: every jump entry is in core-kernel text that is not init text, so
 `jump_label_can_update()` is always true and there is no module list to walk; the system
 is running (no `text_poke_early()` / SYSTEM_BOOTING fallback); no CPU-hotplug writer exists,
 so `cpus_read_lock()` never waits (it is counted, for `lockdep_assert_cpus_held()`).
+
+Longer than STYLE.md's 400 lines: it is the whole static-key API of kernel/jump_label.c
+(each routine short, with its step list), the x86 hooks it calls, and one dated variant of
+the slow-dec path (June-Sept 2024) that reuses the helpers; splitting would separate
+routines that only make sense together.
 """
 
 from __future__ import annotations
