@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossmod.catalogue import arm64, x86_int3
+from crossmod.catalogue import deferral as dfr
 from crossmod.catalogue import static_keys as sk
 from crossmod.catalogue import x86_history as hist
 from crossmod.machine.state import MEMORY_MODELS
@@ -38,6 +39,7 @@ class Entry:
     defaults: dict[str, Any] = field(default_factory=dict)
     sites: tuple[int, int] | None = None  # patch sites per key (--sites), where it applies
     memory: tuple[str, ...] = MEMORY_MODELS
+    steps: dict[str, str] = field(default_factory=dict)  # step -> variant dropping it
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,16 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
            "no-sync3": "K4: no sync after the first-byte write",
            "no-publish-barrier": "K6: no F2 smp_wmb / H1 smp_rmb (fixmap-era text_poke)",
            "stack-descriptor": "K5: 2019 refcount through a pointer to an on-stack descriptor",
-           "global-descriptor": "the 2022 fix of K5: one global descriptor"}),
+           "global-descriptor": "the 2022 fix of K5: one global descriptor"},
+          steps={"S1 sync after INT3": "no-sync1", "S2 sync after tail": "no-sync2",
+                 "S3 sync after first byte": "no-sync3",
+                 "F2/H1 publish barrier": "no-publish-barrier"}),
+    *(Entry(name, dfr.builder(name), summary, dfr.VARIANT_DOC[name], cpus=(2, 3),
+            nmis=(0, 1), memory=("tso", "pso"), steps=dfr.STEPS.get(name, {}))
+      for name, summary in (
+          ("defer-none", "IPI deferral off: text sync and kernel TLB flush IPI every CPU"),
+          ("defer-ct", "v6: deferral through context-tracking work bits (G.3)"),
+          ("defer-cr3", "v8: deferral to the kPTI CR3 write on entry (H.4)"))),
     Entry("x86-memcpy", hist.build_memcpy,
           "K1: the new instruction memcpy'd over live text", {"default": "no protocol"}),
     Entry("x86-fixup-2010", hist.build_fixup_2010,
@@ -178,6 +189,7 @@ ROWS: tuple[Row, ...] = (
     Row("arm64-stop-machine", knobs={"cpus": 3}),
     Row("arm64-stop-machine", "first-master", {"patch": "jump-label"},
         why="NOP <-> B is CMODX-safe: K11 needs a site that is not"),
+    *(Row(**r) for r in dfr.ROWS),
 )
 
 

@@ -43,6 +43,8 @@ class PokeVariant:
     poke                "temporary-mm": text_poke switches CR3 to text_poke_mm around the
                         write (v5.2+, serializing before and after); "fixmap": the older
                         text_poke writes through a fixmap alias, serializing only after
+    defer               None, or `defer(label, vec)`: the deferrable S1-S3 of the IPI
+                        deferral series (kernel/history/deferral.py)
     """
 
     sync1: bool = True
@@ -51,6 +53,7 @@ class PokeVariant:
     publish_barrier: bool = True
     refs: str = "percpu"
     poke: str = "temporary-mm"
+    defer: Any = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,15 @@ def smp_text_poke_sync_each_cpu(label: str) -> Gen:
     yield from on_each_cpu(do_sync_core, (), wait=True, label=label)
 
 
+def _sync_each_cpu(vec: tuple, v: PokeVariant, label: str) -> Gen:
+    """S1-S3: `smp_text_poke_sync_each_cpu()`, or the deferrable sync `v.defer` (v6 patch
+    24: on_each_cpu_cond(cond, do_sync_core, NULL, 1))."""
+    if v.defer is None:
+        yield from smp_text_poke_sync_each_cpu(label)
+    else:
+        yield from v.defer(label, vec)
+
+
 def smp_text_poke_batch_add(site: str, new: bytes, emulate: str | None) -> Gen:
     """`smp_text_poke_batch_add()` (B.3): append an entry to text_poke_array (plain stores,
     published to the handler by F0/F2 of the finish)."""
@@ -118,21 +130,21 @@ def smp_text_poke_batch_finish(v: PokeVariant) -> Gen:
     for e in vec:
         yield from text_poke(e.site, 0, bytes([INT3]), v, label="F3")
     if v.sync1:
-        yield from smp_text_poke_sync_each_cpu("S1")
+        yield from _sync_each_cpu(vec, v, "S1")
     tails = 0
     for e in vec:
         if len(e.new) > 1:
             yield from text_poke(e.site, 1, e.new[1:], v, label="F4")
             tails += 1
     if tails and v.sync2:
-        yield from smp_text_poke_sync_each_cpu("S2")
+        yield from _sync_each_cpu(vec, v, "S2")
     firsts = 0
     for e in vec:
         if e.new[0] != INT3:
             yield from text_poke(e.site, 0, e.new[:1], v, label="F5")
             firsts += 1
     if firsts and v.sync3:
-        yield from smp_text_poke_sync_each_cpu("S3")
+        yield from _sync_each_cpu(vec, v, "S3")
     yield from _unpublish(v)
 
 

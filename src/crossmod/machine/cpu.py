@@ -21,6 +21,7 @@ from crossmod.machine.state import (
     IPI,
     IRQ,
     LOCKED,
+    PERCPU,
     POISON,
     RUNNING,
     SB,
@@ -73,6 +74,10 @@ def enabled(m: Machine, state: tuple, c: int, op: O.Op) -> int:
         return int(state[0][m.cfg.gidx[op.name]] is None)
     if tp is O.Fence and _fence_blocked(op, cpu):
         return 0
+    if tp is O.WriteCr3 and cpu[SB]:
+        return 0
+    if tp is O.CsdQueueCond:
+        return int(all(c not in state[CPUS][t][LOCKED] for t in targets_of(m, c, "others")))
     return 1
 
 
@@ -203,6 +208,10 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
         return None, f"WARNING: {op.message}"
     if tp is O.Note:
         return None, op.text or op.label
+    if tp in _TLB_OPS:
+        return _TLB_OPS[tp](m, w, state, c, op)
+    if tp is O.CsdQueueCond:
+        return None, _csd_queue_cond(m, w, state, c, op)
     raise TypeError(f"unknown op {op!r}")
 
 
@@ -239,7 +248,7 @@ def invisible(m: Machine, w: Work, c: int, op: O.Op) -> bool:
     return False
 
 
-_INVISIBLE = frozenset({O.Note, O.Warn, O.AssertHeld, O.IrqsEnabled, O.IrqRestore})
+_INVISIBLE = frozenset({O.Note, O.Warn, O.AssertHeld, O.IrqsEnabled, O.IrqRestore, O.Ghost})
 
 
 def apply_invisible(m: Machine, w: Work, c: int, op: O.Op) -> tuple[Any, str]:
@@ -257,6 +266,13 @@ def apply_invisible(m: Machine, w: Work, c: int, op: O.Op) -> tuple[Any, str]:
         return None, f"smp_{op.kind}()"
     if tp is O.Warn:
         return None, f"WARNING: {op.message}"
+    if tp is O.Ghost:
+        raddr = resolve(m.cfg, c, op.addr)
+        old = w.get_mem(raddr)
+        new, res = op.fn(old)
+        if new != old:
+            w.set_mem(raddr, new)
+        return res, op.label or _fn_name(op.fn)
     return None, op.text or op.label
 
 
@@ -335,3 +351,97 @@ def _csd_queue(m: Machine, w: Work, c: int, op: O.CsdQueue) -> str:
 def top_node(state: tuple, c: int) -> int | None:
     stack = state[CPUS][c][STACK]
     return stack[-1][1] if stack else None
+
+
+# ---- kernel TLB and CR3 (kernel/tlb.py, kernel/entry.py) ------------------------------
+
+def _tlb_idx(m: Machine) -> int:
+    return m.cfg.pidx["tlb"]
+
+
+def tlb_fillable(m: Machine, state: tuple, c: int) -> list[int]:
+    """Indices of `tlb_vas` CPU c's page walker may cache now: mapped in memory, reachable
+    from its current page tables, not cached already."""
+    cfg = m.cfg
+    cpu = state[CPUS][c]
+    tlb = cpu[PERCPU][_tlb_idx(m)]
+    if tlb is None or (cfg.pti and cpu[PERCPU][cfg.pidx["cr3"]] != "kernel"):
+        return []
+    out = []
+    for i, va in enumerate(cfg.tlb_vas):
+        page = state[0][cfg.gidx[f"pte.{va}"]]
+        if page is not None and (va, page, not cfg.pti) not in tlb:
+            out.append(i)
+    return out
+
+
+def _set_tlb(m: Machine, w: Work, c: int, tlb: frozenset) -> None:
+    w.set_mem(("p", c, _tlb_idx(m)), tlb)
+
+
+def tlb_fill(m: Machine, w: Work, state: tuple, c: int, i: int) -> str:
+    """A speculative page walk: CPU c caches the translation memory holds for va i."""
+    va = m.cfg.tlb_vas[i]
+    page = state[0][m.cfg.gidx[f"pte.{va}"]]
+    tlb = state[CPUS][c][PERCPU][_tlb_idx(m)]
+    _set_tlb(m, w, c, frozenset(e for e in tlb if e[0] != va) | {(va, page, not m.cfg.pti)})
+    return f"page walker (speculative) caches {va} -> {page}"
+
+
+def _tlb_access(m: Machine, w: Work, state: tuple, c: int, op: O.TlbAccess) -> tuple:
+    tlb = w.cpus[c][PERCPU][_tlb_idx(m)] or frozenset()
+    freed = state[0][m.cfg.gidx["freed_pages"]]
+    for va, page, _ in tlb:
+        if va == op.va:
+            if page in freed:
+                raise Violation("use-after-free",
+                                f"cpu{c} dereferences {op.va} through a stale TLB entry -> "
+                                f"{page}, a page freed after flush_tlb_kernel_range returned")
+            return None, f"access {op.va} (TLB hit -> {page})"
+    page = state[0][m.cfg.gidx[f"pte.{op.va}"]]
+    if page is None:
+        raise Violation("page-fault", f"cpu{c} dereferences {op.va}, which is not mapped "
+                                      "(BUG: unable to handle page fault)")
+    if w.cpus[c][PERCPU][_tlb_idx(m)] is not None:
+        _set_tlb(m, w, c, tlb | {(op.va, page, not m.cfg.pti)})
+    return None, f"access {op.va} (page walk -> {page})"
+
+
+def _write_cr3(m: Machine, w: Work, state: tuple, c: int, op: O.WriteCr3) -> tuple:
+    serialize(m, w, c)
+    w.set_mem(("p", c, m.cfg.pidx["cr3"]), "kernel" if op.kernel else "user")
+    tlb = w.cpus[c][PERCPU][_tlb_idx(m)] if "tlb" in m.cfg.pidx else None
+    if op.flush and tlb:
+        _set_tlb(m, w, c, frozenset(e for e in tlb if e[2]))
+    which = "kernel" if op.kernel else "user"
+    return None, f"MOV CR3 <- {which} page tables ({'flushing' if op.flush else 'NOFLUSH'}; " \
+                 "serializing)"
+
+
+def _tlb_flush(m: Machine, w: Work, state: tuple, c: int, op: O.TlbFlushKernel) -> tuple:
+    tlb = w.cpus[c][PERCPU][_tlb_idx(m)]
+    if tlb:
+        _set_tlb(m, w, c, frozenset(e for e in tlb if op.va is not None and e[0] != op.va))
+    return None, f"flush kernel TLB ({'invlpg ' + op.va if op.va else 'all, global too'})"
+
+
+def _free_page(m: Machine, w: Work, state: tuple, c: int, op: O.FreePage) -> tuple:
+    raddr = ("g", m.cfg.gidx["freed_pages"])
+    w.set_mem(raddr, w.get_mem(raddr) | {op.page})
+    return None, f"__free_page({op.page}): the page may be reused from now on"
+
+
+_TLB_OPS = {O.TlbAccess: _tlb_access, O.WriteCr3: _write_cr3, O.TlbFlushKernel: _tlb_flush,
+            O.FreePage: _free_page}
+
+
+def _csd_queue_cond(m: Machine, w: Work, state: tuple, c: int, op: O.CsdQueueCond) -> str:
+    idx = m.cfg.pidx[op.name]
+    targets = tuple(t for t in targets_of(m, c, "others")
+                    if op.pred(read(state, c, ("p", t, idx))))
+    skipped = [f"cpu{t}" for t in targets_of(m, c, "others") if t not in targets]
+    if targets:
+        text = _csd_queue(m, w, c, O.CsdQueue(targets, op.func, op.args, op.sync, op.label))
+    else:
+        text = f"smp_call_function_many_cond({_fn_name(op.func)}): no CPU passes the cond"
+    return text + (f"; {_fn_name(op.pred)}: skips {', '.join(skipped)}" if skipped else "")

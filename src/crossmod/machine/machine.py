@@ -11,6 +11,7 @@ A move is `(cpu, kind, alt)`:
   drain  the oldest store of `cpu`'s buffer reaches memory (`alt` picks one under `pso`)
   irq    `cpu` takes its pending function-call IPI (IRQs on); not serializing
   nmi    `cpu` takes an NMI (any time outside an NMI; spends one of the run's budget)
+  fill   `cpu`'s page walker speculatively caches the translation of `tlb_vas[alt]`
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class Machine:
         for task in cfg.tasks:
             stack = () if task is None else (("task", self.routines.start(*task), True, None),)
             cpus.append((stack, True, percpu, views, (), False, (), frozenset(), ()))
+        for c, name, value in cfg.percpu_init:
+            pc = list(cpus[c][2])
+            pc[cfg.pidx[name]] = value
+            cpus[c] = (cpus[c][0], cpus[c][1], tuple(pc), *cpus[c][3:])
         mem = tuple(v for _, v in cfg.globals)
         state = (mem, text, tuple(cpus), cfg.nmis, (None,) * len(cfg.sites))
         w = Work(cfg, state)
@@ -98,6 +103,8 @@ class Machine:
             if (state[NMIS] and cfg.nmi_handler is not None and c in self._nmi_cpus
                     and not any(f[0] == "nmi" for f in stack)):
                 out.append((c, "nmi", 0))
+            if cfg.tlb_vas:
+                out.extend((c, "fill", i) for i in X.tlb_fillable(self, state, c))
         return out
 
     def _drainable(self, sb: tuple) -> range | list[int]:
@@ -125,6 +132,8 @@ class Machine:
             text += self._run_invisible(w, c)
         elif kind == "drain":
             text = self._drain(w, state, c, alt)
+        elif kind == "fill":
+            text = X.tlb_fill(self, w, state, c, alt)
         elif kind == "irq":
             cl = w.cpu(c)
             cl[IPI], cl[IRQ] = False, False

@@ -313,6 +313,79 @@ class CpumaskClearCpu(Op):
     label: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Ghost(Op):
+    """A model-only update of this CPU's own ghost or register state (the CPU's mode, its
+    per-callback IPI counts, a read of its own CR3): `fn(old) -> (new, result)`, applied to
+    memory directly (no store buffer). Nobody else reads it, so it is performed eagerly."""
+
+    addr: Addr
+    fn: Callable[[Any], tuple[Any, Any]]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCr3(Op):
+    """`MOV CR3` (SWITCH_TO_KERNEL_CR3 / SWITCH_TO_USER_CR3, arch/x86/entry/calling.h):
+    serializing (waits for the store buffer, then discards stale instruction views); with
+    `flush` (no NOFLUSH bit) it also drops every non-global TLB entry of this CPU. `kernel`
+    selects the kernel or the user page tables (per-CPU register `cr3`)."""
+
+    kernel: bool
+    flush: bool = True
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TlbAccess(Op):
+    """Kernel code dereferences the kernel virtual address `va` (a vmalloc area): through
+    this CPU's cached translation if it holds one, else by a page walk that caches it. A
+    translation to a page already freed is a use-after-free (DESIGN.md property 3)."""
+
+    va: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TlbFlushKernel(Op):
+    """A local kernel TLB flush: INVLPG of `va` (`flush_tlb_one_kernel`), or every kernel
+    translation, global ones included, when `va` is None (`__flush_tlb_all`)."""
+
+    va: str | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FreePage(Op):
+    """`__free_page()`: the page returns to the allocator and may be reused at once. Only
+    legal after the flush of every translation to it returned; any later use of one is a
+    use-after-free."""
+
+    page: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CsdQueueCond(Op):
+    """`smp_call_function_many_cond()` with a `cond_func` that reads a per-CPU variable of
+    each target: every other CPU t with `pred(per_cpu(name, t))` gets `func(*args)` queued
+    (and an IPI when its queue was empty), as `CsdQueue` does.
+
+    MODEL: the per-target cond reads (plain loads, through this CPU's store buffer, before
+    any llist_add) and the queueing are one step. A target that changes after its cond read
+    and before the queueing behaves as one that changed just after the step: it still gets
+    the IPI (or still was skipped), and the skip decision is the only input the protocol
+    has. Returns nothing, so that no CPU number reaches a routine's locals (CPU symmetry).
+    """
+
+    name: str
+    pred: Callable[[Any], bool]
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    sync: bool = True
+    label: str = ""
+
+
 NOT_HANDLED = None
 """What an INT3 handler returns when the trap is not its own."""
 

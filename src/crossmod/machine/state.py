@@ -56,9 +56,16 @@ class MachineConfig:
     run, on the CPUs in `nmi_cpus` (all when None). `symmetric` lists classes of CPUs whose
     tasks are identical and that no routine names by number (check/explore.py exploits it).
     `cpu_valued` names variables holding a CPU number or a frozenset of them (cpumasks),
-    which symmetry must renumber. `arch` decides what synchronizes instruction fetch: on
-    x86 serializing instructions and IRET (not interrupt entry); on arm64 every context
-    synchronization event -- ISB (`Serialize`), exception entry and exception return.
+    which symmetry must renumber. `percpu_init` gives CPU-specific initial values
+    `(cpu, name, value)` (a CPU that starts in user mode). `tlb_vas` names the kernel
+    virtual addresses whose translations CPUs cache (kernel/tlb.py): global `pte.<va>` holds
+    the page mapped there (None: unmapped), global `freed_pages` the pages freed, per-CPU
+    `tlb` a CPU's cached `(va, page, global)` entries (None: not modelled on that CPU) and
+    per-CPU `cr3` "kernel" or "user"; a CPU may cache a mapped address at any time while its
+    page tables map it (the kernel ones, or any with `pti` off). `arch` decides what
+    synchronizes instruction fetch: on x86 serializing instructions and IRET (not interrupt
+    entry); on arm64 every context synchronization event -- ISB (`Serialize`), exception
+    entry and exception return.
     """
 
     ncpus: int
@@ -79,6 +86,9 @@ class MachineConfig:
     # CPUs that write only their own per-CPU variables and their own CSD unlocks (enforced:
     # anything else is a ModelError); the explorer's partial-order reduction relies on it.
     readers: frozenset[int] = frozenset()
+    percpu_init: tuple[tuple[int, str, Any], ...] = ()
+    tlb_vas: tuple[str, ...] = ()
+    pti: bool = True
     gidx: dict[str, int] = field(init=False, compare=False, repr=False)
     pidx: dict[str, int] = field(init=False, compare=False, repr=False)
     sidx: dict[str, int] = field(init=False, compare=False, repr=False)

@@ -1,0 +1,279 @@
+"""`defer-none`, `defer-ct` (v6) and `defer-cr3` (v8): IPI deferral to isolated CPUs, with
+their variants (KERNEL.md F.6, G, H, K12-K20; seeds 000 and 002).
+
+CPU 0 is a housekeeping CPU: it patches one site with the int3 batch (S1-S3 deferrable)
+and/or unmaps a vmalloc area, purges it (flush_tlb_kernel_range, deferrable), reuses the
+address for a new page and publishes it. CPUs 1.. are NOHZ_FULL CPUs running a user task
+that makes `syscalls` system calls (0: it stays in userspace -- the isolation property is
+then checked on it); NMIs, when allowed, hit those CPUs and run the same kernel work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from crossmod.catalogue.x86_int3 import JUMP_SITE, model_patch_task
+from crossmod.kernel import context_tracking as ct
+from crossmod.kernel import text_poke as tp
+from crossmod.kernel import tlb
+from crossmod.kernel.entry import asm_exc_nmi, entry_memory, model_user_task, sysvec_call_function
+from crossmod.kernel.history.deferral import Deferral, smp_text_poke_sync_each_cpu_deferrable
+from crossmod.kernel.smp import Gen
+from crossmod.machine import ops
+from crossmod.machine.state import MachineConfig
+from crossmod.machine.system import System
+from crossmod.machine.text import NOP5, Site, jmp32
+
+_ENC = ((NOP5, "nop"), (jmp32(0x40), "jmp l_yes"))
+ENTRY_KEY_SITE = Site("entry_key", NOP5, _ENC)
+ENTRY_KEY_NOINSTR = Site("entry_key", NOP5, _ENC, noinstr=True)
+NOINSTR_SITE = Site("noinstr_site", NOP5, _ENC, noinstr=True)
+
+_CR3 = Deferral(policy="cr3", tlb="cr3", entry_flush=True)
+_CT = Deferral(policy="ct")
+
+POLICIES: dict[str, dict[str, Deferral]] = {
+    "defer-none": {"default": Deferral()},
+    "defer-cr3": {
+        "default": _CR3,
+        "signal-after-flush": replace(_CR3, signal="after-flush"),
+        "no-sender-mb": replace(_CR3, sender_mb=False, pte_clear="plain"),
+        "xchg-no-sender-mb": replace(_CR3, sender_mb=False),
+        "no-pti": replace(_CR3, pti=False),
+        "noflush-entry": replace(_CR3, entry_flush=False),
+        "nmi-exit-window": _CR3,
+        "nmi-exit-window-fix": replace(_CR3, paranoid_fix=True),
+        "no-sync1": _CR3, "no-sync2": _CR3, "no-sync3": _CR3,
+    },
+    "defer-ct": {
+        "default": _CT,
+        "state-field": replace(_CT, ct_gate="state-field"),
+        "plain-read": replace(_CT, ct_gate="plain-read"),
+        "mutable-entry-key": replace(_CT, entry_key="mutable"),
+        "entry-key-ro": replace(_CT, entry_key="ro"),
+        "entry-key-noinstr": replace(_CT, entry_key="noinstr"),
+        "noinstr-patch": replace(_CT, noinstr_site=True, noinstr_check=False),
+        "noinstr-patch-checked": replace(_CT, noinstr_site=True),
+        "tlb-at-ct-flush": replace(_CT, tlb="ct-work", danger_vmalloc=True),
+    },
+}
+
+# Scenario defaults per variant (a knob given by the user wins).
+_KNOBS: dict[str, dict[str, Any]] = {
+    "defer-cr3/nmi-exit-window": {"nmis": 1},
+    "defer-cr3/nmi-exit-window-fix": {"nmis": 1},
+    "defer-ct/default": {"vmalloc": False},
+    "defer-ct/state-field": {"nmis": 1, "syscalls": 0, "vmalloc": False},
+    "defer-ct/plain-read": {"vmalloc": False},
+    "defer-ct/mutable-entry-key": {"vmalloc": False},
+    "defer-ct/entry-key-ro": {"vmalloc": False},
+    "defer-ct/entry-key-noinstr": {"vmalloc": False},
+    "defer-ct/noinstr-patch": {"vmalloc": False},
+    "defer-ct/noinstr-patch-checked": {"vmalloc": False},
+    "defer-ct/tlb-at-ct-flush": {"patch": False},
+}
+
+VARIANT_DOC: dict[str, dict[str, str]] = {
+    "defer-none": {"default": "today: every callback IPIs every online CPU"},
+    "defer-cr3": {
+        "default": "v8: kernel_cr3_loaded := 1 before the (flushing) entry CR3 write; "
+                   "sender smp_mb() then IPIs only CPUs on the kernel CR3",
+        "signal-after-flush": "K17: v7 order -- CR3 write and flush, then the signal",
+        "no-sender-mb": "K18: no smp_mb() between a plain-store PTE update (set_pte, as "
+                        "change_page_attr does) and the flag reads",
+        "xchg-no-sender-mb": "K18 with vunmap's ptep_get_and_clear (an xchg: a full "
+                             "barrier itself) as the PTE clear",
+        "no-pti": "user page tables map the kernel: no CR3 write on entry, global pages",
+        "noflush-entry": "the entry CR3 write keeps NOFLUSH (PCID): serializes, no flush",
+        "nmi-exit-window": "K20: an NMI may hit between the signal := 0 and the user CR3 "
+                           "write of the exit path",
+        "nmi-exit-window-fix": "K20 with paranoid entry catching up when the signal is 0",
+        "no-sync1": "drop S1 (deferrable)", "no-sync2": "drop S2 (deferrable)",
+        "no-sync3": "drop S3 (deferrable)",
+    },
+    "defer-ct": {
+        "default": "v6: ct_set_cpu_work() gated on CT_RCU_WATCHING, ct_work_flush() on "
+                   "entry runs the deferred sync_core()",
+        "state-field": "K12: v4 gate on the state field (USER/IDLE); an NMI leaves it USER",
+        "plain-read": "K13: a plain read of the word before the cmpxchg (2023 RFC)",
+        "mutable-entry-key": "K14: a runtime-flippable static key in the entry danger zone",
+        "entry-key-ro": "K14 fixed: the danger-zone key is __ro_after_init (never flipped)",
+        "entry-key-noinstr": "K14 fixed: the key is _NOINSTR: flipping it always IPIs",
+        "noinstr-patch": "K15: a batch touching .noinstr.text deferred anyway",
+        "noinstr-patch-checked": "K15 fixed: cond := NULL for .noinstr.text batches",
+        "tlb-at-ct-flush": "K16: kernel TLB flush deferred to ct_work_flush; the entry "
+                           "code before it dereferences a vmalloc address",
+    },
+}
+
+STEPS: dict[str, dict[str, str]] = {
+    "defer-cr3": {"S1 sync after INT3": "no-sync1", "S2 sync after tail": "no-sync2",
+                  "S3 sync after first byte": "no-sync3",
+                  "T0/D2 sender smp_mb": "no-sender-mb",
+                  "E2a signal before CR3 write": "signal-after-flush",
+                  "E2b entry CR3 write flushes": "noflush-entry",
+                  "kPTI CR3 switch on entry": "no-pti"},
+}
+
+
+def _row(protocol: str, variant: str = "default", knobs: dict | None = None,
+         expected: str = "safe", prop: str | None = None, why: str = "") -> dict[str, Any]:
+    return dict(protocol=protocol, variant=variant, knobs=knobs or {}, expected=expected,
+                prop=prop, why=why)
+
+
+_UAF, _TORN = "use-after-free", "torn-instruction"
+ROWS: tuple[dict[str, Any], ...] = (
+    _row("defer-none", knobs={"syscalls": 0},
+         why="a CPU staying in userspace takes every do_sync_core and do_kernel_range_flush"),
+    _row("defer-none", why="the userspace CPU makes a syscall"),
+    _row("defer-cr3", why="v8: text patch and vmalloc purge in flight, user CPU syscalls"),
+    _row("defer-cr3", knobs={"syscalls": 0},
+         why="property 6: a CPU staying in userspace takes no deferred IPI"),
+    _row("defer-cr3", "signal-after-flush", expected="violation", prop=_TORN,
+         why="K17: signal read as 0 after the CR3 write serialized the target"),
+    _row("defer-cr3", "signal-after-flush", {"patch": False}, "violation", _UAF,
+         why="K17: the target re-caches the translation between flush and signal"),
+    _row("defer-cr3", "no-sender-mb", expected="violation", prop=_UAF,
+         why="K18: the PTE store still buffered when the signal reads 0"),
+    _row("defer-cr3", "xchg-no-sender-mb",
+         why="vunmap's ptep_get_and_clear is an xchg: a full barrier already"),
+    _row("defer-cr3", "no-pti", expected="violation", prop=_TORN,
+         why="no CR3 write on entry: nothing serializes the skipped CPU"),
+    _row("defer-cr3", "no-pti", {"patch": False}, "violation", _UAF,
+         why="global kernel translations cached from user mode survive entry"),
+    _row("defer-cr3", "noflush-entry", expected="violation", prop=_UAF,
+         why="a NOFLUSH (PCID) entry CR3 write serializes but keeps the stale entry"),
+    _row("defer-cr3", "nmi-exit-window", expected="violation", prop=_TORN,
+         why="K20: NMI after signal := 0, before the user CR3 write: no CR3 write, no sync"),
+    _row("defer-cr3", "nmi-exit-window", {"patch": False}, "violation", _UAF,
+         why="K20: the same NMI uses the stale vmalloc translation"),
+    _row("defer-cr3", "nmi-exit-window-fix", {"patch": False},
+         why="paranoid entry saves the signal, catches up when it is 0, restores it"),
+    _row("defer-ct", why="v6: RCU-watching gate, ct_work_flush on entry"),
+    _row("defer-ct", knobs={"nmis": 1, "syscalls": 0},
+         why="an NMI on the userspace CPU makes RCU watch: the sender IPIs"),
+    _row("defer-ct", knobs={"nmis": 1}, expected="violation", prop=_TORN,
+         why="an NMI between ct_kernel_enter_state's add and ct_work_flush runs stale text"),
+    _row("defer-ct", "state-field", expected="violation", prop=_TORN,
+         why="K12: the NMI leaves the state field USER; the sender defers"),
+    _row("defer-ct", "plain-read", why="K13: safe; its spurious IPIs are counted by the tests"),
+    _row("defer-ct", "mutable-entry-key", expected="violation", prop=_TORN,
+         why="K14: the danger-zone key runs before any serializing instruction"),
+    _row("defer-ct", "entry-key-ro", why="K14 fixed: __ro_after_init keys are never flipped"),
+    _row("defer-ct", "entry-key-noinstr", why="K14 fixed: a _NOINSTR key always IPIs"),
+    _row("defer-ct", "noinstr-patch", expected="violation", prop=_TORN,
+         why="K15: deferred sync of a noinstr site run before ct_work_flush"),
+    _row("defer-ct", "noinstr-patch-checked", why="K15 fixed: cond := NULL for noinstr"),
+    _row("defer-ct", "tlb-at-ct-flush", expected="violation", prop=_UAF,
+         why="K16: a vmalloc dereference before ct_work_flush's TLB flush"),
+)
+
+
+@dataclass(frozen=True)
+class _DeferSync:
+    """`PokeVariant.defer`: the deferrable S1-S3 bound to one configuration."""
+
+    d: Deferral
+    others: tuple[int, ...]
+    noinstr: frozenset[str]
+
+    def __call__(self, label: str, vec: tuple) -> Gen:
+        return smp_text_poke_sync_each_cpu_deferrable(label, vec, self.d, self.others,
+                                                      self.noinstr)
+
+
+def model_housekeeping_task(site: str, v: tp.PokeVariant, d: Deferral, patch: bool,
+                            vmalloc: bool, others: tuple[int, ...]) -> Gen:
+    """CPU 0: patch `site` (int3 batch), then vunmap + lazy purge + reuse of "va"
+    (V1 clear the PTE, V2 flush_tlb_kernel_range, V3 free the page, V4 map a new page at
+    the same address, V5 publish the pointer)."""
+    if patch:
+        yield from model_patch_task(site, jmp32(0x40), "jmp l_yes", v)
+    if vmalloc:
+        yield from tlb.vunmap_range("va", d)
+        yield from tlb.__purge_vmap_area_lazy("va", d, others)
+        yield from tlb.vmap_pages_range("va", "P2")
+        yield ops.Store("vmalloc_ptr", "va", label="V5 publish: smp_store_release(ptr)")
+
+
+def _sites(d: Deferral) -> tuple[tuple[Site, ...], str]:
+    sites, patched = [JUMP_SITE], "site"
+    if d.entry_key is not None:
+        sites.append(ENTRY_KEY_NOINSTR if d.entry_key == "noinstr" else ENTRY_KEY_SITE)
+        if d.entry_key != "ro":
+            patched = "entry_key"
+    if d.noinstr_site:
+        sites.append(NOINSTR_SITE)
+        patched = "noinstr_site"
+    return tuple(sites), patched
+
+
+def _poke_variant(protocol: str, variant: str, d: Deferral, others: tuple[int, ...],
+                  sites: tuple[Site, ...]) -> tp.PokeVariant:
+    defer = None
+    if d.policy != "none":
+        defer = _DeferSync(d, others if d.policy == "ct" else (),
+                           frozenset(s.name for s in sites if s.noinstr))
+    return tp.PokeVariant(sync1=variant != "no-sync1", sync2=variant != "no-sync2",
+                          sync3=variant != "no-sync3", defer=defer)
+
+
+def _memory(d: Deferral, users: tuple[int, ...], isolated: tuple[int, ...],
+            vmalloc: bool) -> tuple[tuple, tuple, tuple]:
+    glob, percpu = tp.text_poke_memory()
+    ent_pc, init = entry_memory(users, isolated)
+    ct_pc, ct_init = ct.context_tracking_memory(users)
+    glob = (*glob, ("pte.va", "P1"), ("freed_pages", frozenset()), ("vmalloc_ptr", None))
+    if vmalloc:
+        entry = frozenset({("va", "P1", not d.pti)})
+        init = (*init, *((c, "tlb", entry) for c in users))
+    return glob, (*percpu, *ent_pc, *ct_pc), (*init, *ct_init)
+
+
+def build_deferral(protocol: str, variant: str = "default", cpus: int = 2, nmis: int | None = None,
+                   fetch: str = "per-byte", memory: str = "tso", syscalls: int | None = None,
+                   patch: bool | None = None, vmalloc: bool | None = None) -> System:
+    """The configuration described in the module docstring."""
+    d = POLICIES[protocol][variant]
+    k = {"nmis": 0, "syscalls": 1, "patch": True, "vmalloc": True,
+         **_KNOBS.get(f"{protocol}/{variant}", {})}
+    nmis = k["nmis"] if nmis is None else nmis
+    syscalls = k["syscalls"] if syscalls is None else syscalls
+    patch = k["patch"] if patch is None else patch
+    vmalloc = k["vmalloc"] if vmalloc is None else vmalloc
+    users = tuple(range(1, cpus))
+    sites, patched = _sites(d)
+    v = _poke_variant(protocol, variant, d, users, sites)
+    glob, percpu, init = _memory(d, users, users if syscalls == 0 else (), vmalloc)
+
+    def int3(site_name: str) -> Gen:
+        return tp.smp_text_poke_int3_handler(site_name, v)
+
+    def ipi() -> Gen:
+        return sysvec_call_function(d)
+
+    int3.__name__ = "smp_text_poke_int3_handler"
+    ipi.__name__ = "sysvec_call_function"
+    tasks = [(model_housekeeping_task, (patched, v, d, patch, vmalloc, users))]
+    tasks += [(model_user_task, (d, syscalls, patch, vmalloc))] * len(users)
+    cfg = MachineConfig(
+        ncpus=cpus, sites=sites, tasks=tuple(tasks), int3_handler=int3, ipi_handler=ipi,
+        nmi_handler=(asm_exc_nmi, (d, patch, vmalloc)), nmis=nmis, nmi_cpus=users,
+        globals=glob, percpu=percpu, percpu_init=init, cpu_valued=frozenset({"text_mutex"}),
+        fetch=fetch, memory=memory, tlb_vas=("va",) if vmalloc else (), pti=d.pti,
+        symmetric=(users,) if len(users) > 1 and d.policy != "ct" else (),
+    )
+    return System(protocol, cfg, variant,
+                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, syscalls=syscalls,
+                       patch=patch, vmalloc=vmalloc),
+                  notes=VARIANT_DOC[protocol][variant])
+
+
+def builder(protocol: str):
+    """The `Entry.build` of one deferral protocol."""
+    def build(variant: str = "default", **knobs: Any) -> System:
+        return build_deferral(protocol, variant, **knobs)
+    build.__name__ = f"build_{protocol.replace('-', '_')}"
+    return build
