@@ -140,3 +140,12 @@ def test_arm64_knobs_are_checked():
         build("arm64-stop-machine", fetch="snapshot")
     with pytest.raises(CatalogueError, match="patch=jump-label only"):
         build("arm64-stop-machine", sites=2)
+
+
+def test_sites_of_one_name_in_two_systems_do_not_share_fetch_outcomes():
+    """x86 and arm64 systems name their sites alike; the outcome cache must not mix them."""
+    full = T.Site("s", T.NOP5, ((T.NOP5, "nop"), (T.jmp32(0x40), "jmp")))
+    nop_only = T.Site("s", T.NOP5, ((T.NOP5, "nop"),))
+    view = frozenset({T.NOP5, T.jmp32(0x40)})
+    assert [o[0] for o in T.fetch_outcomes("snapshot", full, view)] == ["effect", "effect"]
+    assert [o[0] for o in T.fetch_outcomes("snapshot", nop_only, view)] == ["effect", "torn"]

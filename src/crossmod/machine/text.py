@@ -113,6 +113,9 @@ def widen_view(model: str, view: tuple | frozenset, raw: bytes) -> tuple | froze
 
 
 _outcome_cache: dict[tuple, tuple[Outcome, ...]] = {}
+# Sites are cached by identity (cheaper than hashing their encodings): two systems may give
+# different sites one name. Every cached site is kept alive here so that its id is not reused.
+_cached_sites: dict[int, Site] = {}
 
 
 def fetch_outcomes(model: str, site: Site, view: tuple | frozenset) -> tuple[Outcome, ...]:
@@ -122,10 +125,11 @@ def fetch_outcomes(model: str, site: Site, view: tuple | frozenset) -> tuple[Out
     CPU does, not on which stale byte it saw. A witness of each outcome's bytes is kept for
     the trail.
     """
-    key = (model, site.name, view)
+    key = (model, id(site), view)
     hit = _outcome_cache.get(key)
     if hit is not None:
         return hit
+    _cached_sites[id(site)] = site
     if model == "per-byte":
         raws = (bytes(c) for c in product(*(sorted(s) for s in view)))
     else:
