@@ -105,7 +105,8 @@ def test_ro_after_init_static_call_update_is_reported():
     assert "static_call_update writes tp_func_sched_switch.func" in v.message
 
 
-RACE_FINALS = {"default": {1}, "enable-disable": {0, 1}, "dec-inc-dec": {0}}
+RACE_FINALS = {"default": {1}, "enable-disable": {0, 1}, "dec-inc-dec": {0},
+               "enable-enable": {1}}
 
 
 @pytest.mark.parametrize("variant", sorted(RACE_FINALS))
@@ -138,6 +139,23 @@ def test_june_2024_slow_dec_loses_a_decrement_in_de752774f38b_interleaving():
     assert any("WARN_ON_ONCE(!static_key_slow_try_dec(key))" in t for t in trail)
     assert any("atomic_cmpxchg(1, 0)" in t and "2 -> 2" in t for t in trail)
     assert "values (1,)" in v.message
+
+
+def test_a_second_static_key_disable_returns_before_the_first_has_patched():
+    """Today's static_key_disable_cpuslocked(): `if (atomic_read(&key->enabled) != 1)
+    return;` -- a second disabler sees the 0 the first one's cmpxchg wrote and returns
+    without taking jump_label_mutex, while the first is still in jump_label_update(). The
+    same race with two enables is safe: they meet -1 and wait on the mutex."""
+    v = explore(build("static-key-race", "disable-disable"))
+    assert v.verdict == "violation" and v.property == "static-key-contract"
+    assert "static_key_disable returned but fire_sched_in_preempt_notifiers still calls" \
+        in v.message
+    trail = v.counterexample
+    cmpxchg = next(i for i, s in enumerate(trail) if "atomic_cmpxchg(1, 0)" in s.text)
+    early = next(i for i, s in enumerate(trail) if "[D2]" in s.text and "= 0" in s.text)
+    assert trail[cmpxchg].cpu != trail[early].cpu and cmpxchg < early
+    assert not any("text_poke" in s.text for s in trail)  # nothing patched yet
+    assert explore(build("static-key-race", "enable-enable")).verdict == "safe"
 
 
 def test_racing_flips_with_a_third_cpu_taking_the_syncs():

@@ -109,7 +109,10 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
            "enable-disable": "static_key_enable racing static_key_disable (count 0)",
            "dec-inc-dec": "dec racing inc-then-dec, de752774f38b's interleaving (count 1)",
            "dec-inc-dec-83ab38ef0a0b": "the same with the June 2024 slow-dec path that "
-                                       "de752774f38b fixed: a decrement is lost"},
+                                       "de752774f38b fixed: a decrement is lost",
+           "enable-enable": "two static_key_enable: each, once returned, sees the branch on",
+           "disable-disable": "two static_key_disable: the second returns on count 0 while "
+                              "the first still patches"},
           cpus=(2, 3), nmis=(0, 1), sites=(1, 2)),
     Entry("arm64-jump-label", arm64.build_arm64_jump_label,
           "static_key_enable() on arm64: aarch64_insn_patch_text_nosync() per site, then "
@@ -179,6 +182,11 @@ ROWS: tuple[Row, ...] = (
         prop="static-key-count", why="WARN_ON_ONCE(!static_key_slow_try_dec()) and the key "
         "stays enabled with no user (Darrick Wong's report)"),
     Row("static-key-race", knobs={"cpus": 3}, why="a third CPU takes the sync IPIs"),
+    Row("static-key-race", "enable-enable",
+        why="the second enable waits on jump_label_mutex while the count is -1"),
+    Row("static-key-race", "disable-disable", expected="violation",
+        prop="static-key-contract", why="today's kernel: static_key_disable() returns when "
+        "the count is already 0, without waiting for the disabler still patching"),
     Row("arm64-jump-label", "nosync", expected="violation", prop="patch-visibility",
         why="K10: a CPU keeps the old NOP after static_key_enable returned"),
     Row("arm64-jump-label", why="the 2024 fix: one kick_all_cpus_sync per key flip"),

@@ -81,13 +81,16 @@ def model_exec_sites(sites: tuple[str, ...], times: int) -> Gen:
 
 
 def model_racing_flip(key: jl.StaticKey, arch: jl.JumpLabelArch, flips: tuple[str, ...],
-                      nflips: int, final: int | None) -> Gen:
-    """One user of the key: its flips, then -- once every CPU's flips have returned -- the
-    checks that the count is what the balanced incs and decs leave (`final`, when the order
-    does not decide it) and that the text matches the count (sync_core, execute each site)."""
+                      nflips: int, final: int | None, contract: bool = False) -> Gen:
+    """One user of the key: its flips (each followed, with `contract`, by the check that
+    this CPU now runs the direction it asked for), then -- once every CPU's flips have
+    returned -- the checks that the count is what the balanced incs and decs leave
+    (`final`, when the order does not decide it) and that the text matches the count."""
     for i, flip in enumerate(flips):
         yield ops.Note(label=f"flip {i + 1}", text=f"{FLIPS[flip].__name__}({key.name})")
         yield from FLIPS[flip](key, arch)
+        if contract:
+            yield from model_flip_contract(key, flip)
     yield ops.Rmw("model.flips_done", atomic_inc, label="flips returned")
     yield ops.WaitUntil("model.flips_done", lambda n: n == nflips, label="all flips returned")
     if final is not None:
@@ -102,6 +105,21 @@ def model_racing_flip(key: jl.StaticKey, arch: jl.JumpLabelArch, flips: tuple[st
                         e.effect_for(n != 0) == effect, "static-key-text",
                         f"{e.site} executes '{effect}', which does not match the final "
                         f"count of {key.name}", label="text matches count")
+
+
+def model_flip_contract(key: jl.StaticKey, flip: str) -> Gen:
+    """The caller's reading of the API: once `flip` returned (and this CPU serialized),
+    every site does what the flip asked for -- as long as no other CPU flips the other
+    way."""
+    on = flip in ("enable", "inc")
+    yield ops.Serialize(label="sync_core")
+    for e in key.entries:
+        effect = yield ops.ExecSite(e.site, label=RETURNED[flip])
+        yield ops.Check((), lambda e=e, effect=effect, on=on: effect == e.effect_for(on),
+                        "static-key-contract",
+                        f"{RETURNED[flip]} but {e.site} still {effect.split()[0]} "
+                        f"{effect.split()[1]}: another CPU's flip in the same direction "
+                        "has not finished patching", label="flip took effect")
 
 
 def model_static_call_updater(key: sc.StaticCallKey, func: str) -> Gen:
@@ -162,12 +180,15 @@ def build_x86_static_key(variant: str = "default", cpus: int = 2, nmis: int = 0,
                        execs=execs, flip=flip))
 
 
-# variant -> (initial count, flips per CPU, final count when the order does not decide it)
-RACES = {"default": (1, (("dec",), ("inc",)), 1),
-         "enable-disable": (0, (("enable",), ("disable",)), None),
-         "dec-inc-dec": (1, (("dec",), ("inc", "dec")), 0),
+# variant -> (initial count, flips per CPU, final count when the order does not decide
+# it, whether each flip's own direction is checked when it returns)
+RACES = {"default": (1, (("dec",), ("inc",)), 1, False),
+         "enable-disable": (0, (("enable",), ("disable",)), None, False),
+         "dec-inc-dec": (1, (("dec",), ("inc", "dec")), 0, False),
          "dec-inc-dec-83ab38ef0a0b": (1, (("dec@83ab38ef0a0b",), ("inc", "dec@83ab38ef0a0b")),
-                                      0)}
+                                      0, False),
+         "enable-enable": (0, (("enable",), ("enable",)), 1, True),
+         "disable-disable": (1, (("disable",), ("disable",)), 0, True)}
 
 
 def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0,
@@ -177,9 +198,9 @@ def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0
     initial count makes every flip a balanced use of the API), then check that the text of
     every site matches the final count. Deadlock freedom is checked by the explorer."""
     _check_arch("static-key-race", arch, "x86")
-    initial, flips, final = RACES[variant]
+    initial, flips, final, contract = RACES[variant]
     key = x86_key(sites)
-    tasks = [(model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips), final))
+    tasks = [(model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips), final, contract))
              for f in flips]
     tasks += [None] * (cpus - len(flips))
     extra = (*jl.jump_label_memory((key,), {KEY: initial}), ("model.flips_done", 0))
