@@ -55,13 +55,18 @@ def _sym(v: str) -> str:
 
 
 def _cut_before_frames(piece: str, cut: int) -> int:
-    """Move a chunk cut back before a trailing run of ``=>`` lines: a stack stays whole."""
+    """Move a chunk cut back before a trailing run of ``=>`` lines, so a stack usually
+    stays in one chunk; a piece that is all frames is cut where it was (the reader then
+    continues the stack into the next chunk)."""
+    end = cut
     while cut > 0:
         start = piece.rfind("\n", 0, cut - 1) + 1
-        if start == 0 or piece[start:cut].lstrip(" \t")[:2] != "=>":
+        if piece[start:cut].lstrip(" \t")[:2] != "=>":
             return cut
+        if start == 0:
+            return end
         cut = start
-    return cut
+    return end
 
 
 def _parse_fields(name: str, rest: str) -> dict[str, object]:
@@ -129,12 +134,13 @@ class TextReader:
     def _chunks(self) -> Iterator[str]:
         """The text in pieces of whole lines, each ending in a newline."""
         read = getattr(self.lines, "read", None)
+        lines = iter(self.lines)
         carry = ""
         while True:
             if read is not None:
                 piece = read(_CHUNK_CHARS)
             else:
-                piece = "".join(islice(self.lines, 8192))  # type: ignore[arg-type]
+                piece = "".join(islice(lines, 8192))
             if not piece:
                 break
             piece = carry + piece
@@ -150,6 +156,7 @@ class TextReader:
         latest: dict[int, Event] = {}
         lineno = 0  # line number of the current match
         event = self._event
+        extend = False
         for chunk in self._chunks():
             # findall builds the group tuples in C; line numbers are counted alongside
             for g in _CHUNK.findall(chunk):
@@ -159,10 +166,15 @@ class TextReader:
                     target = self._pending_stack
                     if target is None:
                         self.problem(lineno, "stack frame without a <stack trace> line")
+                    elif extend:
+                        target.stack = (target.stack or ()) + self._frames(frames)
                     elif target.stack is None:
                         target.stack = self._frames(frames)
-                    self._pending_stack = None
+                    # a stack cut by the chunk boundary continues in the next chunk
+                    extend = target is not None and chunk.endswith(frames)
+                    self._pending_stack = target if extend else None
                     continue
+                extend = False
                 lineno += 1
                 self._pending_stack = None
                 if g[9]:
