@@ -110,7 +110,8 @@ VARIANT_DOC: dict[str, dict[str, str]] = {
 STEPS: dict[str, dict[str, str]] = {
     "defer-cr3": {"S1 sync after INT3": "no-sync1", "S2 sync after tail": "no-sync2",
                   "S3 sync after first byte": "no-sync3",
-                  "T0/D2 sender smp_mb": "no-sender-mb",
+                  "T0/D2 sender smp_mb (PTE cleared by xchg)": "xchg-no-sender-mb",
+                  "T0/D2 smp_mb, PTE by plain store": "no-sender-mb",
                   "E2a signal before CR3 write": "signal-after-flush",
                   "E2b entry CR3 write flushes": "noflush-entry",
                   "kPTI CR3 switch on entry": "no-pti"},
@@ -195,6 +196,7 @@ def model_housekeeping_task(site: str, v: tp.PokeVariant, d: Deferral, patch: bo
         yield from tlb.vunmap_range("va", d)
         yield from tlb.__purge_vmap_area_lazy("va", d, others)
         yield from tlb.vmap_pages_range("va", "P2")
+        yield ops.Fence("wmb", label="V5 smp_store_release", pairs_with="READ_ONCE(ptr)")
         yield ops.Store("vmalloc_ptr", "va", label="V5 publish: smp_store_release(ptr)")
 
 

@@ -14,6 +14,7 @@ import click
 
 from crossmod.cli.audit import audit
 from crossmod.cli.model import check, compare, list_cmd, replay_cmd
+from crossmod.cli.necessity import necessity_cmd
 from crossmod.cli.trace import trace
 
 
@@ -59,3 +60,4 @@ main.add_command(replay_cmd)
 main.add_command(compare)
 main.add_command(trace)
 main.add_command(audit)
+main.add_command(necessity_cmd)

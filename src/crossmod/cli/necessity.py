@@ -1,0 +1,112 @@
+"""`crossmod necessity PROTOCOL`: which sync, barrier and ordering steps are required, under
+which instruction-fetch and memory model (DESIGN.md "Engines": necessity).
+
+Owns: `necessity()` -- for each step the catalogue entry names (`Entry.steps`: step ->
+the variant that drops it), check the variant under every fetch x memory model and compare
+with the protocol as it is -- and its rendering. Imports: catalogue, check, report.
+
+A step is *required* under a model when the protocol is safe there and dropping the step
+is not; "n/a" marks models under which the protocol itself already fails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import click
+
+from crossmod.catalogue import ENTRIES, build
+from crossmod.check.explore import explore
+from crossmod.check.verdict import Bounds
+from crossmod.report.tables import table
+
+
+@dataclass
+class StepResult:
+    """One step: the variant that drops it and, per model, the verdict's short form."""
+
+    step: str
+    variant: str
+    results: dict[str, str] = field(default_factory=dict)
+    states: int = 0
+
+    def required_under(self, base: dict[str, str]) -> list[str]:
+        return [m for m, r in self.results.items() if base.get(m) == "safe" and r != "safe"]
+
+
+def _short(v) -> str:
+    if v.verdict == "safe":
+        return "safe"
+    if v.verdict == "bound":
+        return "bound"
+    return v.property or v.verdict
+
+
+def necessity(protocol: str, fetches: tuple[str, ...], memories: tuple[str, ...],
+              knobs: dict, bounds: Bounds) -> tuple[StepResult, list[StepResult]]:
+    """(the protocol as it is, one result per dropped step), each checked per model."""
+    entry = ENTRIES[protocol]
+    steps = [("(as is)", "default"), *entry.steps.items()]
+    out = []
+    for step, variant in steps:
+        r = StepResult(step, variant)
+        for f in fetches:
+            for mem in memories:
+                v = explore(build(protocol, variant, fetch=f, memory=mem, **knobs), bounds)
+                r.results[f"{f}/{mem}"] = _short(v)
+                r.states += v.states
+        out.append(r)
+    return out[0], out[1:]
+
+
+def render(base: StepResult, rows: list[StepResult]) -> str:
+    models = list(base.results)
+    headers = ["step", "variant", *models, "required under"]
+    lines = [[base.step, base.variant, *(base.results[m] for m in models), ""]]
+    for r in rows:
+        req = r.required_under(base.results)
+        ok = [m for m in models if base.results[m] == "safe"]
+        where = "every model" if req and req == ok else (", ".join(req) or "none")
+        lines.append([r.step, r.variant, *(r.results[m] for m in models), where])
+    return table(headers, lines, width=160, shrink=0)
+
+
+@click.command("necessity")
+@click.argument("protocol")
+@click.option("--fetch", "fetches", multiple=True, help="Fetch model(s); default: the entry's.")
+@click.option("--memory", "memories", multiple=True,
+              help="Memory model(s); default: tso and pso where the entry allows them.")
+@click.option("--cpus", type=int, help="Number of CPUs.")
+@click.option("--nmis", type=int, help="NMI budget per run.")
+@click.option("--max-seconds", type=float, help="Wall-clock limit per check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def necessity_cmd(protocol: str, fetches: tuple[str, ...], memories: tuple[str, ...],
+                  cpus: int | None, nmis: int | None, max_seconds: float | None,
+                  as_json: bool) -> int:
+    """Drop each sync / barrier / ordering step of PROTOCOL in turn and report under which
+    fetch and memory models it is required. Exit 0, or 2 on bad input."""
+    entry = ENTRIES.get(protocol)
+    if entry is None or not entry.steps:
+        known = ", ".join(n for n, e in ENTRIES.items() if e.steps)
+        raise click.UsageError(f"no step list for {protocol!r}; protocols with one: {known}")
+    fetches = fetches or entry.fetch
+    memories = memories or tuple(m for m in ("tso", "pso") if m in entry.memory)
+    knobs = {k: v for k, v in (("cpus", cpus), ("nmis", nmis)) if v is not None}
+    t0 = time.perf_counter()
+    base, rows = necessity(protocol, tuple(fetches), tuple(memories), knobs,
+                           Bounds(max_seconds=max_seconds))
+    if as_json:
+        click.echo(json.dumps({"protocol": protocol, "as_is": base.results,
+                               "steps": [dict(step=r.step, variant=r.variant,
+                                              results=r.results,
+                                              required_under=r.required_under(base.results))
+                                         for r in rows]}, indent=2))
+        return 0
+    click.echo(f"{protocol}: which steps are required ({entry.summary})")
+    click.echo(render(base, rows))
+    states = base.states + sum(r.states for r in rows)
+    click.echo(f"{len(rows) + 1} variants x {len(base.results)} models, {states:,} states, "
+               f"{time.perf_counter() - t0:.1f}s")
+    return 0
