@@ -158,6 +158,18 @@ def test_a_second_static_key_disable_returns_before_the_first_has_patched():
     assert explore(build("static-key-race", "enable-enable")).verdict == "safe"
 
 
+def test_march_2024_proposals_for_the_static_key_disable_warning():
+    """Steven Rostedt's proposal (test under jump_label_lock) closes the early return;
+    Josh Poimboeuf's (one read, return unless 0) would open it for enables: -1 is not 0."""
+    assert explore(build("static-key-race", "disable-disable-lock-first")).verdict == "safe"
+    v = explore(build("static-key-race", "enable-enable-one-read"))
+    assert v.property == "static-key-contract"
+    assert "static_key_enable returned but fire_sched_in_preempt_notifiers still skips" \
+        in v.message
+    assert any("E2 tmp = atomic_read()" in s.text and "= -1" in s.text
+               for s in v.counterexample)
+
+
 def test_racing_flips_with_a_third_cpu_taking_the_syncs():
     v = explore(build("static-key-race", cpus=3))
     assert v.verdict == "safe" and v.states >= 10_000

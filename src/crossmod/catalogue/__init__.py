@@ -112,7 +112,11 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
                                        "de752774f38b fixed: a decrement is lost",
            "enable-enable": "two static_key_enable: each, once returned, sees the branch on",
            "disable-disable": "two static_key_disable: the second returns on count 0 while "
-                              "the first still patches"},
+                              "the first still patches",
+           "disable-disable-lock-first": "the same with Steven Rostedt's 2024-03 proposal: "
+                                         "jump_label_lock() before the test",
+           "enable-enable-one-read": "two enables with Josh Poimboeuf's 2024-03 proposal: "
+                                     "one read, return if it is not 0 (-1 included)"},
           cpus=(2, 3), nmis=(0, 1), sites=(1, 2)),
     Entry("arm64-jump-label", arm64.build_arm64_jump_label,
           "static_key_enable() on arm64: aarch64_insn_patch_text_nosync() per site, then "
@@ -187,6 +191,10 @@ ROWS: tuple[Row, ...] = (
     Row("static-key-race", "disable-disable", expected="violation",
         prop="static-key-contract", why="today's kernel: static_key_disable() returns when "
         "the count is already 0, without waiting for the disabler still patching"),
+    Row("static-key-race", "disable-disable-lock-first",
+        why="testing under jump_label_mutex waits for the patching disabler"),
+    Row("static-key-race", "enable-enable-one-read", expected="violation",
+        prop="static-key-contract", why="the single read returns on -1 (enable in progress)"),
     Row("arm64-jump-label", "nosync", expected="violation", prop="patch-visibility",
         why="K10: a CPU keeps the old NOP after static_key_enable returned"),
     Row("arm64-jump-label", why="the 2024 fix: one kick_all_cpus_sync per key flip"),

@@ -60,9 +60,13 @@ def sites_of(key: jl.StaticKey, enabled: bool = False, arch: str = "x86") -> tup
 
 FLIPS = {"enable": jl.static_key_enable, "disable": jl.static_key_disable,
          "inc": jl.static_key_slow_inc, "dec": jl.static_key_slow_dec,
-         "dec@83ab38ef0a0b": jl.static_key_slow_dec_83ab38ef0a0b}
+         "dec@83ab38ef0a0b": jl.static_key_slow_dec_83ab38ef0a0b,
+         "disable@lock-first": jl.static_key_disable_lock_first,
+         "enable@one-read": jl.static_key_enable_one_read}
 RETURNED = {"enable": "static_key_enable returned", "disable": "static_key_disable returned",
-            "inc": "static_branch_inc returned", "dec": "static_branch_dec returned"}
+            "inc": "static_branch_inc returned", "dec": "static_branch_dec returned",
+            "disable@lock-first": "static_key_disable returned",
+            "enable@one-read": "static_key_enable returned"}
 
 
 def model_key_updater(key: jl.StaticKey, arch: jl.JumpLabelArch, flip: str) -> Gen:
@@ -111,7 +115,7 @@ def model_flip_contract(key: jl.StaticKey, flip: str) -> Gen:
     """The caller's reading of the API: once `flip` returned (and this CPU serialized),
     every site does what the flip asked for -- as long as no other CPU flips the other
     way."""
-    on = flip in ("enable", "inc")
+    on = flip.split("@")[0] in ("enable", "inc")
     yield ops.Serialize(label="sync_core")
     for e in key.entries:
         effect = yield ops.ExecSite(e.site, label=RETURNED[flip])
@@ -188,7 +192,10 @@ RACES = {"default": (1, (("dec",), ("inc",)), 1, False),
          "dec-inc-dec-83ab38ef0a0b": (1, (("dec@83ab38ef0a0b",), ("inc", "dec@83ab38ef0a0b")),
                                       0, False),
          "enable-enable": (0, (("enable",), ("enable",)), 1, True),
-         "disable-disable": (1, (("disable",), ("disable",)), 0, True)}
+         "disable-disable": (1, (("disable",), ("disable",)), 0, True),
+         "disable-disable-lock-first": (1, (("disable@lock-first",), ("disable@lock-first",)),
+                                        0, True),
+         "enable-enable-one-read": (0, (("enable@one-read",), ("enable@one-read",)), 1, True)}
 
 
 def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0,

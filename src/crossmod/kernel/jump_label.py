@@ -479,3 +479,63 @@ def model_c_name(fn: Callable, name: str) -> Callable:
 model_c_name(_static_key_slow_dec_cpuslocked_83ab38ef0a0b, "__static_key_slow_dec_cpuslocked")
 static_key_slow_dec_83ab38ef0a0b = model_c_name(_static_key_slow_dec_83ab38ef0a0b,
                                                 "static_key_slow_dec")
+
+
+# ---- proposals from the March 2024 thread "WARNING in static_key_disable_cpuslocked" -----
+
+def _static_key_disable_cpuslocked_lock_first(key: StaticKey, arch: JumpLabelArch) -> Gen:
+    """`static_key_disable_cpuslocked()` as Steven Rostedt proposed (lkml, 2024-03-06,
+    <20240306105420.6a6bea2c@gandalf.local.home>): jump_label_lock() *before* the test, so
+    a disabler that finds the count at 0 has waited for the one still patching.
+
+    D3 jump_label_lock()
+    D2 if key->enabled != 1: WARN_ON_ONCE(key->enabled != 0); goto unlock
+    D4 if atomic_cmpxchg(&key->enabled, 1, 0) == 1: jump_label_update(key)
+    D5 unlock: jump_label_unlock()
+    """
+    yield from lockdep_assert_cpus_held("D1")
+    yield ops.MutexLock("jump_label_mutex", label="D3 jump_label_lock")
+    v = yield ops.Load(key.enabled, label="D2")
+    if v != 1:
+        if v != 0:
+            yield ops.Warn(f"static_key_disable: key->enabled == {v}", label="D2")
+    elif (yield from atomic_cmpxchg(key, _cmpxchg_1_0, "D4 atomic_cmpxchg(1, 0)",
+                                    "static_key_disable")) == 1:
+        yield from jump_label_update(key, arch)
+    yield ops.MutexUnlock("jump_label_mutex", label="D5 jump_label_unlock")
+
+
+def _static_key_enable_cpuslocked_one_read(key: StaticKey, arch: JumpLabelArch) -> Gen:
+    """`static_key_enable_cpuslocked()` as Josh Poimboeuf proposed in the same thread
+    (<20240306193101.s2g33o4viqi2azf3@treble>): one read, `if (tmp != 0) { WARN_ON_ONCE(tmp
+    != 1); return; }` -- which also returns on -1, while another enable is still patching.
+    Then E3-E7 as today."""
+    yield from lockdep_assert_cpus_held("E1")
+    v = yield ops.Load(key.enabled, label="E2 tmp = atomic_read()")
+    if v != 0:
+        if v != 1:
+            yield ops.Warn(f"static_key_enable: key->enabled == {v}", label="E2")
+        return
+    yield ops.MutexLock("jump_label_mutex", label="E3 jump_label_lock")
+    if (yield ops.Load(key.enabled, label="E4")) == 0:
+        yield from atomic_set(key, -1, "E4 atomic_set(-1)", "static_key_enable")
+        yield from jump_label_update(key, arch)
+        yield from atomic_set(key, 1, "E6 atomic_set_release(1)", "static_key_enable")
+    yield ops.MutexUnlock("jump_label_mutex", label="E7 jump_label_unlock")
+
+
+def _with_cpus_read_lock(fn: Callable, name: str) -> Callable:
+    def wrapper(key: StaticKey, arch: JumpLabelArch) -> Gen:
+        yield from cpus_read_lock()
+        yield from fn(key, arch)
+        yield from cpus_read_unlock()
+
+    return model_c_name(wrapper, name)
+
+
+model_c_name(_static_key_disable_cpuslocked_lock_first, "static_key_disable_cpuslocked")
+model_c_name(_static_key_enable_cpuslocked_one_read, "static_key_enable_cpuslocked")
+static_key_disable_lock_first = _with_cpus_read_lock(
+    _static_key_disable_cpuslocked_lock_first, "static_key_disable")
+static_key_enable_one_read = _with_cpus_read_lock(
+    _static_key_enable_cpuslocked_one_read, "static_key_enable")
