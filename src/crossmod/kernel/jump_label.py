@@ -23,9 +23,10 @@ is running (no `text_poke_early()` / SYSTEM_BOOTING fallback); no CPU-hotplug wr
 so `cpus_read_lock()` never waits (it is counted, for `lockdep_assert_cpus_held()`).
 
 Longer than STYLE.md's 400 lines: it is the whole static-key API of kernel/jump_label.c
-(each routine short, with its step list), the x86 hooks it calls, and one dated variant of
-the slow-dec path (June-Sept 2024) that reuses the helpers; splitting would separate
-routines that only make sense together.
+(each routine short, with its step list), the x86 hooks it calls, one dated variant of the
+slow-dec path (June-Sept 2024) and two proposals from the March 2024 thread on the
+static_key_disable WARN, all reusing the same helpers; splitting would separate routines
+that only make sense together.
 """
 
 from __future__ import annotations
