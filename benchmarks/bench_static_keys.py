@@ -29,6 +29,11 @@ CONFIGS = [
     ("static-key-race", "dec-inc-dec", {}),
     ("static-key-race", "default", {"cpus": 3}),
     ("static-key-race", "dec-inc-dec", {"sites": 2}),
+    ("static-key-race", "dec-inc-dec-83ab38ef0a0b", {}),
+    ("static-key-race", "enable-enable", {}),
+    ("static-key-race", "disable-disable", {}),
+    ("static-key-race", "disable-disable-lock-first", {}),
+    ("static-key-race", "enable-enable-one-read", {}),
     ("arm64-jump-label", "nosync", {}),
     ("arm64-jump-label", "default", {}),
     ("arm64-jump-label", "default", {"cpus": 3, "sites": 2}),
@@ -43,7 +48,7 @@ CONFIGS = [
 
 
 def main(quick: bool = False) -> None:
-    print(f"{'protocol':20} {'variant':15} {'knobs':38} {'verdict':10} {'states':>9} "
+    print(f"{'protocol':20} {'variant':26} {'knobs':38} {'verdict':10} {'states':>9} "
           f"{'transitions':>12} {'seconds':>8}")
     for name, variant, knobs in CONFIGS:
         if quick and (knobs.get("cpus", 2) > 3 or knobs.get("nmis")):
@@ -51,7 +56,7 @@ def main(quick: bool = False) -> None:
         t0 = time.perf_counter()
         v = explore(build(name, variant, **knobs))
         dt = time.perf_counter() - t0
-        print(f"{name:20} {variant:15} {knobs!s:38} {v.verdict:10} {v.states:>9,} "
+        print(f"{name:20} {variant:26} {knobs!s:38} {v.verdict:10} {v.states:>9,} "
               f"{v.transitions:>12,} {dt:>8.2f}")
     print()
     print(f"{'one static_key_enable() (3 CPUs)':42} {'IPIs':>5} {'rendezvous':>11}  by function")
