@@ -23,8 +23,8 @@ from crossmod.machine.system import System
 @dataclass
 class IpiCounts:
     """Per CPU and callback: the fewest IPIs taken in user mode over complete runs and the
-    most over any run; `runs` counts the distinct final states, `with_ipi` those in which
-    the CPU took at least one IPI in user mode."""
+    most over any run; `runs` counts the distinct vectors of final counts (one per set of
+    runs that end alike), `with_ipi` per CPU those in which it took at least one."""
 
     low: dict[int, dict[str, int]] = field(default_factory=dict)
     high: dict[int, dict[str, int]] = field(default_factory=dict)
