@@ -92,10 +92,17 @@ class PageDecoder:
         u32 = struct.Struct(e + "I").unpack_from
         u64 = struct.Struct(e + "Q").unpack_from
         commit_u = struct.Struct(e + ("Q" if self.commit_size == 8 else "I")).unpack_from
-        typ_u = struct.Struct(self.type_fmt).unpack_from
-        pid_u = struct.Struct(e + "i").unpack_from
+        # common_type and common_pid in one read (their offsets come from the formats)
+        lo = min(self.type_off, self.pid_off)
+        if self.type_off < self.pid_off:
+            gap = self.pid_off - self.type_off - struct.calcsize(self.type_fmt[1:])
+            head_u = struct.Struct(f"{self.type_fmt}{gap}xi").unpack_from
+            swap = False
+        else:
+            gap = self.type_off - self.pid_off - 4
+            head_u = struct.Struct(f"{e}i{gap}x{self.type_fmt[1:]}").unpack_from
+            swap = True
         ts_off, commit_off, data_off = self.ts_off, self.commit_off, self.data_off
-        type_off, pid_off = self.type_off, self.pid_off
         decoders, names, cmdlines = self.decoders, self.names, r.cmdlines
         stack_id, ts_add = self.stack_id, r.ts_offset
         big = e == ">"
@@ -143,7 +150,10 @@ class PageDecoder:
                     r.problem(r.where(foff + pos) + label,
                               f"CPU {cpu} record length runs past the page")
                     break
-                etype = typ_u(blob, data + type_off)[0]
+                if swap:
+                    pid, etype = head_u(blob, data + lo)
+                else:
+                    etype, pid = head_u(blob, data + lo)
                 dec = decoders.get(etype)
                 if dec is None:
                     if etype == stack_id:
@@ -167,7 +177,6 @@ class PageDecoder:
                         r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
                         pos = nxt
                         continue
-                pid = pid_u(blob, data + pid_off)[0]
                 append(Event(ts + ts_add, cpu, pid, cmdlines.get(pid, "<...>"), name, fields))
                 pos = nxt
         return out
