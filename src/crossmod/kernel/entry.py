@@ -206,8 +206,11 @@ def asm_exc_nmi(d: Deferral, patch: bool, vmalloc: bool) -> Gen:
         := 1, flushing CR3 write) whenever it was 0, even with CR3 already the kernel's
     N2  irqentry_nmi_enter -> ct_nmi_enter (v6: RCU watches, ct_work_flush)
     N3  the handler: runs through the patched site, uses the vmalloc area
-    N4  ct_nmi_exit; RESTORE_CR3: back to a user CR3 clears the signal (v7); with the fix,
-        the saved signal is put back instead
+    N4  ct_nmi_exit; PARANOID_RESTORE_CR3 (RESTORE_CR3 before 2024): writes CR3 only when
+        the saved one is a user CR3, and then clears the signal (v7); with the fix, the
+        saved signal is put back instead
+    MODEL: the paranoid entry's CR3 write flushes like the normal entry's (`entry_flush`);
+    in mainline ADJUST_KERNEL_CR3 sets NOFLUSH with PCID on both.
     """
     yield ops.Ghost(this_cpu("isolated"), _left, label="N0 NMI: no longer isolated")
     cr3 = yield ops.Ghost(this_cpu("cr3"), _read, label="N1 SAVE_AND_SWITCH_TO_KERNEL_CR3")
@@ -224,12 +227,12 @@ def asm_exc_nmi(d: Deferral, patch: bool, vmalloc: bool) -> Gen:
         yield from ct.ct_nmi_exit(entered, "N4")
     if not fix:
         if switched:
-            yield from SWITCH_TO_USER_CR3(d, label="N4 RESTORE_CR3")
+            yield from SWITCH_TO_USER_CR3(d, label="N4 PARANOID_RESTORE_CR3")
         return
     if switched:
         yield ops.Store(this_cpu("kernel_cr3_loaded"), saved, label="N4' restore the signal")
     if d.pti and cr3 == "user":
-        yield ops.WriteCr3(False, flush=False, label="N4 RESTORE_CR3")
+        yield ops.WriteCr3(False, flush=False, label="N4 PARANOID_RESTORE_CR3")
 
 
 def entry_memory(user_cpus: tuple[int, ...],

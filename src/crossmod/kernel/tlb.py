@@ -50,15 +50,21 @@ def flush_tlb_kernel_range(va: str, d: Deferral, others: tuple[int, ...] = ()) -
 
 
 def flush_tlb_kernel_range_deferrable(va: str, d: Deferral, others: tuple[int, ...]) -> Gen:
-    """The series' `flush_tlb_kernel_range_deferrable()` (v7/v8 tlb.c):
+    """The series' `flush_tlb_kernel_range_deferrable()` (v6 patch 28 "x86/mm, mm/vmalloc:
+    Defer kernel TLB flush IPIs under CONFIG_COALESCE_TLBI=y", kept in v7/v8):
+    `__flush_tlb_kernel_range(flush_tlb_kernel_cond, start, end)`.
 
     T0  smp_mb()  [pairs with SWITCH_TO_KERNEL_CR3: the PTE clear before the flag reads,
-        KERNEL.md H.5] (v8; K18 drops it)
+        KERNEL.md H.5]. MODEL: not in the v6 patch, whose cond reads the flag right away;
+        vunmap's ptep_get_and_clear (an xchg) is the barrier there (variant
+        xchg-no-sender-mb). K18 drops it.
     T2  on_each_cpu_cond(flush_tlb_kernel_cond, do_kernel_range_flush, info, 1):
-        cond(cpu) = per_cpu(kernel_cr3_loaded, cpu) (v8), or !ct_set_cpu_work(cpu,
-        CT_WORK_TLBI) with the flush in ct_work_flush (K16)
-    MODEL: housekeeping CPUs always pass the cond here because they are always in the
-    kernel with kernel_cr3_loaded = 1; the housekeeping cpumask test is not modelled.
+        cond(cpu) = housekeeping_cpu(cpu, HK_TYPE_KERNEL_NOISE) ||
+        per_cpu(kernel_cr3_loaded, cpu); or !ct_set_cpu_work(cpu, CT_WORK_TLBI) with the
+        flush in ct_work_flush (the pre-v5 design, K16)
+    MODEL: housekeeping CPUs pass the cond through kernel_cr3_loaded = 1 (they never leave
+    the kernel here); the housekeeping cpumask test is not modelled. X86_FEATURE_INVLPGB
+    (broadcast invalidation, no IPI at all) is not modelled.
     """
     if d.tlb == "ct-work":
         yield from on_each_cpu_cond_ct(CT_WORK_TLBI, others, do_kernel_range_flush, (va,), d,
