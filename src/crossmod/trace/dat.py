@@ -129,6 +129,7 @@ class DatReader:
         self.cpu_data: list[tuple[int, int, int]] = []  # (cpu, file offset, size)
         self.compressed = False
         self.ts_offset = 0
+        self._section_end = 0
         self._kallsyms_blob = b""
         self._kallsyms: Kallsyms | None = None
         self.file_size = stream.seek(0, os.SEEK_END)
@@ -219,9 +220,19 @@ class DatReader:
         opts = struct.unpack_from(self.e + "Q", head, ver_end + 1)[0]
         sections: dict[int, int] = {}
         seen: set[int] = set()
+        first_end = 0
         while opts and opts not in seen:
             seen.add(opts)
-            c = self._section(opts, L.SEC_OPTIONS)
+            try:
+                c = self._section(opts, L.SEC_OPTIONS)
+            except TraceFormatError as err:
+                # trace-cmd writes a last options section after the CPU data: a cut file
+                # loses it but still has the first one, which locates the data
+                if not seen - {opts} or self.strict:
+                    raise
+                self.errors.append(TraceFormatError(err.where, f"{err.what} (file truncated?)"))
+                break
+            first_end = first_end or self._section_end
             opts = 0
             while True:
                 opt = c.u("H", "option id")
@@ -244,6 +255,38 @@ class DatReader:
         if L.OPT_CMDLINES in sections:
             c = self._section(sections[L.OPT_CMDLINES], L.OPT_CMDLINES)
             self._parse_cmdlines(c.take(c.u("Q", "cmdlines size"), "saved cmdlines"))
+        if not self.cpu_data and first_end:
+            self._recover_cpu_table(first_end)
+
+    def _recover_cpu_table(self, offset: int) -> None:
+        """Find the CPU data of a cut v7 file whose CPU table (the BUFFER option, which
+        trace-cmd writes in its last options section) is gone: the flyrecord section
+        follows the first options section; each CPU's compressed data is a chunk count
+        and chunks, CPUs in order, each starting on a page boundary."""
+        hdr = struct.Struct(self.e + L.SECTION_HEADER)
+        try:
+            sid, flags, _d, _s = hdr.unpack(self._read_at(offset, hdr.size, "flyrecord"))
+        except TraceFormatError:
+            return
+        if sid != L.SEC_FLYRECORD or not flags & L.SECTION_FLAG_COMPRESSED:
+            return
+        self.compressed = True
+        pos = -(-(offset + hdr.size) // self.page_size) * self.page_size
+        cpu = 0
+        while pos + 4 <= self.file_size and cpu < 4096:
+            start = pos
+            (count,) = struct.unpack(self.e + "I", self._read_at(pos, 4, "chunk count"))
+            pos += 4
+            for _ in range(count):
+                if pos + 8 > self.file_size:
+                    break
+                csize, _u = struct.unpack(self.e + "II", self._read_at(pos, 8, "chunk"))
+                pos += 8 + csize
+            self.cpu_data.append((cpu, start, pos - start))
+            cpu += 1
+            pos = -(-pos // self.page_size) * self.page_size
+        self.errors.append(TraceFormatError(self.where(offset), "CPU table (BUFFER option) "
+                           f"missing: found {cpu} CPUs' data by walking the chunks"))
 
     def _section(self, offset: int, expect: int) -> _Cursor:
         hdr = struct.Struct(self.e + L.SECTION_HEADER)
@@ -251,6 +294,7 @@ class DatReader:
         if sid != expect:
             raise TraceFormatError(self.where(offset), f"expected section {expect}, found {sid}")
         body = offset + hdr.size
+        self._section_end = body + size
         if not flags & L.SECTION_FLAG_COMPRESSED:
             return _Cursor(self._read_at(body, size, f"section {sid}"), body, self.where, self.e)
         csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
@@ -395,6 +439,7 @@ class DatReader:
                 yield self._decompress(data, usize, pos), pos, f" (CPU {cpu} chunk {i})"
                 pos += 8 + csize
         except TraceFormatError as err:
+            err = TraceFormatError(err.where, f"CPU {cpu}: {err.what}; read what was there")
             if self.strict:
-                raise
-            self.errors.append(TraceFormatError(err.where, err.what + "; read what was there"))
+                raise err from None
+            self.errors.append(err)

@@ -147,8 +147,9 @@ class _Encoder:
                 struct.pack_into("<Q", buf, f.offset, self.pointer(v))
             else:
                 code = {1: "b", 2: "h", 4: "i", 8: "q"}[f.size]
+                n = int(v)  # type: ignore[call-overload]
                 struct.pack_into("<" + (code if f.signed else code.upper()), buf, f.offset,
-                                 int(v))  # type: ignore[call-overload]
+                                 n if f.signed else n & ((1 << (8 * f.size)) - 1))
         out = bytes(buf + tail)
         return out + b"\0" * (-len(out) % 4)
 
