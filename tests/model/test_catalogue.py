@@ -30,7 +30,7 @@ def test_int3_batch_safe_under_both_fetch_models_with_2_cpus():
     after return -- under the SDM-literal per-byte model and the snapshot model."""
     for fetch in ("per-byte", "snapshot"):
         v = explore(build("x86-int3-batch", fetch=fetch))
-        assert v.verdict == "safe" and v.states >= 1000, (fetch, v.states)
+        assert v.verdict == "safe" and v.states >= 900, (fetch, v.states)
 
 
 @pytest.mark.slow
@@ -39,7 +39,7 @@ def test_int3_batch_safe_with_3_cpus_and_an_nmi_executing_the_site(fetch):
     """3 CPUs, one NMI anywhere (the patcher included) running through the site."""
     v = explore(build("x86-int3-batch", cpus=3, nmis=1, fetch=fetch, execs=1))
     assert v.verdict == "safe"
-    assert v.states >= 200_000
+    assert v.states >= 150_000
 
 
 def test_no_sync1_tears_old_opcode_with_new_tail():

@@ -67,6 +67,7 @@ def build_int3_batch(variant: str = "default", cpus: int = 2, nmis: int = 0,
         nmi_handler=(model_nmi_exec, ("site",)), nmis=nmis,
         globals=glob, percpu=percpu, cpu_valued=frozenset({"text_mutex"}),
         fetch=fetch, memory=memory, symmetric=(tuple(range(1, cpus)),) if cpus > 2 else (),
+        readers=frozenset(range(1, cpus)) if v.refs == "percpu" else frozenset(),
     )
     return System("x86-int3-batch", cfg, variant,
                   dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, execs=execs))

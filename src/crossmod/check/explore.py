@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from crossmod.check.reduction import ample
 from crossmod.check.verdict import Bounds, Step, Verdict
 from crossmod.machine.cpu import Violation
 from crossmod.machine.machine import Machine, Move
@@ -34,6 +35,7 @@ def explore(system: System, bounds: Bounds | None = None,
     t0 = time.perf_counter()
     m = Machine(system.config, identity=bounds.identity)
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
+    por = bounds.por and bool(system.config.readers)
     init = m.initial_state()
     if canon:
         init, _ = canon(init)
@@ -42,6 +44,7 @@ def explore(system: System, bounds: Bounds | None = None,
     depth, transitions, found, stop = 0, 0, None, "exhausted"
     while frontier and found is None:
         level, frontier = frontier, deque()
+        fresh: set[tuple] = set()  # discovered at depth+1, while expanding this level
         depth += 1
         if depth > bounds.max_depth:
             stop = f"step bound {bounds.max_depth} reached"
@@ -53,18 +56,16 @@ def explore(system: System, bounds: Bounds | None = None,
                     found = ("deadlock", s, None, _deadlock_message(m, s))
                     break
                 continue
-            for move in mv:
-                transitions += 1
-                try:
-                    t, _ = m.step(s, move)
-                except Violation as v:
-                    found = (v.prop, s, move, v.message)
-                    break
-                if canon:
-                    t, _ = canon(t)
+            succ = _successors(m, canon, s, _ample(m, s, mv, por), parent, fresh)
+            if len(succ[0]) < len(mv) and succ[2]:  # C3: this move may close a cycle
+                succ = _successors(m, canon, s, mv, parent, fresh)
+            found = succ[1]
+            transitions += len(succ[0])
+            for t, move in succ[0]:
                 if t not in parent:
                     parent[t] = (s, move)
                     frontier.append(t)
+                    fresh.add(t)
             if found:
                 break
             if len(parent) > bounds.max_states:
@@ -80,6 +81,31 @@ def explore(system: System, bounds: Bounds | None = None,
     return _verdict(system, m, canon, parent, found, stop, transitions, depth, t0)
 
 
+def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
+    if not por:
+        return mv
+    return ample(m, s, mv)
+
+
+def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
+                parent: dict, fresh: set) -> tuple[list[tuple[tuple, Move]], tuple | None, bool]:
+    """(successor, move) pairs, the first violation met, and whether a successor is no
+    deeper than `s` (known before this level): every cycle has such an edge, so expanding
+    its source fully leaves no cycle without a fully expanded state (the C3 proviso for
+    breadth-first search)."""
+    out, seen = [], False
+    for move in moves:
+        try:
+            t, _ = m.step(s, move)
+        except Violation as v:
+            return out, (v.prop, s, move, v.message), seen
+        if canon:
+            t, _ = canon(t)
+        seen = seen or (t in parent and t not in fresh)
+        out.append((t, move))
+    return out, None, seen
+
+
 def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: dict,
              found: tuple | None, stop: str, transitions: int, depth: int,
              t0: float) -> Verdict:
@@ -87,7 +113,7 @@ def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: di
                 config=system.describe_config(), states=len(parent),
                 transitions=transitions)
     stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
-             "symmetry": canon is not None}
+             "symmetry": canon is not None, "por": bool(system.config.readers)}
     if found is None:
         verdict = "safe" if stop == "exhausted" else "bound"
         msg = "no violation in any interleaving" if verdict == "safe" else stop

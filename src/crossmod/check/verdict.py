@@ -17,6 +17,7 @@ class Bounds:
     max_depth    the step bound of property 5: a path longer than this is reported
     max_seconds  wall-clock limit (None: none)
     symmetry     identify states that differ only by renumbering interchangeable CPUs
+    por          partial-order reduction over the machine's declared reader CPUs
     identity     routine-state identity: "locals" (fast) or "history" (always sound)
     """
 
@@ -24,6 +25,7 @@ class Bounds:
     max_depth: int = 5_000
     max_seconds: float | None = None
     symmetry: bool = True
+    por: bool = True
     identity: str = "locals"
 
 
