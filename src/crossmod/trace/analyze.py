@@ -180,13 +180,16 @@ class Analysis:
         c = self.c
         if not self.cls.deferrable(funcs):
             c[(target, "remaining", cause, p)] += 1
-        elif mode == "user" or not self.context_tracking:
+        elif mode == "user":
             c[(target, "removable", cause, p)] += 1
-        else:
-            # deferrable callback, but the target was in the kernel (or not yet seen):
-            # the IPI is still needed
-            c[(target, "in_kernel" if mode == "kernel" else "mode_unknown", cause, p)] += 1
+        elif mode == "kernel":
+            # deferrable callback, but the target was in the kernel: the IPI is still needed
+            c[(target, "in_kernel", cause, p)] += 1
             c[(target, "remaining", cause, p)] += 1
+        else:
+            # decided by the report: removable if the trace has no context tracking at
+            # all (the what-if then assumes userspace), kept if it has but not yet here
+            c[(target, "mode_unknown", cause, p)] += 1
 
     # -- receiver side ------------------------------------------------------------------
     def _vector_entry(self, ev: Event) -> None:

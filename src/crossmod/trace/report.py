@@ -43,15 +43,21 @@ def _top(c: Counter[str], n: int | None = None) -> list[list[object]]:
 def _whatif(a: Analysis, cpu: int, phase: str | None) -> dict[str, object]:
     today = sum(_table(a, cpu, "ipi", phase).values())
     removable = _table(a, cpu, "removable", phase)
+    remaining = _table(a, cpu, "remaining", phase)
+    unknown = _table(a, cpu, "mode_unknown", phase)
+    if a.context_tracking:
+        remaining.update(unknown)
+    else:
+        removable.update(unknown)
     return {
         "today": today,
         "with_deferral": today - sum(removable.values()),
         "removable": sum(removable.values()),
         "removable_by_callback": _top(removable),
         "deferrable_but_target_in_kernel": sum(_table(a, cpu, "in_kernel", phase).values()),
-        "deferrable_but_target_mode_unknown": sum(_table(a, cpu, "mode_unknown",
-                                                         phase).values()),
-        "remaining_causes": _top(_table(a, cpu, "remaining", phase)),
+        "deferrable_but_target_mode_unknown": sum(unknown.values()) if a.context_tracking
+        else 0,
+        "remaining_causes": _top(remaining),
     }
 
 
