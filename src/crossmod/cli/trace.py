@@ -54,6 +54,8 @@ def _classifier(paths: tuple[str, ...]) -> Classifier:
                 cls.load(f.read(), path)
         except OSError as exc:
             _fail(f"{path}: cannot read classification: {exc.strerror or exc}")
+        except TraceFormatError as err:
+            _fail(err)
     return cls
 
 
