@@ -15,104 +15,20 @@ May import: the standard library, zstandard, and `crossmod.trace.events/formats/
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from crossmod.trace import layout as L
+from crossmod.trace.datmeta import Kallsyms, _Cursor, _FileCursor
 from crossmod.trace.events import SCHEMA, Event, TraceFormatError
 from crossmod.trace.formats import EventFormat, FieldDecoder, parse_format
 
 _BLOCK_PAGES = 64  # pages read per CPU per I/O for uncompressed data
 MAX_PROBLEMS = 100
-
-
-class _Cursor:
-    """Bounds-checked reads over an in-memory metadata blob; offsets reported in the file."""
-
-    def __init__(self, data: bytes, base: int, where: Callable[[int], str], endian: str) -> None:
-        self.data, self.pos, self.base, self.where, self.e = data, 0, base, where, endian
-
-    def take(self, n: int, what: str) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise TraceFormatError(self.where(self.base + self.pos),
-                                   f"truncated {what}: need {n} bytes")
-        b = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return b
-
-    def u(self, fmt: str, what: str) -> int:
-        st = struct.Struct(self.e + fmt)
-        return st.unpack(self.take(st.size, what))[0]
-
-    def cstr(self, what: str) -> str:
-        end = self.data.find(b"\0", self.pos)
-        if end < 0:
-            raise TraceFormatError(self.where(self.base + self.pos), f"unterminated {what}")
-        s = self.data[self.pos : end].decode("utf-8", "replace")
-        self.pos = end + 1
-        return s
-
-
-class _FileCursor(_Cursor):
-    """The same reads straight from the file: v6 metadata is sequential, CPU data follows."""
-
-    def __init__(self, f: BinaryIO, base: int, where: Callable[[int], str], endian: str) -> None:
-        super().__init__(b"", base, where, endian)
-        self.f = f
-
-    def take(self, n: int, what: str) -> bytes:
-        b = self.f.read(n) if n >= 0 else b""
-        if len(b) != n:
-            raise TraceFormatError(self.where(self.base + self.pos),
-                                   f"truncated {what}: need {n} bytes")
-        self.pos += n
-        return b
-
-    def cstr(self, what: str) -> str:
-        out = bytearray()
-        while (ch := self.take(1, what)) != b"\0":
-            out += ch
-        return out.decode("utf-8", "replace")
-
-
-class Kallsyms:
-    """Address -> symbol, as libtraceevent resolves ``%pS``/``%ps`` from the file's kallsyms."""
-
-    def __init__(self, text: bytes) -> None:
-        pairs: list[tuple[int, str]] = []
-        for line in text.split(b"\n"):
-            parts = line.split()
-            if len(parts) < 3 or parts[1] in (b"A", b"a"):
-                continue
-            try:
-                pairs.append((int(parts[0], 16), parts[2].decode("utf-8", "replace")))
-            except ValueError:
-                continue
-        pairs.sort()
-        self.addrs = [a for a, _ in pairs]
-        self.names = [n for _, n in pairs]
-        self._cache: dict[tuple[int, bool], str] = {}
-
-    def lookup(self, addr: int, with_offset: bool) -> str:
-        key = (addr, with_offset)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        i = bisect.bisect_right(self.addrs, addr) - 1
-        if i < 0:
-            s = f"0x{addr:x}"
-        elif with_offset:
-            s = f"{self.names[i]}+0x{addr - self.addrs[i]:x}"
-        else:
-            s = self.names[i]
-        if len(self._cache) < 1 << 16:
-            self._cache[key] = s
-        return s
 
 
 class DatReader:
