@@ -60,7 +60,7 @@ class TraceFormatError(Exception):
 
 @dataclass(slots=True)
 class Event:
-    """One trace record. ``where`` locates it in its file for error messages."""
+    """One trace record (a stack is not a record: it is in the event it belongs to)."""
 
     ts: int
     cpu: int
@@ -69,7 +69,6 @@ class Event:
     name: str
     fields: dict[str, object] = field(default_factory=dict)
     stack: tuple[str, ...] | None = None
-    where: str = ""
 
 
 _FRAME_TAIL = re.compile(r"(\+0x[0-9a-f]+(/0x[0-9a-f]+)?)?(\s+\[[^\]]*\])?(\s+\([0-9a-f]+\))?\s*$")
