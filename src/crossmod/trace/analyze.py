@@ -60,8 +60,13 @@ class Analysis:
         self.sink = sink
         self.phase = OUTSIDE
         self.phases: list[dict[str, object]] = []
-        self.events: Counter[tuple[str, int, str]] = Counter()
-        self.c: Counter[tuple[int, str, str, str]] = Counter()
+        self._by_phase: dict[str, dict[tuple[str, int], int]] = {OUTSIDE: {}}
+        self._counts = self._by_phase[OUTSIDE]  # (event, cpu) -> n in the current phase
+        self._c: Counter[tuple[int, str, str, str]] = Counter()
+        # one counter per IPI aimed at an isolated CPU, keyed by everything the report
+        # breaks it down by; the per-dimension tables are derived once, in `c`
+        self.ipis: Counter[tuple[int, str, str, str, str, str, str, str]] = Counter()
+        self._derived: tuple[int, Counter[tuple[int, str, str, str]]] | None = None
         self.mode: dict[int, str] = {}
         self.context_tracking = False
         self.queued: dict[tuple[int, str], dict[int, list[tuple[str, str, str]]]] = {}
@@ -84,22 +89,33 @@ class Analysis:
 
     def run(self, events: Iterable[Event]) -> Analysis:
         """`feed` every event; the loop is `feed` inlined, the hot path of the command."""
-        counts, on = self.events, self._on
+        on = self._on
+        ev = None
         for ev in events:
             if self.first_ts is None:
                 self.first_ts = ev.ts
-            counts[(ev.name, ev.cpu, self.phase)] += 1
+            counts = self._counts
+            key = (ev.name, ev.cpu)
+            counts[key] = counts.get(key, 0) + 1
             h = on.get(ev.name)
             if h is not None:
                 h(ev)
+        if ev is not None:
             self.last_ts = ev.ts
         return self
+
+    @property
+    def events(self) -> Counter[tuple[str, int, str]]:
+        """Events seen, by (name, cpu, phase)."""
+        return Counter({(name, cpu, p): n for p, d in self._by_phase.items()
+                        for (name, cpu), n in d.items()})
 
     def feed(self, ev: Event) -> None:
         if self.first_ts is None:
             self.first_ts = ev.ts
         self.last_ts = ev.ts
-        self.events[(ev.name, ev.cpu, self.phase)] += 1
+        key = (ev.name, ev.cpu)
+        self._counts[key] = self._counts.get(key, 0) + 1
         h = self._on.get(ev.name)
         if h is not None:
             h(ev)
@@ -110,11 +126,15 @@ class Analysis:
         if len(words) != 3 or words[0] != "PHASE" or words[2] not in ("start", "end"):
             return
         if words[2] == "start":
-            self.phase = words[1]
+            self._set_phase(words[1])
             self.phases.append({"name": words[1], "start_ns": ev.ts, "end_ns": None})
         elif self.phase == words[1]:
-            self.phase = OUTSIDE
+            self._set_phase(OUTSIDE)
             self.phases[-1]["end_ns"] = ev.ts
+
+    def _set_phase(self, name: str) -> None:
+        self.phase = name
+        self._counts = self._by_phase.setdefault(name, {})
 
     def _user_enter(self, ev: Event) -> None:
         self.context_tracking = True
@@ -131,7 +151,7 @@ class Analysis:
         if target not in self.iso:
             return
         func = str(f["func"])
-        self.c[(target, "queued", func, self.phase)] += 1
+        self._c[(target, "queued", func, self.phase)] += 1
         batch = self.queued.setdefault((ev.cpu, str(f["callsite"])), {})
         items = batch.setdefault(target, [])  # type: ignore[arg-type]
         if len(items) < _MAX_QUEUED:
@@ -158,16 +178,8 @@ class Analysis:
         if ev.stack:
             sig = signature(ev.stack)
         cause = "+".join(funcs)
-        p = self.phase
-        c = self.c
-        c[(target, "ipi", "", p)] += 1
-        c[(target, "cause", cause, p)] += 1
-        c[(target, "callsite", str(ev.fields["callsite"]), p)] += 1
-        c[(target, "task", ev.comm, p)] += 1
-        c[(target, "sender_cpu", str(ev.cpu), p)] += 1
-        c[(target, "stack", sig, p)] += 1
-        c[(target, "mode", mode, p)] += 1
-        self._whatif(target, funcs, cause, mode, p)
+        self.ipis[(target, cause, str(ev.fields["callsite"]), ev.comm, str(ev.cpu), sig, mode,
+                   self.phase)] += 1
         hist = self.hist.get((target, cause))
         if hist is None:
             hist = self.hist[(target, cause)] = Histogram(self.first_ts or ev.ts)
@@ -175,27 +187,42 @@ class Analysis:
         if self.sink:
             self.sink("send", ev, {"target": target, "cause": cause})
 
-    def _whatif(self, target: int, funcs: tuple[str, ...], cause: str, mode: str, p: str
-                ) -> None:
-        c = self.c
+    @property
+    def c(self) -> Counter[tuple[int, str, str, str]]:
+        """All counters as (cpu, table, key, phase) -> n, the IPI tables derived from
+        `ipis` (cached until the counts change)."""
+        version = sum(self.ipis.values()) + sum(self._c.values())
+        if self._derived is None or self._derived[0] != version:
+            c = Counter(self._c)
+            for (t, cause, callsite, comm, sender, sig, mode, p), n in self.ipis.items():
+                for table, key in (("ipi", ""), ("cause", cause), ("callsite", callsite),
+                                   ("task", comm), ("sender_cpu", sender), ("stack", sig),
+                                   ("mode", mode)):
+                    c[(t, table, key, p)] += n
+                self._whatif(c, t, tuple(cause.split("+")), cause, mode, p, n)
+            self._derived = (version, c)
+        return self._derived[1]
+
+    def _whatif(self, c: Counter[tuple[int, str, str, str]], target: int,
+                funcs: tuple[str, ...], cause: str, mode: str, p: str, n: int) -> None:
         if not self.cls.deferrable(funcs):
-            c[(target, "remaining", cause, p)] += 1
+            c[(target, "remaining", cause, p)] += n
         elif mode == "user":
-            c[(target, "removable", cause, p)] += 1
+            c[(target, "removable", cause, p)] += n
         elif mode == "kernel":
             # deferrable callback, but the target was in the kernel: the IPI is still needed
-            c[(target, "in_kernel", cause, p)] += 1
-            c[(target, "remaining", cause, p)] += 1
+            c[(target, "in_kernel", cause, p)] += n
+            c[(target, "remaining", cause, p)] += n
         else:
             # decided by the report: removable if the trace has no context tracking at
             # all (the what-if then assumes userspace), kept if it has but not yet here
-            c[(target, "mode_unknown", cause, p)] += 1
+            c[(target, "mode_unknown", cause, p)] += n
 
     # -- receiver side ------------------------------------------------------------------
     def _vector_entry(self, ev: Event) -> None:
         if ev.cpu not in self.iso:
             return
-        self.c[(ev.cpu, "handled", ev.name, self.phase)] += 1
+        self._c[(ev.cpu, "handled", ev.name, self.phase)] += 1
         self.open_vec[ev.cpu] = (ev.name, ev.ts)
         if self.sink:
             self.sink("recv", ev, {})
@@ -211,7 +238,7 @@ class Analysis:
         if ev.cpu not in self.iso:
             return
         func = str(ev.fields["func"])
-        self.c[(ev.cpu, "ran", func, self.phase)] += 1
+        self._c[(ev.cpu, "ran", func, self.phase)] += 1
         stack = self.open_csd.setdefault(ev.cpu, [])
         if len(stack) < 16:
             stack.append((func, ev.ts))
