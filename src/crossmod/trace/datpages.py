@@ -16,6 +16,8 @@ May import: the standard library and `crossmod.trace.events/layout`.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -89,7 +91,6 @@ class PageDecoder:
         r = self.r
         e = r.e
         ps = r.page_size
-        u32 = struct.Struct(e + "I").unpack_from
         u64 = struct.Struct(e + "Q").unpack_from
         commit_u = struct.Struct(e + ("Q" if self.commit_size == 8 else "I")).unpack_from
         # common_type and common_pid in one read (their offsets come from the formats)
@@ -106,6 +107,14 @@ class PageDecoder:
         decoders, names, cmdlines = self.decoders, self.names, r.cmdlines
         stack_id, ts_add = self.stack_id, r.ts_offset
         big = e == ">"
+        # event headers read as an array of host-order u32 (records are 4-byte aligned):
+        # indexing is several times cheaper than struct.unpack_from per header
+        if big != (sys.byteorder == "big"):
+            arr = array("I", blob)
+            arr.byteswap()
+            words = memoryview(arr)
+        else:
+            words = memoryview(blob).cast("I")
         out: list[Event] = []
         append = out.append
         for p in range(0, len(blob) - ps + 1, ps):
@@ -120,7 +129,7 @@ class PageDecoder:
                           f"CPU {cpu} page commit size {flags & L.COMMIT_MASK} exceeds page")
                 continue
             while pos < end:
-                w = u32(blob, pos)[0]
+                w = words[pos >> 2]
                 if big:
                     tl, delta = w >> 27, w & 0x7FFFFFF
                 else:
@@ -130,20 +139,20 @@ class PageDecoder:
                     nxt = data + (tl << 2)
                 elif tl == 0:
                     data = pos + 8
-                    nxt = data + ((u32(blob, pos + 4)[0] - 1) & ~3)
+                    nxt = data + ((words[(pos >> 2) + 1] - 1) & ~3)
                 elif tl == L.TYPE_TIME_EXTEND:
-                    ts += (u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta
+                    ts += (words[(pos >> 2) + 1] << L.TS_SHIFT) + delta
                     pos += 8
                     continue
                 elif tl == L.TYPE_TIME_STAMP:
-                    ts = ((u32(blob, pos + 4)[0] << L.TS_SHIFT) + delta) | (ts & L.TS_MSB)
+                    ts = ((words[(pos >> 2) + 1] << L.TS_SHIFT) + delta) | (ts & L.TS_MSB)
                     pos += 8
                     continue
                 else:  # padding: a discarded event keeps its delta; delta 0 = page tail
                     if not delta:
                         break
                     ts += delta
-                    pos += 4 + u32(blob, pos + 4)[0]
+                    pos += 4 + words[(pos >> 2) + 1]
                     continue
                 ts += delta
                 if nxt > end or nxt <= data:
