@@ -107,7 +107,7 @@ def test_history_identity_agrees_with_locals_identity(row):
 
 
 @pytest.mark.parametrize("variant,cpus", [("no-sync1", 3), ("no-sync2", 3), ("no-sync3", 3),
-                                          ("default", 3), ("default", 4)])
+                                          ("default", 3)])
 def test_partial_order_reduction_keeps_verdicts(variant, cpus):
     """Persistent sets over the reader CPUs explore fewer states and reach the same
     verdict and property as the full search."""
