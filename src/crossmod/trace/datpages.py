@@ -51,6 +51,7 @@ class PageDecoder:
         self.names = {fid: f.name for fid, f in r.formats.items()}
         self.decoders = r.decoders()
         self._stacks: dict[bytes, tuple[str, ...]] = {}
+        self._fields: dict[bytes, dict[str, object]] = {}
         self.stack_id, self.stack_size_off, self.stack_caller_off = -1, 0, 0
         for fid, f in r.formats.items():
             if f.name == "kernel_stack" and f.system == "ftrace":
@@ -115,6 +116,7 @@ class PageDecoder:
             words = memoryview(arr)
         else:
             words = memoryview(blob).cast("I")
+        fcache = self._fields
         out: list[Event] = []
         append = out.append
         for p in range(0, len(blob) - ps + 1, ps):
@@ -180,12 +182,21 @@ class PageDecoder:
                     fields: dict[str, object] = {}
                 else:
                     name = names[etype]
-                    try:
-                        fields = dec.decode(blob, data, nxt)
-                    except (ValueError, struct.error) as exc:
-                        r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
-                        pos = nxt
-                        continue
+                    # a payload decodes to the same fields every time it recurs (same
+                    # callsite, callback, csd, pid), and traces repeat a few payloads
+                    # millions of times: decode each distinct payload once
+                    raw = blob[data:nxt]
+                    cached = fcache.get(raw)
+                    if cached is None:
+                        try:
+                            cached = dec.decode(blob, data, nxt)
+                        except (ValueError, struct.error) as exc:
+                            r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
+                            pos = nxt
+                            continue
+                        if len(fcache) < 1 << 16:
+                            fcache[raw] = cached
+                    fields = cached.copy()
                 append(Event(ts + ts_add, cpu, pid, cmdlines.get(pid, "<...>"), name, fields))
                 pos = nxt
         return out
