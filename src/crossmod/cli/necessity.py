@@ -61,16 +61,31 @@ def necessity(protocol: str, fetches: tuple[str, ...], memories: tuple[str, ...]
     return out[0], out[1:]
 
 
+SHORT = {"torn-instruction": "torn", "unexpected-int3": "int3", "use-after-free": "UAF",
+         "use-after-return": "UAR", "patch-visibility": "stale", "deadlock": "deadlock",
+         "isolation": "isolation"}
+
+
+def _model(m: str) -> str:
+    return m.replace("per-byte", "byte").replace("snapshot", "snap")
+
+
 def render(base: StepResult, rows: list[StepResult]) -> str:
+    """The table at 100 columns: short verdicts (legend below), variants in --json."""
     models = list(base.results)
-    headers = ["step", "variant", *models, "required under"]
-    lines = [[base.step, base.variant, *(base.results[m] for m in models), ""]]
+    headers = ["step dropped", *(_model(m) for m in models), "required under"]
+    lines = [["(none)", *(SHORT.get(base.results[m], base.results[m]) for m in models), ""]]
+    seen = set()
     for r in rows:
         req = r.required_under(base.results)
         ok = [m for m in models if base.results[m] == "safe"]
-        where = "every model" if req and req == ok else (", ".join(req) or "none")
-        lines.append([r.step, r.variant, *(r.results[m] for m in models), where])
-    return table(headers, lines, width=160, shrink=0)
+        where = "every model" if req and req == ok else (
+            ", ".join(_model(m) for m in req) or "none")
+        res = [r.results[m] for m in models]
+        seen.update(res)
+        lines.append([r.step, *(SHORT.get(x, x) for x in res), where])
+    legend = ", ".join(f"{SHORT[p]} = {p}" for p in sorted(seen) if p in SHORT)
+    return table(headers, lines, width=100, shrink=0) + (f"\n({legend})" if legend else "")
 
 
 @click.command("necessity")
