@@ -121,7 +121,6 @@ class TextReader:
         self.line_count = 0
         self._stacks: dict[str, tuple[str, ...]] = {}
         self._fields: dict[tuple[str, str], dict[str, object]] = {}
-        self._pending_stack: Event | None = None
 
     def problem(self, lineno: int, what: str) -> None:
         err = TraceFormatError(f"{self.path}:{lineno}", what)
@@ -155,42 +154,67 @@ class TextReader:
         queue: deque[Event] = deque()
         latest: dict[int, Event] = {}
         lineno = 0  # line number of the current match
-        event = self._event
+        pending: Event | None = None  # the event a <stack trace> line just claimed
         extend = False
+        heads: dict[tuple[str, str, str], tuple[str, int, int]] = {}
+        fcache = self._fields
         for chunk in self._chunks():
             # findall builds the group tuples in C; line numbers are counted alongside
             for g in _CHUNK.findall(chunk):
                 frames = g[0]
                 if frames:
                     lineno += frames.count("\n")
-                    target = self._pending_stack
-                    if target is None:
+                    if pending is None:
                         self.problem(lineno, "stack frame without a <stack trace> line")
                     elif extend:
-                        target.stack = (target.stack or ()) + self._frames(frames)
-                    elif target.stack is None:
-                        target.stack = self._frames(frames)
+                        pending.stack = (pending.stack or ()) + self._frames(frames)
+                    elif pending.stack is None:
+                        pending.stack = self._frames(frames)
                     # a stack cut by the chunk boundary continues in the next chunk
-                    extend = target is not None and chunk.endswith(frames)
-                    self._pending_stack = target if extend else None
+                    extend = pending is not None and chunk.endswith(frames)
+                    if not extend:
+                        pending = None
                     continue
                 extend = False
                 lineno += 1
-                self._pending_stack = None
-                if g[9]:
-                    self._other(lineno, g[9])
+                pending = None
+                _f, comm, pid, cpu, sec, frac, stack, name, rest, other = g
+                if other:
+                    self._other(lineno, other)
                     continue
-                ev = event(g, lineno)
-                if ev is None:
+                head = heads.get((comm, pid, cpu))
+                if head is None:
+                    head = (comm.strip(), int(pid), int(cpu))
+                    if len(heads) < 1 << 16:
+                        heads[(comm, pid, cpu)] = head
+                if stack or name == "kernel_stack":
+                    pending = latest.get(head[2])
                     continue
-                if ev.name == "kernel_stack":
-                    self._pending_stack = latest.get(ev.cpu)
-                    continue
+                if name == "tracing_mark_write":  # raw tracefs names print after its ip
+                    name, rest = "print", "tracing_mark_write: " + rest
+                fields: dict[str, object] = {}
+                if name in _PARSED:
+                    # printed fields repeat (same callsites, callbacks, csd addresses):
+                    # parse each distinct text once; every event gets its own dict
+                    cached = fcache.get((name, rest))
+                    if cached is None:
+                        try:
+                            cached = _parse_fields(name, rest)
+                        except ValueError as exc:
+                            self.problem(lineno, str(exc))
+                            continue
+                        if len(fcache) < 1 << 16:
+                            fcache[(name, rest)] = cached
+                    fields = cached.copy()
+                scale = _SCALE.get(len(frac))
+                ts = (int(sec + frac) * scale if scale
+                      else int(sec) * 10**9 + int((frac + "0" * 9)[:9]))
+                ev = Event(ts, head[2], head[1], head[0], name, fields)
                 queue.append(ev)
                 latest[ev.cpu] = ev
                 while queue:
-                    head = queue[0]
-                    if latest[head.cpu] is head and len(queue) <= _HOLD:
+                    first = queue[0]
+                    if latest[first.cpu] is first and len(queue) <= _HOLD:
                         break
                     yield queue.popleft()
         self.line_count = lineno
@@ -204,31 +228,6 @@ class TextReader:
             if len(self._stacks) < 1 << 14:  # distinct stacks are few; bound them anyway
                 self._stacks[key] = hit
         return hit
-
-    def _event(self, g: tuple[str, ...], lineno: int) -> Event | None:
-        _frames, comm, pid, cpu, sec, frac, stack, name, rest, _other = g
-        if stack:
-            name = "kernel_stack"
-        elif name == "tracing_mark_write":  # raw tracefs names print events after their ip
-            name, rest = "print", "tracing_mark_write: " + rest
-        fields: dict[str, object] = {}
-        if name in _PARSED:
-            # printed fields repeat (same callsites, callbacks, csd addresses): parse each
-            # distinct text once; every event still gets its own dict
-            key = (name, rest)
-            cached = self._fields.get(key)
-            if cached is None:
-                try:
-                    cached = _parse_fields(name, rest)
-                except ValueError as exc:
-                    self.problem(lineno, str(exc))
-                    return None
-                if len(self._fields) < 1 << 16:
-                    self._fields[key] = cached
-            fields = dict(cached)
-        scale = _SCALE.get(len(frac))
-        ts = int(sec + frac) * scale if scale else int(sec) * 10**9 + int((frac + "0" * 9)[:9])
-        return Event(ts, int(cpu), int(pid), comm.strip(), name, fields)
 
     def _other(self, lineno: int, line: str) -> None:
         if _HEADER.match(line):
