@@ -8,7 +8,8 @@ It mirrors libtraceevent's ``kbuffer`` (``translate_data``): padding adds its de
 absolute time stamp keeps the running stamp's top 5 bits.
 
 Irrelevant events cost one header decode and a dict miss; only events of `SCHEMA` get
-their fields decoded.
+their fields decoded. `_block` is one long function on purpose: it is the hot loop, and in
+CPython a call per record would cost more than the work it does.
 
 May import: the standard library and `crossmod.trace.events/layout`.
 """

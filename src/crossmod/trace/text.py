@@ -5,7 +5,9 @@ latency flags, seconds.fraction) and the event, parsing the fields of `events.SC
 events from their printed form, and attaching stacks (``kernel_stack: <stack trace >``
 or ``<stack trace>``, then ``=> frame`` lines) to the event before them on the same CPU.
 Events are yielded in file order: an event waits in a small queue only while it is the
-latest on its CPU (a stack may still follow it), so memory stays bounded.
+latest on its CPU (a stack may still follow it), so memory stays bounded. The text is
+scanned a chunk at a time by one regular expression (a whole stack is one match), and
+`__iter__` is one long loop on purpose: it is the hot path.
 
 Bad input: a line that is neither an event, a stack frame nor a known header line, or an
 event of `SCHEMA` whose fields do not parse, is recorded in `problems` with its line
