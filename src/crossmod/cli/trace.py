@@ -16,6 +16,7 @@ import click
 from crossmod.trace import render, report
 from crossmod.trace.analyze import Analysis
 from crossmod.trace.events import TraceFormatError, format_cpulist, parse_cpulist
+from crossmod.trace.perfetto import PerfettoWriter
 from crossmod.trace.source import Reader, merged, open_trace
 from crossmod.trace.whatif import Classifier
 
@@ -93,9 +94,11 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
             readers.append(reader)
             sources.append({"path": path, "format": kind})
         sink = _perfetto(perfetto)
-        analysis = Analysis(isolated, cls, sink=sink).run(merged(readers))
-        if sink:
-            sink.close()
+        try:
+            analysis = Analysis(isolated, cls, sink=sink).run(merged(readers))
+        finally:
+            if sink:
+                sink.close()  # a valid JSON document even when the input broke off
     except TraceFormatError as err:
         _warn(readers)
         _fail(err)
@@ -118,11 +121,9 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
         sys.exit(2)
 
 
-def _perfetto(path: str | None):  # type: ignore[no-untyped-def]
+def _perfetto(path: str | None) -> PerfettoWriter | None:
     if not path:
         return None
-    from crossmod.trace.perfetto import PerfettoWriter
-
     try:
         return PerfettoWriter(open(path, "w", encoding="utf-8"))
     except OSError as exc:
