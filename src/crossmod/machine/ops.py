@@ -14,6 +14,8 @@ CPUs stay interchangeable (CPU symmetry, check/explore.py):
   `"name"`                      a global variable
   `this_cpu("name")`            this CPU's instance of a per-CPU variable
   `per_cpu("name", cpu)`        a given CPU's instance (breaks symmetry on that CPU)
+Size: over 400 lines because it is the whole vocabulary in one place (trio's `_traps.py`):
+one small frozen dataclass per op, nothing else.
 Per-CPU loops of the C (`for_each_possible_cpu`) are single ops (`StorePerCpu`,
 `RmwPerCpu`, `WaitPerCpu`); see their docstrings for why that loses no behaviour.
 """
