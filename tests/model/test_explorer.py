@@ -74,6 +74,25 @@ def test_symmetry_is_sound_orbit_count_matches():
     assert len(full) > 1.8 * len(orbits)
 
 
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=120),
+       st.permutations([1, 2, 3]))
+@settings(max_examples=40, deadline=None)
+def test_fingerprints_are_canonical_on_random_walks(walk, order):
+    """Along any walk of the 4-CPU machine (an NMI included), renumbering the three
+    interchangeable CPUs in any order leaves the representative unchanged."""
+    system = build("x86-int3-batch", cpus=4, nmis=1, execs=1)
+    m = Machine(system.config)
+    canon = Canonicalizer(system.config)
+    perm = (0, *order)
+    s = m.initial_state()
+    for pick in walk:
+        moves = m.moves(s)
+        if not moves:
+            break
+        s, _ = m.step(s, moves[pick % len(moves)])
+        assert canon(permute(system.config, s, perm))[0] == canon(s)[0]
+
+
 def test_canonical_form_is_invariant_under_renumbering():
     """Permuting the interchangeable CPUs of any reachable state gives the same
     representative."""
