@@ -124,6 +124,12 @@ class TextReader:
         self._stacks: dict[str, tuple[str, ...]] = {}
         self._fields: dict[tuple[str, str], dict[str, object]] = {}
 
+    @classmethod
+    def from_path(cls, path: str, *, strict: bool = False) -> TextReader:
+        """A plain-text file (`source.open_trace` also handles compressed ones)."""
+        return cls(open(path, encoding="utf-8", errors="replace"), path,
+                   strict=strict)
+
     def problem(self, lineno: int, what: str) -> None:
         err = TraceFormatError(f"{self.path}:{lineno}", what)
         if self.strict:
