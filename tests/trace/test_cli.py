@@ -85,8 +85,9 @@ def test_plot_and_perfetto(tmp_path: Path) -> None:
     assert names == {"CPU 0", "CPU 1", "CPU 2", "CPU 3"}
     starts = [e for e in evs if e["ph"] == "s"]
     ends = [e for e in evs if e["ph"] == "f"]
-    assert len(starts) == 4 and len(ends) == 4
-    assert {e["id"] for e in starts} == {e["id"] for e in ends}
+    # the tracefs fixture's mask IPI to CPU 3 is never handled there: one arrow dangles
+    assert len(starts) == 6 and len(ends) == 5
+    assert {e["id"] for e in ends} < {e["id"] for e in starts}
     assert [e["name"] for e in evs if e["ph"] == "X" and e["cat"] == "handler"] == [
         "do_flush_tlb_all", "do_flush_tlb_all", "do_sync_core"]
 

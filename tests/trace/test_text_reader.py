@@ -46,8 +46,10 @@ def test_tracefs_trace_fixture() -> None:
     evs, r, kind = _read("tracefs_trace.txt")
     assert kind == "tracefs trace text" and r.problems == []
     assert [e.name for e in evs] == ["print", "csd_queue_cpu", "ipi_send_cpu",
-                                     "call_function_single_entry", "csd_function_entry",
-                                     "csd_function_exit", "print"]
+                                     "ipi_send_cpumask", "call_function_single_entry",
+                                     "csd_function_entry", "csd_function_exit", "print"]
+    # the kernel prints cpumasks as hex bitmaps (%*pb), trace-cmd as lists
+    assert evs[3].fields["cpumask"] == (2, 3)
     assert evs[0].fields == {"buf": "PHASE tracepoint start"}
     # raw tracefs prints %pS with /size: the record contract drops it
     assert evs[1].fields["callsite"] == "on_each_cpu_cond_mask+0x24"

@@ -71,7 +71,23 @@ def _cut_before_frames(piece: str, cut: int) -> int:
     return end
 
 
-def _parse_fields(name: str, rest: str) -> dict[str, object]:
+def _cpus(v: str, hexmask: bool) -> tuple[int, ...]:
+    """A printed cpumask. The kernel prints ``%*pb``, a hex bitmap in 32-bit groups
+    (``00000000,0000000c``); libtraceevent (``trace-cmd report``) prints a list (``2-3``).
+    A bare ``3`` means CPU 3 in a report and CPUs 0-1 in tracefs, hence `hexmask`."""
+    if not hexmask:
+        try:
+            return parse_cpulist(v)
+        except ValueError:
+            pass
+    digits = v.replace(",", "")
+    if not digits or len(digits) > 4096:
+        raise ValueError(f"bad cpumask {v[:40]!r}")
+    mask = int(digits, 16)
+    return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+
+
+def _parse_fields(name: str, rest: str, hexmask: bool = False) -> dict[str, object]:
     """Fields of a `SCHEMA` event from its printed form; ValueError if they do not parse."""
     schema = SCHEMA[name]
     if name == "print":
@@ -104,7 +120,7 @@ def _parse_fields(name: str, rest: str) -> dict[str, object]:
             except ValueError:
                 raise ValueError(f"{name}: field {key}={v!r} is not a number") from None
         elif typ is tuple:
-            out[key] = parse_cpulist(v)
+            out[key] = _cpus(v, hexmask)
         else:
             out[key] = _sym(v)
     return out
@@ -122,6 +138,8 @@ class TextReader:
         self.lost_events = 0
         self.line_count = 0
         self._stacks: dict[str, tuple[str, ...]] = {}
+        # raw tracefs text unless a trace-cmd report header says otherwise
+        self.hexmask = True
         self._fields: dict[tuple[str, str], dict[str, object]] = {}
 
     @classmethod
@@ -207,7 +225,7 @@ class TextReader:
                     cached = fcache.get((name, rest))
                     if cached is None:
                         try:
-                            cached = _parse_fields(name, rest)
+                            cached = _parse_fields(name, rest, self.hexmask)
                         except ValueError as exc:
                             self.problem(lineno, str(exc))
                             continue
@@ -238,6 +256,9 @@ class TextReader:
         return hit
 
     def _other(self, lineno: int, line: str) -> None:
+        if line.startswith(("cpus=", "version =")) and self.hexmask:
+            self.hexmask = False  # trace-cmd report: cpumasks are lists from here on
+            self._fields.clear()
         if _HEADER.match(line):
             if "LOST" in line:
                 n = re.search(r"LOST (\d+)", line)
