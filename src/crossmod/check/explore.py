@@ -34,6 +34,7 @@ def explore(system: System, bounds: Bounds | None = None,
     bounds = bounds or Bounds()
     t0 = time.perf_counter()
     m = Machine(system.config, identity=bounds.identity)
+    m.narrate = False
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
     por = bounds.por and bool(system.config.readers)
     init = m.initial_state()
@@ -160,6 +161,7 @@ def _concretize(m: Machine, canon: Canonicalizer | None, path: list[Move]) -> li
 def replay_steps(m: Machine, choices: list[int]) -> list[Step]:
     """Run `choices` (indices into each state's enabled moves) and narrate every step; the
     last step's text carries the violation when the run ends in one."""
+    m.narrate = True
     s = m.initial_state()
     steps: list[Step] = []
     for i, idx in enumerate(choices):

@@ -117,11 +117,11 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
         _check_reader(m, c, op)
     if tp is O.Load:
         v = _load(m, w, state, c, op.addr)
-        return v, f"load {_addr_name(op.addr)} = {v!r}"
+        return v, f"load {_addr_name(op.addr)} = {v!r}" if m.narrate else ""
     if tp is O.Store:
         value = frozenset(range(cfg.ncpus)) if op.value == O.CPU_ONLINE_MASK else op.value
         _buffer(m, w, c, resolve(cfg, c, op.addr), value)
-        return None, f"store {_addr_name(op.addr)} := {op.value!r}"
+        return None, f"store {_addr_name(op.addr)} := {op.value!r}" if m.narrate else ""
     if tp is O.StorePerCpu:
         _buffer(m, w, c, ("pall", cfg.pidx[op.name]), op.value)
         return None, f"store per_cpu({op.name}, each cpu) := {op.value!r}"
@@ -130,6 +130,8 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
         old = _load(m, w, state, c, op.addr)
         new, res = op.fn(old)
         w.set_mem(raddr, new)
+        if not m.narrate:
+            return res, ""
         return res, f"{_fn_name(op.fn)}({_addr_name(op.addr)}): {old!r} -> {new!r}"
     if tp is O.RmwPerCpu:
         idx, res = cfg.pidx[op.name], []

@@ -47,6 +47,9 @@ class Machine:
         self.cfg = cfg
         self.routines = RoutineTable(identity)
         self.fresh_views: dict[bytes, tuple] = {}
+        # Whether steps describe themselves in full; the explorer turns it off and trails
+        # are told by replaying with it on (STYLE.md rule 28).
+        self.narrate = True
         self._nmi_cpus = frozenset(cfg.nmi_cpus if cfg.nmi_cpus is not None
                                    else range(cfg.ncpus))
 
@@ -281,6 +284,8 @@ class Machine:
             rest = rest[1:]
         w.cpu(c)[SB] = rest
         self.commit_store(w, c, raddr, value)
+        if not self.narrate:
+            return "store buffer drains"
         return f"store buffer drains: {self.describe_addr(raddr)} := {value!r}"
 
     def commit_store(self, w: Work, c: int, raddr: tuple, value: Any) -> None:

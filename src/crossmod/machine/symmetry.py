@@ -92,8 +92,9 @@ def permute(cfg: MachineConfig, state: tuple, p: tuple[int, ...]) -> tuple:
     cpus = state[CPUS]
     out: list[Any] = [None] * len(cpus)
     cpu_pidx = [cfg.pidx[n] for n in cfg.cpu_valued if n in cfg.pidx]
+    moved = frozenset(i for i, x in enumerate(p) if x != i)
     for old, cpu in enumerate(cpus):
-        out[p[old]] = _permute_cpu(cpu, p, cpu_pidx)
+        out[p[old]] = _permute_cpu(cpu, p, cpu_pidx) if _names(cpu, moved, cpu_pidx) else cpu
     mem = state[MEM]
     gi = [cfg.gidx[n] for n in cfg.cpu_valued if n in cfg.gidx]
     if gi:
@@ -102,6 +103,15 @@ def permute(cfg: MachineConfig, state: tuple, p: tuple[int, ...]) -> tuple:
             mem[i] = _renumber(mem[i], p)
         mem = tuple(mem)
     return (mem, state[1], tuple(out), state[3], state[4])
+
+
+def _names(cpu: tuple, moved: frozenset[int], cpu_pidx: list[int]) -> bool:
+    """Whether a CPU's state mentions a renumbered CPU (else it is kept as it is)."""
+    if cpu_pidx or not moved.isdisjoint(cpu[LOCKED]) or not moved.isdisjoint(cpu[RUNNING]):
+        return True
+    if any(e[0] in moved for e in cpu[CSDQ]):
+        return True
+    return any(a[0] in ("p", "c") and a[1] in moved for a, _ in cpu[SB])
 
 
 def _permute_cpu(cpu: tuple, p: tuple[int, ...], cpu_pidx: list[int]) -> tuple:
