@@ -103,13 +103,19 @@ def initial_view(model: str, raw: bytes) -> tuple:
     return frozenset((raw,))
 
 
+_widen_cache: dict[tuple, tuple | frozenset] = {}
+
+
 def widen_view(model: str, view: tuple | frozenset, raw: bytes) -> tuple | frozenset:
     """Add the site's new memory contents `raw` to a CPU's set of fetchable values."""
-    if model == "per-byte":
-        return tuple(s if b in s else s | {b} for s, b in zip(view, raw, strict=True))
-    if raw in view:
-        return view
-    return view | {raw}
+    if model != "per-byte":
+        return view if raw in view else view | {raw}
+    key = (view, raw)
+    out = _widen_cache.get(key)
+    if out is None:
+        out = tuple(s if b in s else s | {b} for s, b in zip(view, raw, strict=True))
+        out = _widen_cache[key] = view if out == view else out
+    return out
 
 
 _outcome_cache: dict[tuple, tuple[Outcome, ...]] = {}
