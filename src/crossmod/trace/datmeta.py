@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+import sys
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -50,8 +51,20 @@ class _FileCursor(_Cursor):
     def __init__(self, f: BinaryIO, base: int, where: Callable[[int], str], endian: str) -> None:
         super().__init__(b"", base, where, endian)
         self.f = f
+        try:
+            here = f.tell()
+            self.size: int | None = f.seek(0, 2)
+            f.seek(here)
+        except (OSError, ValueError):
+            self.size = None  # a pipe: sizes are checked by the short read instead
 
     def take(self, n: int, what: str) -> bytes:
+        # A corrupted size field can claim more than the file (or than an index) can hold.
+        limit = sys.maxsize if self.size is None else self.size - self.f.tell()
+        if n > limit:
+            raise TraceFormatError(self.where(self.base + self.pos),
+                                   f"truncated {what}: need {n} bytes, "
+                                   f"{max(limit, 0)} left in the file")
         b = self.f.read(n) if n >= 0 else b""
         if len(b) != n:
             raise TraceFormatError(self.where(self.base + self.pos),
