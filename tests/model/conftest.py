@@ -10,29 +10,8 @@ from crossmod.machine.state import CPUS, STACK
 from crossmod.machine.system import System
 
 
-def terminal_states(system: System, limit: int = 200_000) -> tuple[Machine, list[tuple]]:
-    """Every reachable state with no move left (no symmetry, no reduction)."""
-    m = Machine(system.config)
-    init = m.initial_state()
-    seen, queue, out = {init}, deque([init]), []
-    while queue:
-        s = queue.popleft()
-        moves = m.moves(s)
-        if not moves:
-            out.append(s)
-        for mv in moves:
-            try:
-                t, _ = m.step(s, mv)
-            except Violation:
-                continue
-            if t not in seen:
-                seen.add(t)
-                queue.append(t)
-                assert len(seen) < limit, "state space larger than the test expects"
-    return m, out
-
-
-def all_states(system: System) -> tuple[Machine, set[tuple]]:
+def all_states(system: System, limit: int = 2_000_000) -> tuple[Machine, set[tuple]]:
+    """Every reachable state (no symmetry, no reduction; violating moves are cut)."""
     m = Machine(system.config)
     init = m.initial_state()
     seen, queue = {init}, deque([init])
@@ -46,7 +25,14 @@ def all_states(system: System) -> tuple[Machine, set[tuple]]:
             if t not in seen:
                 seen.add(t)
                 queue.append(t)
+                assert len(seen) < limit, "state space larger than the test expects"
     return m, seen
+
+
+def terminal_states(system: System) -> tuple[Machine, list[tuple]]:
+    """Every reachable state with no move left."""
+    m, seen = all_states(system, limit=200_000)
+    return m, [s for s in seen if not m.moves(s)]
 
 
 def finished(state: tuple) -> bool:

@@ -8,7 +8,7 @@ from crossmod.catalogue.x86_int3 import JUMP_SITE
 from crossmod.kernel import stop_machine as sm
 from crossmod.kernel.history import cpumask_2019 as c19
 from crossmod.kernel.history import fixup_2010 as f10
-from crossmod.kernel.model import model_exec_loop, model_nmi_exec
+from crossmod.kernel.model import model_exec_loop, model_nmi_exec, model_text_mutex_caller
 from crossmod.kernel.smp import Gen, do_nothing, generic_smp_call_function_single_interrupt
 from crossmod.kernel.smp import on_each_cpu as _on_each_cpu
 from crossmod.kernel.text_poke import text_poke_memory
@@ -54,28 +54,14 @@ def build_memcpy(variant: str = "default", cpus: int = 2, nmis: int = 0,
     return System("x86-memcpy", cfg, variant, _params(cpus, nmis, fetch, memory, execs=execs))
 
 
-def model_fixup_task(site: str, new: bytes) -> Gen:
-    yield ops.MutexLock("text_mutex", label="(1)")
-    yield from f10.text_poke_fixup(site, new, NEW_EFFECT)
-    yield ops.MutexUnlock("text_mutex", label="(9)")
-    yield ops.PatchReturned(site, label="caller")
-
-
 def build_fixup_2010(variant: str = "default", cpus: int = 2, nmis: int = 0,
                      fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
-    tasks = [(model_fixup_task, ("site", NEW))]
+    tasks = [(model_text_mutex_caller, ("site", f10.text_poke_fixup, ("site", NEW, NEW_EFFECT)))]
     tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
     cfg = _config(tasks, cpus, nmis, fetch, memory, int3=f10.text_poke_fixup_int3_handler,
                   extra_globals=f10.fixup_memory())
     return System("x86-fixup-2010", cfg, variant,
                   _params(cpus, nmis, fetch, memory, execs=execs))
-
-
-def model_cpumask_task(site: str, new: bytes) -> Gen:
-    yield ops.MutexLock("text_mutex", label="caller")
-    yield from c19.text_poke_bp_cpumask(site, NEW_EFFECT, new)
-    yield ops.MutexUnlock("text_mutex", label="caller")
-    yield ops.PatchReturned(site, label="caller")
 
 
 CPUMASK_HANDLERS = {"default": c19.int3_wait_for_patch,
@@ -89,7 +75,8 @@ def build_cpumask_2019(variant: str = "default", cpus: int = 2, nmis: int = 1,
     (`nmi_on="all"` lets NMIs hit every CPU)."""
     if nmi_on not in ("patcher", "all"):
         raise ValueError(f"nmi_on must be 'patcher' or 'all', not {nmi_on!r}")
-    tasks = [(model_cpumask_task, ("site", NEW))]
+    tasks = [(model_text_mutex_caller,
+              ("site", c19.text_poke_bp_cpumask, ("site", NEW_EFFECT, NEW)))]
     tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
     cfg = _config(tasks, cpus, nmis, fetch, memory, int3=CPUMASK_HANDLERS[variant],
                   extra_globals=c19.cpumask_memory(),
@@ -113,16 +100,9 @@ def build_ipi_irqs_off(variant: str = "default", cpus: int = 2, nmis: int = 0,
     return System("x86-ipi-irqs-off", cfg, variant, _params(cpus, nmis, fetch, memory))
 
 
-def model_stop_machine_task(site: str, new: bytes, ncpus: int) -> Gen:
-    yield ops.MutexLock("text_mutex", label="caller")
-    yield from sm.text_poke_smp(site, new, ncpus)
-    yield ops.MutexUnlock("text_mutex", label="caller")
-    yield ops.PatchReturned(site, label="caller")
-
-
 def build_stop_machine(variant: str = "default", cpus: int = 2, nmis: int = 0,
                        fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
-    tasks = [(model_stop_machine_task, ("site", NEW, cpus))]
+    tasks = [(model_text_mutex_caller, ("site", sm.text_poke_smp, ("site", NEW, cpus)))]
     tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
     cfg = _config(tasks, cpus, nmis, fetch, memory, extra_globals=sm.stop_machine_memory())
     return System("x86-stop-machine", cfg, variant,

@@ -8,9 +8,8 @@ memory the routines use, give each CPU a task, hand the config to an engine.
 from __future__ import annotations
 
 from crossmod.kernel import text_poke as tp
-from crossmod.kernel.model import model_exec_loop, model_nmi_exec
+from crossmod.kernel.model import model_exec_loop, model_nmi_exec, model_text_mutex_caller
 from crossmod.kernel.smp import Gen, generic_smp_call_function_single_interrupt
-from crossmod.machine import ops
 from crossmod.machine.state import MachineConfig
 from crossmod.machine.system import System
 from crossmod.machine.text import NOP5, Site, jmp32
@@ -36,13 +35,8 @@ VARIANTS: dict[str, tp.PokeVariant] = {
 
 
 def model_patch_task(site: str, new: bytes, emulate: str | None, v: tp.PokeVariant) -> Gen:
-    """The caller: take text_mutex, queue one site, finish the batch, and from then on expect
-    every CPU to execute the new instruction (the contract of property 2)."""
-    yield ops.MutexLock("text_mutex", label="caller")
-    yield from tp.smp_text_poke_batch_add(site, new, emulate)
-    yield from tp.smp_text_poke_batch_finish(v)
-    yield ops.MutexUnlock("text_mutex", label="caller")
-    yield ops.PatchReturned(site, label="caller")
+    """The caller: under text_mutex, queue one site and finish the batch."""
+    yield from model_text_mutex_caller(site, tp.smp_text_poke_single, (site, new, emulate, v))
 
 
 def build_int3_batch(variant: str = "default", cpus: int = 2, nmis: int = 0,

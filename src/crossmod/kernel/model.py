@@ -8,6 +8,8 @@ Imports: machine.ops, kernel.smp.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from crossmod.kernel.smp import Gen
 from crossmod.machine import ops
 
@@ -21,3 +23,13 @@ def model_exec_loop(site: str, times: int) -> Gen:
 def model_nmi_exec(site: str) -> Gen:
     """An NMI handler whose path executes `site` (perf, a probe in NMI code...)."""
     yield ops.ExecSite(site, label="in NMI")
+
+
+def model_text_mutex_caller(site: str, patch: Callable[..., Gen], args: tuple) -> Gen:
+    """The caller of a patch routine: take text_mutex, run `patch(*args)`, release it, and
+    from then on expect every CPU to execute the new instruction (the contract of
+    property 2, `ops.PatchReturned`)."""
+    yield ops.MutexLock("text_mutex", label="caller")
+    yield from patch(*args)
+    yield ops.MutexUnlock("text_mutex", label="caller")
+    yield ops.PatchReturned(site, label="caller")
