@@ -52,7 +52,7 @@ class PageDecoder:
         self.names = {fid: f.name for fid, f in r.formats.items()}
         self.decoders = r.decoders()
         self._stacks: dict[bytes, tuple[str, ...]] = {}
-        self._fields: dict[bytes, dict[str, object]] = {}
+        self._fields: dict[bytes, tuple[str, int, str, dict[str, object]]] = {}
         self.stack_id, self.stack_size_off, self.stack_caller_off = -1, 0, 0
         for fid, f in r.formats.items():
             if f.name == "kernel_stack" and f.system == "ftrace":
@@ -162,42 +162,45 @@ class PageDecoder:
                     r.problem(r.where(foff + pos) + label,
                               f"CPU {cpu} record length runs past the page")
                     break
-                if swap:
-                    pid, etype = head_u(blob, data + lo)
-                else:
-                    etype, pid = head_u(blob, data + lo)
-                dec = decoders.get(etype)
-                if dec is None:
-                    if etype == stack_id:
-                        target = out[-1] if out else prev
-                        if target is not None and target.stack is None:
-                            target.stack = self._stack(blob, data, nxt)
-                        pos = nxt
-                        continue
-                    name = names.get(etype)
-                    if name is None:
-                        r.problem(r.where(foff + pos) + label,
-                                  f"CPU {cpu} record of unknown event id {etype}")
-                        pos = nxt
-                        continue
-                    fields: dict[str, object] = {}
-                else:
-                    name = names[etype]
-                    # a payload decodes to the same fields every time it recurs (same
-                    # callsite, callback, csd, pid), and traces repeat a few payloads
-                    # millions of times: decode each distinct payload once
-                    raw = blob[data:nxt]
-                    cached = fcache.get(raw)
-                    if cached is None:
+                # a record's bytes (common header and payload) decode to the same name,
+                # pid and fields every time they recur, and traces repeat a few payloads
+                # millions of times: decode each distinct record once; the fields dict is
+                # shared by the events that carry it (readers' fields are read-only)
+                raw = blob[data:nxt]
+                hit = fcache.get(raw)
+                if hit is None:
+                    if swap:
+                        pid, etype = head_u(blob, data + lo)
+                    else:
+                        etype, pid = head_u(blob, data + lo)
+                    dec = decoders.get(etype)
+                    if dec is None:
+                        if etype == stack_id:
+                            target = out[-1] if out else prev
+                            if target is not None and target.stack is None:
+                                target.stack = self._stack(blob, data, nxt)
+                            pos = nxt
+                            continue
+                        name = names.get(etype)
+                        if name is None:
+                            r.problem(r.where(foff + pos) + label,
+                                      f"CPU {cpu} record of unknown event id {etype}")
+                            pos = nxt
+                            continue
+                        hit = (name, pid, cmdlines.get(pid, "<...>"), {})
+                        if len(fcache) < 1 << 12:  # irrelevant payloads may all differ:
+                            fcache[raw] = hit  # cache them only while the cache is small
+                    else:
+                        name = names[etype]
                         try:
-                            cached = dec.decode(blob, data, nxt)
+                            fields = dec.decode(blob, data, nxt)
                         except (ValueError, struct.error) as exc:
                             r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
                             pos = nxt
                             continue
+                        hit = (name, pid, cmdlines.get(pid, "<...>"), fields)
                         if len(fcache) < 1 << 16:
-                            fcache[raw] = cached
-                    fields = cached.copy()
-                append(Event(ts + ts_add, cpu, pid, cmdlines.get(pid, "<...>"), name, fields))
+                            fcache[raw] = hit
+                append(Event(ts + ts_add, cpu, hit[1], hit[2], hit[0], hit[3]))
                 pos = nxt
         return out
