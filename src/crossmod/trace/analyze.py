@@ -76,6 +76,7 @@ class Analysis:
         self.hist: dict[tuple[int, str], Histogram] = {}
         self.first_ts: int | None = None
         self.last_ts = 0
+        self._causes: dict[str, str] = {}
         self._on: dict[str, Callable[[Event], None]] = {
             "ipi_send_cpu": self._ipi_send, "ipi_send_cpumask": self._ipi_send,
             "csd_queue_cpu": self._csd_queue, "csd_function_entry": self._csd_entry,
@@ -90,18 +91,26 @@ class Analysis:
     def run(self, events: Iterable[Event]) -> Analysis:
         """`feed` every event; the loop is `feed` inlined, the hot path of the command."""
         on = self._on
-        ev = None
-        for ev in events:
-            if self.first_ts is None:
-                self.first_ts = ev.ts
-            counts = self._counts
-            key = (ev.name, ev.cpu)
-            counts[key] = counts.get(key, 0) + 1
-            h = on.get(ev.name)
+        it = iter(events)
+        ev = next(it, None)
+        if ev is None:
+            return self
+        if self.first_ts is None:
+            self.first_ts = ev.ts
+        self.feed(ev)
+        counts = self._counts
+        get = counts.get
+        for ev in it:
+            name = ev.name
+            key = (name, ev.cpu)
+            counts[key] = get(key, 0) + 1
+            h = on.get(name)
             if h is not None:
                 h(ev)
-        if ev is not None:
-            self.last_ts = ev.ts
+                if name == "print":  # a phase marker switches the counters
+                    counts = self._counts
+                    get = counts.get
+        self.last_ts = ev.ts
         return self
 
     @property
@@ -152,38 +161,64 @@ class Analysis:
             return
         func = str(f["func"])
         self._c[(target, "queued", func, self.phase)] += 1
-        batch = self.queued.setdefault((ev.cpu, str(f["callsite"])), {})
-        items = batch.setdefault(target, [])  # type: ignore[arg-type]
+        key = (ev.cpu, str(f["callsite"]))
+        batch = self.queued.get(key)
+        if batch is None:
+            batch = self.queued[key] = {}
+        items = batch.get(target)  # type: ignore[call-overload]
+        if items is None:
+            items = batch[target] = []  # type: ignore[index]
         if len(items) < _MAX_QUEUED:
-            items.append((func, self.mode.get(target, "unknown"), signature(ev.stack)))
+            stack = ev.stack
+            items.append((func, self.mode.get(target, "unknown"),
+                          signature(stack) if stack else "(no stack)"))
 
     def _ipi_send(self, ev: Event) -> None:
         f = ev.fields
         targets = (f["cpu"],) if "cpu" in f else f["cpumask"]
-        batch = self.queued.pop((ev.cpu, str(f["callsite"])), {})
+        batch = self.queued.pop((ev.cpu, str(f["callsite"])), None)
+        iso = self.iso
         for t in targets:  # type: ignore[union-attr]
-            if t in self.iso:
-                self._count_ipi(ev, t, batch.get(t))
+            if t in iso:
+                self._count_ipi(ev, t, batch.get(t) if batch else None)
+
+    def _cause(self, callback: str) -> str:
+        """The cause of an IPI no traced csd explains, from its callback (memoised)."""
+        cause = self._causes.get(callback)
+        if cause is None:
+            cb = symbol_name(callback)
+            cause = "reschedule" if cb == "0x0" else (
+                "(csd not traced)" if cb == GENERIC_CSD else cb)
+            if len(self._causes) < 4096:
+                self._causes[callback] = cause
+        return cause
 
     def _count_ipi(self, ev: Event, target: int, items: list[tuple[str, str, str]] | None
                    ) -> None:
-        callback = symbol_name(str(ev.fields["callback"]))
         if items:
-            funcs = tuple(sorted({i[0] for i in items}))
-            mode, sig = items[0][1], items[0][2]
+            if len(items) == 1:
+                cause, mode, sig = items[0]
+            else:
+                cause = "+".join(sorted({i[0] for i in items}))
+                mode, sig = items[0][1], items[0][2]
         else:
-            funcs = ("reschedule",) if callback == "0x0" else (
-                ("(csd not traced)",) if callback == GENERIC_CSD else (callback,))
-            mode, sig = self.mode.get(target, "unknown"), signature(ev.stack)
-        if ev.stack:
-            sig = signature(ev.stack)
-        cause = "+".join(funcs)
+            cause = self._cause(str(ev.fields["callback"]))
+            mode, sig = self.mode.get(target, "unknown"), "(no stack)"
+        stack = ev.stack
+        if stack:
+            sig = signature(stack)
+        ts = ev.ts
         self.ipis[(target, cause, str(ev.fields["callsite"]), ev.comm, str(ev.cpu), sig, mode,
                    self.phase)] += 1
         hist = self.hist.get((target, cause))
         if hist is None:
-            hist = self.hist[(target, cause)] = Histogram(self.first_ts or ev.ts)
-        hist.add(ev.ts)
+            hist = self.hist[(target, cause)] = Histogram(self.first_ts or ts)
+        i = (ts - hist.origin) // hist.width
+        bins = hist.bins
+        if 0 <= i < len(bins):
+            bins[i] += 1
+        else:
+            hist.add(ts)
         if self.sink:
             self.sink("send", ev, {"target": target, "cause": cause})
 
@@ -239,7 +274,9 @@ class Analysis:
             return
         func = str(ev.fields["func"])
         self._c[(ev.cpu, "ran", func, self.phase)] += 1
-        stack = self.open_csd.setdefault(ev.cpu, [])
+        stack = self.open_csd.get(ev.cpu)
+        if stack is None:
+            stack = self.open_csd[ev.cpu] = []
         if len(stack) < 16:
             stack.append((func, ev.ts))
 
@@ -252,7 +289,10 @@ class Analysis:
                 self.sink("slice", ev, {"name": func, "start": start})
 
     def _time(self, cpu: int, what: str, ns: int) -> None:
-        h = self.handler.setdefault((cpu, what), [0, 0, 0])
+        h = self.handler.get((cpu, what))
+        if h is None:
+            h = self.handler[(cpu, what)] = [0, 0, 0]
         h[0] += 1
         h[1] += ns
-        h[2] = max(h[2], ns)
+        if ns > h[2]:
+            h[2] = ns

@@ -67,7 +67,7 @@ def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
     stream, comp = _decompressed(raw, head)
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
     peek = _peek_kind(path, comp)
-    return TextReader(_checked_lines(text, path), path, strict=strict), f"{comp}{peek}"
+    return TextReader(_CheckedText(text, path), path, strict=strict), f"{comp}{peek}"
 
 
 def _peek_kind(path: str, comp: str) -> str:
@@ -87,12 +87,29 @@ def _peek_kind(path: str, comp: str) -> str:
     return "ftrace text"
 
 
-def _checked_lines(text: io.TextIOWrapper, path: str) -> Iterator[str]:
-    """Lines of a (possibly compressed) text; a damaged archive is reported, not raised raw."""
-    try:
-        yield from text
-    except (EOFError, lzma.LZMAError, OSError, ValueError) as exc:
-        raise TraceFormatError(path, f"compressed text is damaged or truncated: {exc}") from None
+class _CheckedText:
+    """A (possibly compressed) text read in large pieces (the text reader uses `read`);
+    a damaged archive is reported as a `TraceFormatError`, not raised raw."""
+
+    _ERRORS = (EOFError, lzma.LZMAError, OSError, ValueError)
+
+    def __init__(self, text: io.TextIOWrapper, path: str) -> None:
+        self.text, self.path = text, path
+
+    def _damaged(self, exc: Exception) -> TraceFormatError:
+        return TraceFormatError(self.path, f"compressed text is damaged or truncated: {exc}")
+
+    def read(self, n: int) -> str:
+        try:
+            return self.text.read(n)
+        except self._ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self.text
+        except self._ERRORS as exc:
+            raise self._damaged(exc) from None
 
 
 def merged(readers: list[Reader]) -> Iterator[Event]:
