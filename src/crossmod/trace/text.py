@@ -20,7 +20,6 @@ May import: the standard library and `crossmod.trace.events`.
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -29,10 +28,14 @@ from crossmod.trace.events import SCHEMA, Event, TraceFormatError, frame_name, p
 MAX_PROBLEMS = 100
 _HOLD = 4096  # events held back at most while waiting for a possible stack
 
+# the common header "comm-pid [(tgid)] [cpu]" is one group, parsed once per distinct text
+_HEAD = r"[ \t]*+[^\n]*?-\d++[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[\d++\]"
 _EVENT = (
-    r"[ \t]*+(?P<comm>[^\n]*?)-(?P<pid>\d++)[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?"
-    r"\[(?P<cpu>\d++)\][ \t]++(?:[\w.]{4,6}[ \t]+)?(?P<sec>\d++)\.(?P<frac>\d++):[ \t]++"
+    r"(?P<head>" + _HEAD + r")[ \t]++(?:[\w.]{4,6}[ \t]+)?(?P<sec>\d++)\.(?P<frac>\d++):[ \t]++"
     r"(?:(?P<stack><stack trace ?>)|(?P<ev>[^\s:]++):)[ \t]?(?P<rest>[^\n]*+)\n"
+)
+_HEAD_PARTS = re.compile(
+    r"[ \t]*+(?P<comm>[^\n]*?)-(?P<pid>\d++)[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[(?P<cpu>\d++)\]"
 )
 # One match per line, except that a run of stack-frame lines is one match: the C regex
 # engine walks the frames, Python sees one match per stack. Possessive quantifiers keep
@@ -41,7 +44,6 @@ _CHUNK = re.compile(
     r"(?P<frames>(?:[ \t]*+=>[^\n]*+\n)++)|" + _EVENT + r"|(?P<other>[^\n]*\n)"
 )
 _CHUNK_CHARS = 1 << 20
-_LINE = re.compile(_EVENT)
 _PARSED = frozenset(k for k, v in SCHEMA.items() if v) | {"print"}
 _SCALE = {9: 1, 6: 1000, 3: 1_000_000}
 _HEADER = re.compile(
@@ -177,14 +179,21 @@ class TextReader:
             yield carry + "\n"
 
     def __iter__(self) -> Iterator[Event]:
-        queue: deque[Event] = deque()
-        latest: dict[int, Event] = {}
+        # Events are yielded a chunk at a time, in file order. The latest event of each
+        # CPU may still get a stack from a later line, so the first of those and all
+        # after it are held back to the next chunk (at most _HOLD of them).
+        evs: list[Event] = []
+        latest: dict[int, Event] = {}  # each CPU's latest event: a stack attaches to it
+        held: dict[int, int] = {}  # CPU -> index in evs of its latest event, if held
         lineno = 0  # line number of the current match
         pending: Event | None = None  # the event a <stack trace> line just claimed
         extend = False
-        heads: dict[tuple[str, str, str], tuple[str, int, int]] = {}
+        heads: dict[str, tuple[str, int, int]] = {}
         fcache = self._fields
+        empty: dict[str, object] = {}
+        scales = _SCALE
         for chunk in self._chunks():
+            append = evs.append
             # findall builds the group tuples in C; line numbers are counted alongside
             for g in _CHUNK.findall(chunk):
                 frames = g[0]
@@ -204,47 +213,55 @@ class TextReader:
                 extend = False
                 lineno += 1
                 pending = None
-                _f, comm, pid, cpu, sec, frac, stack, name, rest, other = g
+                _f, headtext, sec, frac, stack, name, rest, other = g
                 if other:
                     self._other(lineno, other)
                     continue
-                head = heads.get((comm, pid, cpu))
+                head = heads.get(headtext)
                 if head is None:
-                    head = (comm.strip(), int(pid), int(cpu))
+                    m = _HEAD_PARTS.fullmatch(headtext)
+                    head = (m["comm"].strip(), int(m["pid"]), int(m["cpu"]))  # type: ignore[index]
                     if len(heads) < 1 << 16:
-                        heads[(comm, pid, cpu)] = head
+                        heads[headtext] = head
                 if stack or name == "kernel_stack":
                     pending = latest.get(head[2])
                     continue
                 if name == "tracing_mark_write":  # raw tracefs names print after its ip
                     name, rest = "print", "tracing_mark_write: " + rest
-                fields: dict[str, object] = {}
+                fields = empty
                 if name in _PARSED:
                     # printed fields repeat (same callsites, callbacks, csd addresses):
-                    # parse each distinct text once; every event gets its own dict
-                    cached = fcache.get((name, rest))
-                    if cached is None:
+                    # parse each distinct text once; events with the same text share
+                    # the fields dict (readers' fields are read-only)
+                    fields = fcache.get((name, rest))  # type: ignore[assignment]
+                    if fields is None:
                         try:
-                            cached = _parse_fields(name, rest, self.hexmask)
+                            fields = _parse_fields(name, rest, self.hexmask)
                         except ValueError as exc:
                             self.problem(lineno, str(exc))
                             continue
                         if len(fcache) < 1 << 16:
-                            fcache[(name, rest)] = cached
-                    fields = cached.copy()
-                scale = _SCALE.get(len(frac))
+                            fcache[(name, rest)] = fields
+                scale = scales.get(len(frac))
                 ts = (int(sec + frac) * scale if scale
                       else int(sec) * 10**9 + int((frac + "0" * 9)[:9]))
-                ev = Event(ts, head[2], head[1], head[0], name, fields)
-                queue.append(ev)
-                latest[ev.cpu] = ev
-                while queue:
-                    first = queue[0]
-                    if latest[first.cpu] is first and len(queue) <= _HOLD:
-                        break
-                    yield queue.popleft()
+                cpu = head[2]
+                ev = Event(ts, cpu, head[1], head[0], name, fields)
+                held[cpu] = len(evs)
+                latest[cpu] = ev
+                append(ev)
+            cut = min(held.values(), default=len(evs))
+            if len(evs) - cut > _HOLD:
+                cut = len(evs) - _HOLD
+                keep = set(held.values())
+                while cut < len(evs) and cut not in keep:
+                    cut += 1
+            if cut:
+                yield from evs[:cut]
+                evs = evs[cut:]
+                held = {c: i - cut for c, i in held.items() if i >= cut}
         self.line_count = lineno
-        yield from queue
+        yield from evs
 
     def _frames(self, raw: str) -> tuple[str, ...]:
         key = raw
