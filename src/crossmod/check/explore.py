@@ -101,7 +101,7 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
         except Violation as v:
             return out, (v.prop, s, move, v.message), seen
         if canon:
-            t, _ = canon(t)
+            t, _ = canon(t, s)
         seen = seen or (t in parent and t not in fresh)
         out.append((t, move))
     return out, None, seen

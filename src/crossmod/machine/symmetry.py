@@ -45,8 +45,15 @@ class Canonicalizer:
             r = self._rank[cpu] = len(self._rank)
         return r
 
-    def __call__(self, state: tuple) -> tuple[tuple, tuple[int, ...] | None]:
+    def __call__(self, state: tuple, parent: tuple | None = None
+                 ) -> tuple[tuple, tuple[int, ...] | None]:
+        """`parent`, when given, is a representative `state` was reached from: if the move
+        left every interchangeable CPU's tuple untouched, `state` is one already."""
         cpus = state[CPUS]
+        if parent is not None:
+            pc = parent[CPUS]
+            if all(cpus[c] is pc[c] for cls in self.cfg.symmetric for c in cls):
+                return state, None
         rank = self._rank
         perm = None
         for cls in self.cfg.symmetric:
