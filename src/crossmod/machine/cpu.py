@@ -26,7 +26,6 @@ from crossmod.machine.state import (
     POISON,
     RUNNING,
     SB,
-    STACK,
     TEXT,
     VIEWS,
     Work,
@@ -353,10 +352,6 @@ def _csd_queue(m: Machine, w: Work, c: int, op: O.CsdQueue) -> str:
     dest = ", ".join(f"cpu{t}" for t in sent) or "none (queues already non-empty)"
     return f"smp_call_function_many_cond({fname}): IPI -> {dest}"
 
-
-def top_node(state: tuple, c: int) -> int | None:
-    stack = state[CPUS][c][STACK]
-    return stack[-1][1] if stack else None
 
 
 # ---- kernel TLB and CR3 (kernel/tlb.py, kernel/entry.py) ------------------------------

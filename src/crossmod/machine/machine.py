@@ -183,14 +183,6 @@ class Machine:
             parts.append(text)
         return "; " + "; ".join(parts) if parts else ""
 
-    def who(self, state: tuple, c: int) -> str:
-        """The routine at the top of CPU c, for trails."""
-        stack = state[CPUS][c][STACK]
-        if not stack:
-            return "idle"
-        node = self.routines.nodes[stack[-1][1]]
-        return routine_name(node.root[0])
-
     def _run(self, w: Work, state: tuple, c: int, alt: int) -> str:
         frame = state[CPUS][c][STACK][-1]
         node = self.routines.nodes[frame[1]]
@@ -328,6 +320,3 @@ class Machine:
         irq = "on" if state[CPUS][c][IRQ] else "off"
         return f"{routine_name(node.root[0])} waits in {what}{f' [{label}]' if label else ''}" \
                f" (contexts {ctx}, irqs {irq})"
-
-    def views_of(self, state: tuple, c: int) -> tuple:
-        return state[CPUS][c][VIEWS]
