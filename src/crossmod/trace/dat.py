@@ -20,6 +20,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
+from itertools import chain
 from typing import BinaryIO
 
 from crossmod.trace import layout as L
@@ -310,6 +311,10 @@ class DatReader:
 
     # -- data -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
+        return chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[Event]]:
+        """The events in timestamp order, a list at a time (what `Analysis.run` reads)."""
         from crossmod.trace.datpages import PageDecoder
         from crossmod.trace.merge import merge_blocks
 

@@ -1,12 +1,13 @@
 """Merge per-CPU event streams into timestamp order, a block at a time.
 
-Owns: `merge_blocks`. Each stream yields *lists* of one CPU's events in time order (a
-page block or a compressed chunk). Rather than one heap operation per event, every
-round emits all buffered events older than the smallest "newest buffered timestamp" of
-the streams still running, sorted in C by a stable sort (so equal timestamps keep the
-CPU order, as ``trace-cmd report`` does). The newest event of a running stream is always
-held back, so a ``kernel_stack`` record at the start of its next block can still attach
-to it. Memory: at most about one block per stream.
+Owns: `merge_blocks`, which yields the merged events as sorted lists. Each stream yields
+*lists* of one CPU's events in time order (a page block or a compressed chunk). Rather
+than one heap operation per event, every round emits all buffered events older than the
+smallest "newest buffered timestamp" of the streams still running, sorted in C by a
+stable sort (so equal timestamps keep the CPU order, as ``trace-cmd report`` does). The
+newest event of a running stream is always held back, so a ``kernel_stack`` record at
+the start of its next block can still attach to it. Memory: at most about one block per
+stream.
 
 May import: the standard library and `crossmod.trace.events`.
 """
@@ -22,7 +23,8 @@ from crossmod.trace.events import Event
 _TS = attrgetter("ts")
 
 
-def merge_blocks(streams: list[Iterator[list[Event]]]) -> Iterator[Event]:
+def merge_blocks(streams: list[Iterator[list[Event]]]) -> Iterator[list[Event]]:
+    """The events of all streams in timestamp order, as a sequence of sorted lists."""
     n = len(streams)
     bufs: list[list[Event]] = [[] for _ in range(n)]
     pos = [0] * n
@@ -40,13 +42,14 @@ def merge_blocks(streams: list[Iterator[list[Event]]]) -> Iterator[Event]:
         if not heads:
             batch = [e for i in range(n) for e in bufs[i][pos[i] :]]
             batch.sort(key=_TS)
-            yield from batch
+            if batch:
+                yield batch
             return
         batch = _take(bufs, pos, min(heads), bisect_left)
         if not batch:  # every held event shares the watermark timestamp
             batch = _take(bufs, pos, min(heads), bisect_right)
         batch.sort(key=_TS)
-        yield from batch
+        yield batch
 
 
 def _take(bufs: list[list[Event]], pos: list[int], watermark: int, cut: object) -> list[Event]:

@@ -13,7 +13,8 @@ import gzip
 import heapq
 import io
 import lzma
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from operator import attrgetter
 from typing import BinaryIO, Protocol
 
@@ -112,8 +113,25 @@ class _CheckedText:
             raise self._damaged(exc) from None
 
 
-def merged(readers: list[Reader]) -> Iterator[Event]:
+class _Single:
+    """One reader's events; `batches` lets `Analysis.run` read them a list at a time."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.reader)
+
+    def batches(self) -> Iterator[list[Event]]:
+        batches = getattr(self.reader, "batches", None)
+        if batches is not None:
+            return batches()  # type: ignore[no-any-return]
+        it = iter(self.reader)
+        return iter(lambda: list(islice(it, 4096)), [])
+
+
+def merged(readers: list[Reader]) -> Iterable[Event]:
     """All readers' events in timestamp order (ties: the order the files were given)."""
     if len(readers) == 1:
-        return iter(readers[0])
+        return _Single(readers[0])
     return heapq.merge(*readers, key=attrgetter("ts"))

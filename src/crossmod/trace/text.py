@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 
 from crossmod.trace.events import SCHEMA, Event, TraceFormatError, frame_name, parse_cpulist
 
@@ -179,6 +179,10 @@ class TextReader:
             yield carry + "\n"
 
     def __iter__(self) -> Iterator[Event]:
+        return chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[Event]]:
+        """The events in file order, a list at a time (what `Analysis.run` reads)."""
         # Events are yielded a chunk at a time, in file order. The latest event of each
         # CPU may still get a stack from a later line, so the first of those and all
         # after it are held back to the next chunk (at most _HOLD of them).
@@ -257,11 +261,12 @@ class TextReader:
                 while cut < len(evs) and cut not in keep:
                     cut += 1
             if cut:
-                yield from evs[:cut]
+                yield evs[:cut]
                 evs = evs[cut:]
                 held = {c: i - cut for c, i in held.items() if i >= cut}
         self.line_count = lineno
-        yield from evs
+        if evs:
+            yield evs
 
     def _frames(self, raw: str) -> tuple[str, ...]:
         key = raw
