@@ -61,8 +61,10 @@ class Analysis:
         self.sink = sink
         self.phase = OUTSIDE
         self.phases: list[dict[str, object]] = []
-        self._by_phase: dict[str, dict[tuple[str, int], int]] = {OUTSIDE: {}}
-        self._counts = self._by_phase[OUTSIDE]  # (event, cpu) -> n in the current phase
+        # events seen per phase: name -> a list indexed by CPU (a CPU number is >= 0);
+        # cheaper in the hot loop than a dict keyed by (name, cpu)
+        self._by_phase: dict[str, dict[str, list[int]]] = {OUTSIDE: {}}
+        self._counts = self._by_phase[OUTSIDE]  # name -> [n per CPU] in the current phase
         self._c: Counter[tuple[int, str, str, str]] = Counter()
         # one counter per IPI aimed at an isolated CPU, keyed by everything the report
         # breaks it down by; the per-dimension tables are derived once, in `c`
@@ -123,6 +125,7 @@ class Analysis:
         mode = self.mode
         counts = self._counts
         get = counts.get
+        count = self._count
         ev = None
         user_seen = False
         for batch in source:
@@ -130,8 +133,10 @@ class Analysis:
                 self.first_ts = batch[0].ts  # type: ignore[index]
             for ev in batch:
                 name = ev.name
-                key = (name, ev.cpu)
-                counts[key] = get(key, 0) + 1
+                try:
+                    get(name)[ev.cpu] += 1  # type: ignore[index]
+                except (TypeError, IndexError):  # a new name, or a CPU past the list
+                    count(name, ev.cpu)
                 h = on.get(name)
                 if h is None:
                     continue
@@ -152,14 +157,21 @@ class Analysis:
     def events(self) -> Counter[tuple[str, int, str]]:
         """Events seen, by (name, cpu, phase)."""
         return Counter({(name, cpu, p): n for p, d in self._by_phase.items()
-                        for (name, cpu), n in d.items()})
+                        for name, per_cpu in d.items() for cpu, n in enumerate(per_cpu) if n})
+
+    def _count(self, name: str, cpu: int) -> None:
+        per_cpu = self._counts.setdefault(name, [])
+        if cpu < 0:
+            raise ValueError(f"{name}: CPU {cpu} is not a CPU number")
+        if cpu >= len(per_cpu):
+            per_cpu.extend([0] * (cpu + 1 - len(per_cpu)))
+        per_cpu[cpu] += 1
 
     def feed(self, ev: Event) -> None:
         if self.first_ts is None:
             self.first_ts = ev.ts
         self.last_ts = ev.ts
-        key = (ev.name, ev.cpu)
-        self._counts[key] = self._counts.get(key, 0) + 1
+        self._count(ev.name, ev.cpu)
         h = self._on.get(ev.name)
         if h.__class__ is str:
             self.context_tracking = True

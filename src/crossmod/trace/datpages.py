@@ -121,7 +121,7 @@ class PageDecoder:
         out: list[Event] = []
         append = out.append
         for p in range(0, len(blob) - ps + 1, ps):
-            ts = u64(blob, p + ts_off)[0]
+            ts = u64(blob, p + ts_off)[0] + ts_add  # ts carries the file's offset
             flags = commit_u(blob, p + commit_off)[0]
             pos = p + data_off
             end = pos + (flags & L.COMMIT_MASK)
@@ -143,12 +143,15 @@ class PageDecoder:
                 elif tl == 0:
                     data = pos + 8
                     nxt = data + ((words[(pos >> 2) + 1] - 1) & ~3)
+                    if nxt <= data:
+                        nxt = end + 1  # a length of 0: reported just below
                 elif tl == L.TYPE_TIME_EXTEND:
                     ts += (words[(pos >> 2) + 1] << L.TS_SHIFT) + delta
                     pos += 8
                     continue
                 elif tl == L.TYPE_TIME_STAMP:
-                    ts = ((words[(pos >> 2) + 1] << L.TS_SHIFT) + delta) | (ts & L.TS_MSB)
+                    ts = (((words[(pos >> 2) + 1] << L.TS_SHIFT) + delta)
+                          | ((ts - ts_add) & L.TS_MSB)) + ts_add
                     pos += 8
                     continue
                 else:  # padding: a discarded event keeps its delta; delta 0 = page tail
@@ -158,7 +161,7 @@ class PageDecoder:
                     pos += 4 + words[(pos >> 2) + 1]
                     continue
                 ts += delta
-                if nxt > end or nxt <= data:
+                if nxt > end:
                     r.problem(r.where(foff + pos) + label,
                               f"CPU {cpu} record length runs past the page")
                     break
@@ -201,6 +204,6 @@ class PageDecoder:
                         hit = (name, pid, cmdlines.get(pid, "<...>"), fields)
                         if len(fcache) < 1 << 16:
                             fcache[raw] = hit
-                append(Event(ts + ts_add, cpu, hit[1], hit[2], hit[0], hit[3]))
+                append(Event(ts, cpu, hit[1], hit[2], hit[0], hit[3]))
                 pos = nxt
         return out
