@@ -32,7 +32,7 @@ _HOLD = 4096  # events held back at most while waiting for a possible stack
 _HEAD = r"[ \t]*+[^\n]*?-\d++[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[\d++\]"
 _EVENT = (
     r"(?P<head>" + _HEAD + r")[ \t]++(?:[\w.]{4,6}[ \t]+)?(?P<sec>\d++)\.(?P<frac>\d++):[ \t]++"
-    r"(?:(?P<stack><stack trace ?>)|(?P<ev>[^\s:]++):)[ \t]?(?P<rest>[^\n]*+)\n"
+    r"(?:(?P<stack><stack trace ?>)[^\n]*+|(?P<body>[^\s:]++:[^\n]*+))\n"
 )
 _HEAD_PARTS = re.compile(
     r"[ \t]*+(?P<comm>[^\n]*?)-(?P<pid>\d++)[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[(?P<cpu>\d++)\]"
@@ -44,6 +44,8 @@ _CHUNK = re.compile(
     r"(?P<frames>(?:[ \t]*+=>[^\n]*+\n)++)|" + _EVENT + r"|(?P<other>[^\n]*\n)"
 )
 _CHUNK_CHARS = 1 << 20
+_STACK = object()  # what a stack line's text maps to in the reader's text cache
+_EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
 _PARSED = frozenset(k for k, v in SCHEMA.items() if v) | {"print"}
 _SCALE = {9: 1, 6: 1000, 3: 1_000_000}
 _HEADER = re.compile(
@@ -142,7 +144,8 @@ class TextReader:
         self._stacks: dict[str, tuple[str, ...]] = {}
         # raw tracefs text unless a trace-cmd report header says otherwise
         self.hexmask = True
-        self._fields: dict[tuple[str, str], dict[str, object]] = {}
+        # "name: fields" text of an event -> (name, fields), or _STACK for a stack line
+        self._bodies: dict[str, tuple[str, dict[str, object]] | object] = {"": _STACK}
 
     @classmethod
     def from_path(cls, path: str, *, strict: bool = False) -> TextReader:
@@ -193,8 +196,7 @@ class TextReader:
         pending: Event | None = None  # the event a <stack trace> line just claimed
         extend = False
         heads: dict[str, tuple[str, int, int]] = {}
-        fcache = self._fields
-        empty: dict[str, object] = {}
+        bodies = self._bodies
         scales = _SCALE
         for chunk in self._chunks():
             append = evs.append
@@ -217,7 +219,7 @@ class TextReader:
                 extend = False
                 lineno += 1
                 pending = None
-                _f, headtext, sec, frac, stack, name, rest, other = g
+                _f, headtext, sec, frac, _s, body, other = g
                 if other:
                     self._other(lineno, other)
                     continue
@@ -227,25 +229,18 @@ class TextReader:
                     head = (m["comm"].strip(), int(m["pid"]), int(m["cpu"]))  # type: ignore[index]
                     if len(heads) < 1 << 16:
                         heads[headtext] = head
-                if stack or name == "kernel_stack":
+                # "name: fields" texts repeat (same callsites, callbacks, csd addresses):
+                # parse each distinct one once; events with the same text share the
+                # fields dict (readers' fields are read-only). A stack line has body ""
+                hit = bodies.get(body)
+                if hit is None:
+                    hit = self._body(body, lineno)
+                    if hit is None:
+                        continue
+                if hit is _STACK:
                     pending = latest.get(head[2])
                     continue
-                if name == "tracing_mark_write":  # raw tracefs names print after its ip
-                    name, rest = "print", "tracing_mark_write: " + rest
-                fields = empty
-                if name in _PARSED:
-                    # printed fields repeat (same callsites, callbacks, csd addresses):
-                    # parse each distinct text once; events with the same text share
-                    # the fields dict (readers' fields are read-only)
-                    fields = fcache.get((name, rest))  # type: ignore[assignment]
-                    if fields is None:
-                        try:
-                            fields = _parse_fields(name, rest, self.hexmask)
-                        except ValueError as exc:
-                            self.problem(lineno, str(exc))
-                            continue
-                        if len(fcache) < 1 << 16:
-                            fcache[(name, rest)] = fields
+                name, fields = hit
                 scale = scales.get(len(frac))
                 ts = (int(sec + frac) * scale if scale
                       else int(sec) * 10**9 + int((frac + "0" * 9)[:9]))
@@ -268,6 +263,30 @@ class TextReader:
         if evs:
             yield evs
 
+    def _body(self, body: str, lineno: int) -> tuple[str, dict[str, object]] | object | None:
+        """(name, fields) of an event's "name: fields" text, _STACK for a stack record,
+        None (and a problem) if the fields of a `SCHEMA` event do not parse."""
+        name, _, rest = body.partition(":")
+        if rest[:1] in (" ", "\t"):
+            rest = rest[1:]
+        if name == "kernel_stack":
+            return _STACK
+        if name == "tracing_mark_write":  # raw tracefs names print after its ip
+            name, rest = "print", "tracing_mark_write: " + rest
+        if name not in _PARSED:
+            hit = (name, _EMPTY)
+            if len(self._bodies) < 1 << 12:  # other events' texts may all differ:
+                self._bodies[body] = hit  # cache them only while the cache is small
+            return hit
+        try:
+            hit = (name, _parse_fields(name, rest, self.hexmask))
+        except ValueError as exc:
+            self.problem(lineno, str(exc))
+            return None
+        if len(self._bodies) < 1 << 16:
+            self._bodies[body] = hit
+        return hit
+
     def _frames(self, raw: str) -> tuple[str, ...]:
         key = raw
         hit = self._stacks.get(key)
@@ -280,7 +299,8 @@ class TextReader:
     def _other(self, lineno: int, line: str) -> None:
         if line.startswith(("cpus=", "version =")) and self.hexmask:
             self.hexmask = False  # trace-cmd report: cpumasks are lists from here on
-            self._fields.clear()
+            self._bodies.clear()
+            self._bodies[""] = _STACK
         if _HEADER.match(line):
             if "LOST" in line:
                 n = re.search(r"LOST (\d+)", line)
