@@ -32,7 +32,7 @@ _HOLD = 4096  # events held back at most while waiting for a possible stack
 _HEAD = r"[ \t]*+[^\n]*?-\d++[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[\d++\]"
 _EVENT = (
     r"(?P<head>" + _HEAD + r")[ \t]++(?:[\w.]{4,6}[ \t]+)?(?P<sec>\d++)\.(?P<frac>\d++):[ \t]++"
-    r"(?:(?P<stack><stack trace ?>)[^\n]*+|(?P<body>[^\s:]++:[^\n]*+))\n"
+    r"(?:<stack trace ?>[^\n]*+|(?P<body>[^\s:]++:[^\n]*+))\n"
 )
 _HEAD_PARTS = re.compile(
     r"[ \t]*+(?P<comm>[^\n]*?)-(?P<pid>\d++)[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[(?P<cpu>\d++)\]"
@@ -219,7 +219,7 @@ class TextReader:
                 extend = False
                 lineno += 1
                 pending = None
-                _f, headtext, sec, frac, _s, body, other = g
+                _f, headtext, sec, frac, body, other = g
                 if other:
                     self._other(lineno, other)
                     continue
