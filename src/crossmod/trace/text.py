@@ -29,7 +29,7 @@ MAX_PROBLEMS = 100
 _HOLD = 4096  # events held back at most while waiting for a possible stack
 
 # the common header "comm-pid [(tgid)] [cpu]" is one group, parsed once per distinct text
-_HEAD = r"[ \t]*+[^\n]*?-\d++[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[\d++\]"
+_HEAD = r"[^\n]*?-\d++[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[\d++\]"
 _EVENT = (
     r"(?P<head>" + _HEAD + r")[ \t]++(?:[\w.]{4,6}[ \t]+)?(?P<sec>\d++)\.(?P<frac>\d++):[ \t]++"
     r"(?:<stack trace ?>[^\n]*+|(?P<body>[^\s:]++:[^\n]*+))\n"
@@ -39,9 +39,11 @@ _HEAD_PARTS = re.compile(
 )
 # One match per line, except that a run of stack-frame lines is one match: the C regex
 # engine walks the frames, Python sees one match per stack. Possessive quantifiers keep
-# junk lines from backtracking.
+# junk lines from backtracking; the leading blanks of a line are skipped once for both
+# the frame and the event alternatives (a line that is neither is `other`, whole).
 _CHUNK = re.compile(
-    r"(?P<frames>(?:[ \t]*+=>[^\n]*+\n)++)|" + _EVENT + r"|(?P<other>[^\n]*\n)"
+    r"[ \t]*+(?:(?P<frames>=>[^\n]*+\n(?:[ \t]*+=>[^\n]*+\n)*+)|" + _EVENT
+    + r")|(?P<other>[^\n]*\n)"
 )
 _CHUNK_CHARS = 1 << 20
 _STACK = object()  # what a stack line's text maps to in the reader's text cache
