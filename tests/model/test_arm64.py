@@ -70,7 +70,7 @@ def test_k10_nosync_cpu_runs_the_old_nop_after_static_key_enable_returned():
     assert any("aarch64_insn_write: 10 00 00 14" in t for t in trail[:returned])
 
 
-@pytest.mark.parametrize(("cpus", "k", "floor"), [(2, 1, 110), (2, 2, 200), (3, 2, 1_200)])
+@pytest.mark.parametrize(("cpus", "k", "floor"), [(2, 1, 70), (2, 2, 150), (3, 2, 750)])
 def test_2024_fix_kick_all_cpus_sync_makes_the_flip_visible(cpus, k, floor):
     v = explore(build("arm64-jump-label", cpus=cpus, sites=k))
     assert v.verdict == "safe" and v.stop_reason == "exhausted", v.message
@@ -103,7 +103,7 @@ def test_k11_first_master_patches_while_a_late_cpu_runs_the_probed_instruction()
     assert not any(s.cpu == late and "[C4" in s.text for s in v.counterexample)
 
 
-@pytest.mark.parametrize(("cpus", "floor"), [(2, 200), (3, 1_500)])
+@pytest.mark.parametrize(("cpus", "floor"), [(2, 120), (3, 600)])
 def test_last_master_is_safe(cpus, floor):
     v = explore(build("arm64-stop-machine", cpus=cpus))
     assert v.verdict == "safe" and v.states >= floor

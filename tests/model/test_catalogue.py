@@ -19,7 +19,7 @@ def test_row_gives_expected_verdict(row):
     if row.prop:
         assert v.property == row.prop
     if v.verdict == "safe":
-        assert v.states > 100 and v.stop_reason == "exhausted"
+        assert v.states > 50 and v.stop_reason == "exhausted"
     else:
         assert v.counterexample and v.counterexample[-1].text.startswith(
             ("VIOLATION", "DEADLOCK"))
@@ -30,7 +30,7 @@ def test_int3_batch_safe_under_both_fetch_models_with_2_cpus():
     after return -- under the SDM-literal per-byte model and the snapshot model."""
     for fetch in ("per-byte", "snapshot"):
         v = explore(build("x86-int3-batch", fetch=fetch))
-        assert v.verdict == "safe" and v.states >= 900, (fetch, v.states)
+        assert v.verdict == "safe" and v.states >= 700, (fetch, v.states)
 
 
 @pytest.mark.slow
@@ -39,7 +39,7 @@ def test_int3_batch_safe_with_3_cpus_and_an_nmi_executing_the_site(fetch):
     """3 CPUs, one NMI anywhere (the patcher included) running through the site."""
     v = explore(build("x86-int3-batch", cpus=3, nmis=1, fetch=fetch, execs=1))
     assert v.verdict == "safe"
-    assert v.states >= 150_000
+    assert v.states >= 100_000
 
 
 def test_no_sync1_tears_old_opcode_with_new_tail():

@@ -37,7 +37,7 @@ def test_without_deferral_a_cpu_in_userspace_takes_every_sync_and_flush_ipi():
     """Three do_sync_core (S1, S2, S3) and one do_kernel_range_flush, in every run."""
     system = build("defer-none", syscalls=0)
     v = explore(system)
-    assert v.verdict == "safe" and v.states >= 700
+    assert v.verdict == "safe" and v.states >= 300
     counts = user_ipi_counts(system)
     assert counts.low[1] == counts.high[1] == {"do_sync_core": 3, "do_kernel_range_flush": 1}
     assert counts.high[0] == {}
@@ -51,7 +51,7 @@ def test_without_deferral_a_syscalling_cpu_is_safe():
 
 def test_v8_is_safe_with_a_text_patch_and_a_vmalloc_purge_in_flight():
     v = check("defer-cr3", fetch="per-byte", memory="tso")
-    assert v.verdict == "safe" and v.states >= 12_000
+    assert v.verdict == "safe" and v.states >= 6_500
     assert "1cpu" not in v.config and "per-byte tso" in v.config
 
 
@@ -126,16 +126,16 @@ def test_k20_nmi_in_the_exit_window_runs_unsynchronized():
 
 def test_k20_paranoid_entry_that_saves_and_catches_up_on_the_signal_is_safe():
     v = check("defer-cr3", "nmi-exit-window-fix", patch=False)
-    assert v.verdict == "safe" and v.states >= 6000
+    assert v.verdict == "safe" and v.states >= 3000
 
 
 # ---- defer-ct (v6) -----------------------------------------------------------------------
 
 def test_v6_rcu_watching_gate_is_safe():
     v = check("defer-ct")
-    assert v.verdict == "safe" and v.states >= 5000
+    assert v.verdict == "safe" and v.states >= 3000
     v = check("defer-ct", nmis=1, syscalls=0)
-    assert v.verdict == "safe" and v.states >= 6000
+    assert v.verdict == "safe" and v.states >= 2500
 
 
 def test_k12_state_field_gate_defers_to_a_cpu_in_an_nmi():

@@ -167,7 +167,9 @@ class Machine:
         interrupt flag, so it commutes with every other CPU's moves and with this CPU's
         drains; an NMI or IPI handler saves and restores the flag, so a handler taken just
         before the op behaves as one taken just after it. Only `local_irq_save` is not
-        invisible: it decides whether a pending IPI can still be taken.
+        invisible: it decides whether a pending IPI can still be taken. A task's final
+        return is invisible too: it only empties the stack, and a handler taken before or
+        after it runs and returns alike.
         """
         parts = []
         nodes = self.routines.nodes
@@ -176,6 +178,10 @@ class Machine:
             if not stack:
                 break
             node = nodes[stack[-1][1]]
+            if node.op is None and len(stack) == 1 and stack[0][0] == "task":
+                w.cpu(c)[STACK] = ()
+                parts.append(f"{routine_name(node.root[0])} returns (task done)")
+                break
             if node.op is None or not X.invisible(self, w, c, node.op):
                 break
             val, text = X.apply_invisible(self, w, c, node.op)
