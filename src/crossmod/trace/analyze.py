@@ -30,6 +30,7 @@ GENERIC_CSD = "generic_smp_call_function_single_interrupt"
 IPI_VECTORS = ("call_function_entry", "call_function_single_entry", "reschedule_entry",
                "irq_work_entry")
 _VECTOR_EXITS = {n.replace("_entry", "_exit"): n for n in (*IPI_VECTORS, "local_timer_entry")}
+_CPU_NAMES = {i: str(i) for i in range(256)}  # str(cpu) for the IPI keys, without a call
 _MAX_QUEUED = 256  # per (sender, callsite): csds queued without a send are piggybacks
 
 
@@ -218,11 +219,12 @@ class Analysis:
     def _ipi_send(self, ev: Event) -> None:
         f = ev.fields
         targets = (f["cpu"],) if "cpu" in f else f["cpumask"]
-        batch = self.queued.pop((ev.cpu, str(f["callsite"])), None)
+        callsite = str(f["callsite"])
+        batch = self.queued.pop((ev.cpu, callsite), None)
         iso = self.iso
         for t in targets:  # type: ignore[union-attr]
             if t in iso:
-                self._count_ipi(ev, t, batch.get(t) if batch else None)
+                self._count_ipi(ev, t, batch.get(t) if batch else None, callsite)
 
     def _cause(self, callback: str) -> str:
         """The cause of an IPI no traced csd explains, from its callback (memoised)."""
@@ -235,8 +237,8 @@ class Analysis:
                 self._causes[callback] = cause
         return cause
 
-    def _count_ipi(self, ev: Event, target: int, items: list[tuple[str, str, str]] | None
-                   ) -> None:
+    def _count_ipi(self, ev: Event, target: int, items: list[tuple[str, str, str]] | None,
+                   callsite: str) -> None:
         if items:
             if len(items) == 1:
                 cause, mode, sig = items[0]
@@ -250,8 +252,10 @@ class Analysis:
         if stack:
             sig = signature(stack)
         ts = ev.ts
-        self.ipis[(target, cause, str(ev.fields["callsite"]), ev.comm, str(ev.cpu), sig, mode,
-                   self.phase)] += 1
+        key = (target, cause, callsite, ev.comm, _CPU_NAMES.get(ev.cpu) or str(ev.cpu), sig,
+               mode, self.phase)
+        ipis = self.ipis
+        ipis[key] = ipis.get(key, 0) + 1
         hist = self.hist.get((target, cause))
         if hist is None:
             hist = self.hist[(target, cause)] = Histogram(self.first_ts or ts)
