@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crossmod.trace import report
-from crossmod.trace.analyze import Analysis, Histogram
+from crossmod.trace.analyze import OUTSIDE, Analysis, Histogram
 from crossmod.trace.causes import signature
 from crossmod.trace.events import Event, TraceFormatError
 from crossmod.trace.whatif import Classifier
@@ -155,3 +155,46 @@ def test_histogram_doubles_its_bins() -> None:
     assert report.summary(10, 2, 60 * 10**9) == (
         "10 IPIs received, about 5 per isolated CPU, one every 12.0 s")
     assert report.duration(95e9) == "1 min 35 s"
+
+
+def test_run_reads_batches_and_plain_iterables_alike() -> None:
+    """`Analysis.run` takes the readers' lists of events (``batches()``) or any iterable
+    of events, with the same result, and leaves the GC threshold as it found it."""
+    import gc
+
+    from crossmod.trace.source import merged
+
+    events = [
+        ev(5, 0, "print", buf="PHASE p1 start"), ev(6, 2, "user_enter"),
+        queue(10, 0, 2, "do_sync_core"), queue(11, 0, 3, "do_sync_core"),
+        send_mask(12, 0, (2, 3)), ev(13, 2, "call_function_entry", vector=252),
+        ev(14, 2, "csd_function_entry", func="do_sync_core", csd=1),
+        ev(15, 2, "csd_function_exit", func="do_sync_core", csd=1),
+        ev(16, 0, "sched_waking"), ev(17, 0, "print", buf="PHASE p1 end"),
+        ev(18, 3, "user_exit"),
+    ]
+
+    class Batched:  # a reader that hands its events over in lists
+        path, problems, problem_count, errors, lost_events = "x", [], 0, [], 0
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(events)
+
+        def batches(self):  # type: ignore[no-untyped-def]
+            return iter([events[:3], [], events[3:7], events[7:]])
+
+    class Plain(Batched):  # and one that does not
+        batches = None  # type: ignore[assignment]
+
+    threshold = gc.get_threshold()
+    results = [Analysis((2, 3)).run(src)  # type: ignore[arg-type]
+               for src in (events, iter(events), merged([Batched()]), merged([Plain()]))]
+    assert gc.get_threshold() == threshold
+    for a in results:
+        assert (a.events, a.c, a.handler, a.phases, a.mode, a.context_tracking) == (
+            results[0].events, results[0].c, results[0].handler, results[0].phases,
+            results[0].mode, True)
+        assert (a.first_ts, a.last_ts) == (5, 18)
+    assert results[0].events[("sched_waking", 0, "p1")] == 1
+    assert results[0].events[("user_exit", 3, OUTSIDE)] == 1
+    assert sum(n for (_t, table, _k, _p), n in results[0].c.items() if table == "ipi") == 2
