@@ -9,6 +9,8 @@ must share so that a `trace.dat` and its `trace-cmd report` text give equal reco
 * pointer fields printed by the kernel with ``%pS`` are ``"symbol+0xoff"``, with ``%ps``
   ``"symbol"``, a NULL pointer is ``"0x0"`` and an unresolved one ``"0x<hex>"``;
 * ``cpumask`` is a sorted tuple of CPU numbers;
+* ``fields`` is read-only: the readers decode each distinct record once and hand the same
+  dict to every event that carries it;
 * a stack (``kernel_stack`` record, or ``<stack trace>`` and its ``=> frame`` lines) is not an
   event of its own: it belongs to the event before it on the same CPU and is stored in that
   event's ``stack`` as bare function names, innermost first.
