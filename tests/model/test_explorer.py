@@ -160,3 +160,33 @@ def test_same_run_twice_gives_identical_counterexamples():
 def test_state_limit_is_reported_not_silent():
     v = explore(build("x86-int3-batch", cpus=3), Bounds(max_states=500))
     assert v.verdict == "bound" and "state limit" in v.stop_reason
+
+
+def _two_patches_task(v):
+    """Patch the site to JMP and back to NOP, each under text_mutex, each declared returned."""
+    from crossmod.kernel import text_poke as tp
+    from crossmod.kernel.model import model_text_mutex_caller
+    from crossmod.machine.text import NOP5, jmp32
+
+    yield from model_text_mutex_caller("site", tp.smp_text_poke_single,
+                                       ("site", jmp32(0x40), "jmp l_yes", v))
+    yield from model_text_mutex_caller("site", tp.smp_text_poke_single,
+                                       ("site", NOP5, "nop", v))
+
+
+@pytest.mark.parametrize("sync3", [True, False])
+def test_reduction_agrees_when_a_site_is_patched_twice(sync3):
+    """A second patch's first text write ends the first patch's contract (property 2),
+    which readers' executions check; the reduction must not reorder it past them."""
+    from dataclasses import replace
+
+    from crossmod.kernel import text_poke as tp
+
+    base = build("x86-int3-batch", cpus=3, execs=2)
+    v = tp.PokeVariant(sync3=sync3)
+    system = replace(base, config=replace(base.config, tasks=(
+        (_two_patches_task, (v,)), *base.config.tasks[1:])))
+    reduced = explore(system, Bounds(por=True))
+    full = explore(system, Bounds(por=False))
+    assert (reduced.verdict, reduced.property) == (full.verdict, full.property)
+    assert reduced.verdict == ("safe" if sync3 else "violation")

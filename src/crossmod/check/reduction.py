@@ -36,7 +36,17 @@ from __future__ import annotations
 
 from crossmod.machine import ops as O
 from crossmod.machine.machine import Machine, Move
-from crossmod.machine.state import CPUS, IPI, IRQ, LOCKED, NMIS, STACK, read, resolve
+from crossmod.machine.state import (
+    COMMITTED,
+    CPUS,
+    IPI,
+    IRQ,
+    LOCKED,
+    NMIS,
+    STACK,
+    read,
+    resolve,
+)
 
 
 def ample(m: Machine, state: tuple, moves: list[Move]) -> list[Move]:
@@ -70,6 +80,10 @@ def _local_op(m: Machine, state: tuple, d: int) -> bool:
     if isinstance(op, O.Load | O.WaitUntil):
         raddr = resolve(m.cfg, d, op.addr)
         return raddr[0] == "g" or raddr[1] not in m.cfg.readers
+    if isinstance(op, O.TextStore):
+        # A text write ends the site's "patch returned" contract, which readers' executions
+        # check (property 2): it is independent of them only while no contract is live.
+        return state[COMMITTED][m.cfg.sidx[op.site]] is None
     return True
 
 
