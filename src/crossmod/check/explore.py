@@ -79,7 +79,7 @@ def explore(system: System, bounds: Bounds | None = None,
                 break
         if progress:
             progress(len(parent), transitions, depth)
-    return _verdict(system, m, canon, parent, found, stop, transitions, depth, t0)
+    return _verdict(system, m, canon, parent, found, stop, transitions, depth, t0, por)
 
 
 def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
@@ -109,12 +109,12 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
 
 def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: dict,
              found: tuple | None, stop: str, transitions: int, depth: int,
-             t0: float) -> Verdict:
+             t0: float, por: bool) -> Verdict:
     base = dict(protocol=system.name, variant=system.variant,
                 config=system.describe_config(), states=len(parent),
                 transitions=transitions)
     stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
-             "symmetry": canon is not None, "por": bool(system.config.readers)}
+             "symmetry": canon is not None, "partial_order": por}
     if found is None:
         verdict = "safe" if stop == "exhausted" else "bound"
         msg = "no violation in any interleaving" if verdict == "safe" else stop
