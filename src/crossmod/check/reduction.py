@@ -60,7 +60,7 @@ def ample(m: Machine, state: tuple, moves: list[Move]) -> list[Move]:
         runs = [mv for mv in moves if mv[1] == "run" and mv[0] == others[0]]
         if len(runs) == 1 and _local_op(m, state, others[0]):
             return runs
-    c = ample_cpu(m, state, moves)
+    c = _ample_reader(m, state, moves, others)
     return moves if c is None else [mv for mv in moves if mv[0] == c]
 
 
@@ -87,16 +87,12 @@ def _local_op(m: Machine, state: tuple, d: int) -> bool:
     return True
 
 
-def ample_cpu(m: Machine, state: tuple, moves: list[Move]) -> int | None:
-    """The reader whose moves form a persistent set in `state`, if any."""
-    cfg = m.cfg
-    if not cfg.readers or (state[NMIS] and cfg.nmi_handler is not None):
-        return None
+def _ample_reader(m: Machine, state: tuple, moves: list[Move], others: list[int]) -> int | None:
+    """The reader whose moves form a persistent set in `state`, if any (point 2 above)."""
     movers = {mv[0] for mv in moves}
-    others = [d for d in range(cfg.ncpus) if d not in cfg.readers]
     if any(d in movers for d in others):
         return None
-    for c in sorted(cfg.readers):
+    for c in sorted(m.cfg.readers):
         if c in movers and all(_frozen_by(m, state, d, c) for d in others):
             return c
     return None
