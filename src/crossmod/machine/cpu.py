@@ -170,11 +170,8 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
         cl = w.cpu(c)
         was, cl[IRQ] = cl[IRQ], False
         return was, "local_irq_save()"
-    if tp is O.IrqRestore:
-        w.cpu(c)[IRQ] = op.enabled
-        return None, "local_irq_restore()" + (" (irqs on)" if op.enabled else "")
-    if tp is O.IrqsEnabled:
-        return state[CPUS][c][IRQ], "irqs_disabled()?"
+    if tp in _INVISIBLE:  # normally run eagerly by Machine._run_invisible; same semantics
+        return apply_invisible(m, w, c, op)
     if tp is O.CsdQueue:
         return None, _csd_queue(m, w, c, op)
     if tp is O.CsdLockWait:
@@ -196,10 +193,6 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
     if tp is O.MutexUnlock:
         w.set_mem(("g", cfg.gidx[op.name]), None)
         return None, f"mutex_unlock({op.name})"
-    if tp is O.AssertHeld:
-        if state[0][cfg.gidx[op.name]] != c:
-            raise Violation("lockdep", f"cpu{c}: {op.name} not held (lockdep_assert_held)")
-        return None, f"lockdep_assert_held({op.name})"
     if tp is O.Check:
         vals = tuple(_load(m, w, state, c, a) for a in op.addrs)
         if not op.pred(*vals):
@@ -209,10 +202,6 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
         for name in op.names:
             w.set_mem(("g", cfg.gidx[name]), POISON)
         return None, f"return: stack frame holding {', '.join(op.names)} popped and reused"
-    if tp is O.Warn:
-        return None, f"WARNING: {op.message}"
-    if tp is O.Note:
-        return None, op.text or op.label
     if tp in _TLB_OPS:
         return _TLB_OPS[tp](m, w, state, c, op)
     if tp is O.CsdQueueCond:
