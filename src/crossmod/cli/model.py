@@ -42,7 +42,9 @@ def _progress(enabled: bool):
     return show
 
 
-def _knobs(cpus, nmis, fetch, memory, arch, sites) -> dict[str, Any]:
+def _knobs(cpus: int | None, nmis: int | None, fetch: str | None, memory: str | None,
+           sites: int | None) -> dict[str, Any]:
+    """The catalogue knobs the user set (`--arch` is checked against the entry instead)."""
     knobs = {"cpus": cpus, "nmis": nmis, "fetch": fetch, "memory": memory, "sites": sites}
     return {k: v for k, v in knobs.items() if v is not None}
 
@@ -85,7 +87,7 @@ def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
         return _check_all(bounds, as_json)
     if not protocol:
         return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))
-    knobs = _knobs(cpus, nmis, fetch, memory, arch, sites)
+    knobs = _knobs(cpus, nmis, fetch, memory, sites)
     try:
         if arch and protocol in ENTRIES and ENTRIES[protocol].arch != arch:
             raise CatalogueError(f"{protocol} is an {ENTRIES[protocol].arch} protocol; "
