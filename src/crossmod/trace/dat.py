@@ -88,7 +88,7 @@ class DatReader:
         self.e = ">" if head[end + 1] else "<"
         self.long_size = head[end + 2]
         self.page_size = struct.unpack_from(self.e + "I", head, end + 3)[0]
-        if self.page_size < 64 or self.page_size > 1 << 24:
+        if self.page_size < 64 or self.page_size > 1 << 24 or self.page_size % 4:
             raise TraceFormatError(self.where(end + 3), f"implausible page size {self.page_size}")
         pos = end + 7
         if self.version == 6:

@@ -7,11 +7,13 @@ formats), and attaching ``kernel_stack`` records to the event before them on the
 It mirrors libtraceevent's ``kbuffer`` (``translate_data``): padding adds its delta, an
 absolute time stamp keeps the running stamp's top 5 bits.
 
-Irrelevant events cost one header decode and a dict miss; only events of `SCHEMA` get
-their fields decoded. `_block` is one long function on purpose: it is the hot loop, and in
-CPython a call per record would cost more than the work it does.
+Each distinct record (its bytes: common header and payload) is decoded once, by `miss`,
+and cached with what it decodes to; only events of `SCHEMA` get their fields decoded. The
+page walk itself, where a cached record becomes an Event, is `_scan.walk_block` when the
+compiled module is built, else `_walk_py`, its reference: one long function on purpose, as
+in CPython a call per record would cost more than the work it does.
 
-May import: the standard library and `crossmod.trace.events/layout`.
+May import: the standard library and `crossmod.trace.events/layout/speedups`.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from crossmod.trace import layout as L
 from crossmod.trace.events import Event
+from crossmod.trace.speedups import scan as _scan
 
 if TYPE_CHECKING:
     from crossmod.trace.dat import DatReader
+
+_EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class PageDecoder:
@@ -49,6 +55,24 @@ class PageDecoder:
         self.type_off = ct.offset if ct else 0
         self.type_fmt = r.e + ({1: "B", 2: "H", 4: "I"}.get(ct.size if ct else 2, "H"))
         self.pid_off = cp.offset if cp else 4
+        ps = r.page_size
+        if not (self.commit_size in (4, 8) and 0 <= self.ts_off <= ps - 8
+                and 0 <= self.commit_off <= ps - self.commit_size and 0 <= self.data_off <= ps):
+            from crossmod.trace.events import TraceFormatError
+
+            raise TraceFormatError(r.path, "header_page fields do not fit a page of "
+                                   f"{ps} bytes")
+        # common_type and common_pid in one read (their offsets come from the formats)
+        if self.type_off < self.pid_off:
+            gap = self.pid_off - self.type_off - struct.calcsize(self.type_fmt[1:])
+            head = struct.Struct(f"{self.type_fmt}{gap}xi")
+            self._head_u, self._head_swap = head.unpack_from, False
+        else:
+            gap = self.type_off - self.pid_off - 4
+            head = struct.Struct(f"{r.e}i{gap}x{self.type_fmt[1:]}")
+            self._head_u, self._head_swap = head.unpack_from, True
+        self._head_lo = min(self.type_off, self.pid_off)
+        self._head_end = self._head_lo + head.size  # a record shorter than this is damaged
         self.names = {fid: f.name for fid, f in r.formats.items()}
         self.decoders = r.decoders()
         self._stacks: dict[bytes, tuple[str, ...]] = {}
@@ -91,24 +115,79 @@ class PageDecoder:
     def _block(self, blob: bytes, foff: int, label: str, cpu: int, prev: Event | None
                ) -> list[Event]:
         r = self.r
-        e = r.e
-        ps = r.page_size
-        u64 = struct.Struct(e + "Q").unpack_from
-        commit_u = struct.Struct(e + ("Q" if self.commit_size == 8 else "I")).unpack_from
-        # common_type and common_pid in one read (their offsets come from the formats)
-        lo = min(self.type_off, self.pid_off)
-        if self.type_off < self.pid_off:
-            gap = self.pid_off - self.type_off - struct.calcsize(self.type_fmt[1:])
-            head_u = struct.Struct(f"{self.type_fmt}{gap}xi").unpack_from
-            swap = False
+        out: list[Event] = []
+        lo, head_u, swap = self._head_lo, self._head_u, self._head_swap
+
+        def miss(data: int, nxt: int, pos: int, ts: int) -> None:
+            """A record whose bytes are not in the cache: decode it, cache what it
+            decodes to, append its event (or attach its stack)."""
+            raw = blob[data:nxt]
+            if nxt - data < self._head_end:
+                r.problem(r.where(foff + pos) + label,
+                          f"CPU {cpu} record of {nxt - data} bytes is shorter than its header")
+                return
+            if swap:
+                pid, etype = head_u(blob, data + lo)
+            else:
+                etype, pid = head_u(blob, data + lo)
+            dec = self.decoders.get(etype)
+            fcache = self._fields
+            if dec is None:
+                if etype == self.stack_id:
+                    try:
+                        frames = self._stack(blob, data, nxt)
+                    except struct.error:
+                        r.problem(r.where(foff + pos) + label,
+                                  f"CPU {cpu} kernel_stack record is too short")
+                        return
+                    if len(fcache) < 1 << 16:
+                        fcache[raw] = (frames,)
+                    target = out[-1] if out else prev
+                    if target is not None and target.stack is None:
+                        target.stack = frames
+                    return
+                name = self.names.get(etype)
+                if name is None:
+                    r.problem(r.where(foff + pos) + label,
+                              f"CPU {cpu} record of unknown event id {etype}")
+                    return
+                hit = (name, pid, r.cmdlines.get(pid, "<...>"), _EMPTY)
+                if len(fcache) < 1 << 12:  # irrelevant payloads may all differ:
+                    fcache[raw] = hit  # cache them only while the cache is small
+            else:
+                name = self.names[etype]
+                try:
+                    fields = dec.decode(blob, data, nxt)
+                except (ValueError, struct.error) as exc:
+                    r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
+                    return
+                hit = (name, pid, r.cmdlines.get(pid, "<...>"), fields)
+                if len(fcache) < 1 << 16:
+                    fcache[raw] = hit
+            out.append(Event(ts, cpu, hit[1], hit[2], hit[0], hit[3]))
+
+        def problem(pos: int, what: str) -> None:
+            r.problem(r.where(foff + pos) + label, what)
+
+        params = (r.page_size, self.ts_off, self.commit_off, self.commit_size, self.data_off,
+                  r.e == ">", r.ts_offset, prev)
+        if _scan is not None and _INT64_MIN <= r.ts_offset <= _INT64_MAX:
+            r.lost_events += _scan.walk_block(blob, cpu, params, self._fields, out, miss,
+                                              problem)
         else:
-            gap = self.type_off - self.pid_off - 4
-            head_u = struct.Struct(f"{e}i{gap}x{self.type_fmt[1:]}").unpack_from
-            swap = True
-        ts_off, commit_off, data_off = self.ts_off, self.commit_off, self.data_off
-        decoders, names, cmdlines = self.decoders, self.names, r.cmdlines
-        stack_id, ts_add = self.stack_id, r.ts_offset
-        big = e == ">"
+            r.lost_events += self._walk_py(blob, cpu, params, out, miss, problem)
+        return out
+
+    def _walk_py(self, blob: bytes, cpu: int, params: tuple[int, int, int, int, int, bool,
+                 int, Event | None], out: list[Event], miss: Callable[[int, int, int, int],
+                 None], problem: Callable[[int, str], None]) -> int:
+        """Walk the pages of `blob` (the reference `_scan.walk_block` is ported from):
+        a record already in the cache becomes an Event here, any other goes to `miss`.
+        Returns the number of pages flagged with lost events."""
+        ps, ts_off, commit_off, commit_size, data_off, big, ts_add, prev = params
+        e = ">" if big else "<"
+        u64 = struct.Struct(e + "Q").unpack_from
+        commit_u = struct.Struct(e + ("Q" if commit_size == 8 else "I")).unpack_from
         # event headers read as an array of host-order u32 (records are 4-byte aligned):
         # indexing is several times cheaper than struct.unpack_from per header
         if big != (sys.byteorder == "big"):
@@ -118,18 +197,17 @@ class PageDecoder:
         else:
             words = memoryview(blob).cast("I")
         fcache = self._fields
-        out: list[Event] = []
         append = out.append
+        lost = 0
         for p in range(0, len(blob) - ps + 1, ps):
             ts = u64(blob, p + ts_off)[0] + ts_add  # ts carries the file's offset
             flags = commit_u(blob, p + commit_off)[0]
             pos = p + data_off
             end = pos + (flags & L.COMMIT_MASK)
             if flags & L.MISSING_EVENTS:
-                r.lost_events += 1
+                lost += 1
             if end > p + ps:
-                r.problem(r.where(foff + p) + label,
-                          f"CPU {cpu} page commit size {flags & L.COMMIT_MASK} exceeds page")
+                problem(p, f"CPU {cpu} page commit size {flags & L.COMMIT_MASK} exceeds page")
                 continue
             while pos < end:
                 w = words[pos >> 2]
@@ -140,70 +218,46 @@ class PageDecoder:
                 if 0 < tl <= 28:
                     data = pos + 4
                     nxt = data + (tl << 2)
-                elif tl == 0:
-                    data = pos + 8
-                    nxt = data + ((words[(pos >> 2) + 1] - 1) & ~3)
-                    if nxt <= data:
-                        nxt = end + 1  # a length of 0: reported just below
-                elif tl == L.TYPE_TIME_EXTEND:
-                    ts += (words[(pos >> 2) + 1] << L.TS_SHIFT) + delta
-                    pos += 8
-                    continue
-                elif tl == L.TYPE_TIME_STAMP:
-                    ts = (((words[(pos >> 2) + 1] << L.TS_SHIFT) + delta)
-                          | ((ts - ts_add) & L.TS_MSB)) + ts_add
-                    pos += 8
-                    continue
-                else:  # padding: a discarded event keeps its delta; delta 0 = page tail
-                    if not delta:
+                else:
+                    if ((pos >> 2) + 1) * 4 + 4 > end:  # the second word is off the page
+                        problem(pos, f"CPU {cpu} record header runs past the page")
                         break
-                    ts += delta
-                    pos += 4 + words[(pos >> 2) + 1]
-                    continue
+                    w1 = words[(pos >> 2) + 1]
+                    if tl == 0:
+                        data = pos + 8
+                        nxt = data + ((w1 - 1) & ~3)
+                        if nxt <= data:
+                            nxt = end + 1  # a length of 0: reported just below
+                    elif tl == L.TYPE_TIME_EXTEND:
+                        ts += (w1 << L.TS_SHIFT) + delta
+                        pos += 8
+                        continue
+                    elif tl == L.TYPE_TIME_STAMP:
+                        ts = (((w1 << L.TS_SHIFT) + delta) | ((ts - ts_add) & L.TS_MSB)) + ts_add
+                        pos += 8
+                        continue
+                    else:  # padding: a discarded event keeps its delta; 0 = page tail
+                        if not delta:
+                            break
+                        ts += delta
+                        pos += 4 + w1
+                        continue
                 ts += delta
                 if nxt > end:
-                    r.problem(r.where(foff + pos) + label,
-                              f"CPU {cpu} record length runs past the page")
+                    problem(pos, f"CPU {cpu} record length runs past the page")
                     break
                 # a record's bytes (common header and payload) decode to the same name,
                 # pid and fields every time they recur, and traces repeat a few payloads
-                # millions of times: decode each distinct record once; the fields dict is
-                # shared by the events that carry it (readers' fields are read-only)
-                raw = blob[data:nxt]
-                hit = fcache.get(raw)
+                # millions of times: each distinct record is decoded once (by `miss`); the
+                # fields dict is shared by the events that carry it (fields are read-only)
+                hit = fcache.get(blob[data:nxt])
                 if hit is None:
-                    if swap:
-                        pid, etype = head_u(blob, data + lo)
-                    else:
-                        etype, pid = head_u(blob, data + lo)
-                    dec = decoders.get(etype)
-                    if dec is None:
-                        if etype == stack_id:
-                            target = out[-1] if out else prev
-                            if target is not None and target.stack is None:
-                                target.stack = self._stack(blob, data, nxt)
-                            pos = nxt
-                            continue
-                        name = names.get(etype)
-                        if name is None:
-                            r.problem(r.where(foff + pos) + label,
-                                      f"CPU {cpu} record of unknown event id {etype}")
-                            pos = nxt
-                            continue
-                        hit = (name, pid, cmdlines.get(pid, "<...>"), {})
-                        if len(fcache) < 1 << 12:  # irrelevant payloads may all differ:
-                            fcache[raw] = hit  # cache them only while the cache is small
-                    else:
-                        name = names[etype]
-                        try:
-                            fields = dec.decode(blob, data, nxt)
-                        except (ValueError, struct.error) as exc:
-                            r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
-                            pos = nxt
-                            continue
-                        hit = (name, pid, cmdlines.get(pid, "<...>"), fields)
-                        if len(fcache) < 1 << 16:
-                            fcache[raw] = hit
-                append(Event(ts, cpu, hit[1], hit[2], hit[0], hit[3]))
+                    miss(data, nxt, pos, ts)
+                elif len(hit) == 4:
+                    append(Event(ts, cpu, hit[1], hit[2], hit[0], hit[3]))
+                else:  # a kernel_stack record seen before
+                    target = out[-1] if out else prev
+                    if target is not None and target.stack is None:
+                        target.stack = hit[0]
                 pos = nxt
-        return out
+        return lost

@@ -1,0 +1,705 @@
+/*
+ * crossmod.trace._scan: the two hot loops of `crossmod trace`, compiled.
+ *
+ * Owns nothing of its own: each function here is a line-for-line port of a pure-Python
+ * reference that stays in the package and is what runs when this module is absent or
+ * CROSSMOD_TRACE_PURE=1 is set:
+ *
+ *   walk_block  <- datpages.PageDecoder._walk_py   (ring-buffer pages -> Events)
+ *   scan_chunk  <- text.TextReader._scan_chunk_py  (text lines -> Events)
+ *
+ * Only the common path is here: a record or line whose decoded form is already in the
+ * reader's caches becomes an Event without running any Python. Everything else (the
+ * first sight of a record, field parsing, problems, stacks seen for the first time) is
+ * a call back into the same Python methods the reference uses, so both paths produce the
+ * same events and the same problems; tests/trace/test_scan_equivalence.py checks that on
+ * every fixture, the shared recording, and hypothesis-generated junk.
+ *
+ * The text matcher reproduces, with explicit backtracking in the same order, the regular
+ * expression text._CHUNK (lazy head over '-' positions; optional tgid group tried
+ * first; optional latency flags of 6, 5 then 4 characters, then none). It handles text
+ * whose characters all fit in one byte (PyUnicode_1BYTE_KIND); other chunks take the
+ * Python path. Character classes (\w, \s, \d) come from Python's own `re` at bind time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <string.h>
+
+/* ---- the Event type: instances are built without running the dataclass __init__ ---- */
+
+static PyTypeObject *event_type = NULL;
+static Py_ssize_t off_ts, off_cpu, off_pid, off_comm, off_name, off_fields, off_stack;
+static unsigned char is_word[256], is_space[256], is_digit[256];
+static PyObject *stack_marker = NULL; /* text._STACK */
+static int bound = 0;
+
+static int slot_offset(PyObject *type, const char *name, Py_ssize_t *off)
+{
+    PyObject *d = PyObject_GetAttrString(type, name);
+    if (d == NULL)
+        return -1;
+    if (!PyObject_TypeCheck(d, &PyMemberDescr_Type)) {
+        Py_DECREF(d);
+        PyErr_Format(PyExc_TypeError, "Event.%s is not a slot", name);
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX && m->type != T_OBJECT) {
+        Py_DECREF(d);
+        PyErr_Format(PyExc_TypeError, "Event.%s is not an object slot", name);
+        return -1;
+    }
+    *off = m->offset;
+    Py_DECREF(d);
+    return 0;
+}
+
+/* bind(Event, word_table, space_table, digit_table, stack_marker) */
+static PyObject *bind(PyObject *self, PyObject *args)
+{
+    PyObject *type, *marker;
+    Py_buffer w, s, d;
+    if (!PyArg_ParseTuple(args, "O!y*y*y*O", &PyType_Type, &type, &w, &s, &d, &marker))
+        return NULL;
+    PyObject *ret = NULL;
+    if (w.len != 256 || s.len != 256 || d.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "character tables must have 256 entries");
+        goto out;
+    }
+    if (slot_offset(type, "ts", &off_ts) || slot_offset(type, "cpu", &off_cpu)
+        || slot_offset(type, "pid", &off_pid) || slot_offset(type, "comm", &off_comm)
+        || slot_offset(type, "name", &off_name) || slot_offset(type, "fields", &off_fields)
+        || slot_offset(type, "stack", &off_stack))
+        goto out;
+    memcpy(is_word, w.buf, 256);
+    memcpy(is_space, s.buf, 256);
+    memcpy(is_digit, d.buf, 256);
+    for (int c = 0; c < 256; c++) {
+        /* the digit -> value conversions below assume \d is ASCII 0-9 in this range */
+        if (is_digit[c] != (c >= '0' && c <= '9')) {
+            PyErr_SetString(PyExc_ValueError, "\\d is not ASCII 0-9 in the 1-byte range");
+            goto out;
+        }
+    }
+    Py_INCREF(type);
+    Py_XSETREF(event_type, (PyTypeObject *)type);
+    Py_INCREF(marker);
+    Py_XSETREF(stack_marker, marker);
+    bound = 1;
+    ret = Py_NewRef(Py_None);
+out:
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&d);
+    return ret;
+}
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* Event(ts, cpu, pid, comm, name, fields) with stack None; steals `ts`. */
+static PyObject *new_event(PyObject *ts, PyObject *cpu, PyObject *pid, PyObject *comm,
+                           PyObject *name, PyObject *fields)
+{
+    PyObject *ev = event_type->tp_alloc(event_type, 0);
+    if (ev == NULL) {
+        Py_DECREF(ts);
+        return NULL;
+    }
+    SLOT(ev, off_ts) = ts;
+    SLOT(ev, off_cpu) = Py_NewRef(cpu);
+    SLOT(ev, off_pid) = Py_NewRef(pid);
+    SLOT(ev, off_comm) = Py_NewRef(comm);
+    SLOT(ev, off_name) = Py_NewRef(name);
+    SLOT(ev, off_fields) = Py_NewRef(fields);
+    SLOT(ev, off_stack) = Py_NewRef(Py_None);
+    return ev;
+}
+
+static PyObject *int128_to_py(__int128 v)
+{
+    if (v >= (__int128)LLONG_MIN && v <= (__int128)LLONG_MAX)
+        return PyLong_FromLongLong((long long)v);
+    /* junk can push a running time stamp past 64 bits; Python's ints do not wrap */
+    int neg = v < 0;
+    unsigned __int128 u = neg ? (unsigned __int128)(-v) : (unsigned __int128)v;
+    PyObject *hi = PyLong_FromUnsignedLongLong((unsigned long long)(u >> 64));
+    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)u);
+    PyObject *sh = PyLong_FromLong(64);
+    PyObject *r = NULL, *t = NULL;
+    if (hi && lo && sh && (t = PyNumber_Lshift(hi, sh)) != NULL)
+        r = PyNumber_Or(t, lo);
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    Py_XDECREF(sh);
+    Py_XDECREF(t);
+    if (r && neg)
+        Py_SETREF(r, PyNumber_Negative(r));
+    return r;
+}
+
+/* ---------------------------------- trace.dat pages ---------------------------------- */
+
+#define TS_SHIFT 27
+#define TYPE_TIME_EXTEND 30
+#define TYPE_TIME_STAMP 31
+#define COMMIT_MASK ((1u << 27) - 1)
+#define MISSING_EVENTS (1ull << 31)
+#define TS_MSB ((__int128)0xF8 << 56)
+
+static inline uint32_t ld32(const unsigned char *p, int swap)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return swap ? __builtin_bswap32(v) : v;
+}
+
+static inline uint64_t ld64(const unsigned char *p, int swap)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return swap ? __builtin_bswap64(v) : v;
+}
+
+/* The word at index `i` of the blob read as u32s, or 0 past its end (the reference reads
+ * a memoryview and raises there; the callers check bounds first, see _walk_py). */
+#define WORD(i) ld32(b + ((Py_ssize_t)(i) << 2), swap)
+
+/*
+ * walk_block(blob, cpu, params, fcache, out, miss, problem) -> lost pages
+ *
+ * params = (page_size, ts_off, commit_off, commit_size, data_off, big, ts_add, prev)
+ * miss(data, nxt, pos, ts) handles a record whose bytes are not in fcache;
+ * problem(pos, what) records a damaged page. Port of datpages.PageDecoder._walk_py.
+ */
+static PyObject *walk_block(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    PyObject *cpu, *fcache, *out, *miss, *problem;
+    Py_ssize_t ps, ts_off, commit_off, commit_size, data_off;
+    int big;
+    long long ts_add;
+    PyObject *prev;
+    if (!PyArg_ParseTuple(args, "y*O(nnnnnpLO)O!O!OO", &buf, &cpu, &ps, &ts_off, &commit_off,
+                          &commit_size, &data_off, &big, &ts_add, &prev, &PyDict_Type, &fcache,
+                          &PyList_Type, &out, &miss, &problem))
+        return NULL;
+    if (!bound) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_RuntimeError, "_scan.bind() was not called");
+        return NULL;
+    }
+    const unsigned char *b = buf.buf;
+    const Py_ssize_t len = buf.len;
+    const int swap = big != (PY_BIG_ENDIAN ? 1 : 0);
+    long lost = 0;
+    PyObject *res = NULL;
+    long cpu_n = PyLong_AsLong(cpu);
+    if (cpu_n == -1 && PyErr_Occurred())
+        goto done;
+    if (ps <= 0 || ps % 4 || ts_off < 0 || commit_off < 0 || data_off < 0
+        || ts_off + 8 > ps || commit_off + commit_size > ps || data_off > ps
+        || (commit_size != 4 && commit_size != 8)) {
+        PyErr_SetString(PyExc_ValueError, "page layout does not fit the page");
+        goto done;
+    }
+    for (Py_ssize_t p = 0; p + ps <= len; p += ps) {
+        __int128 ts = (__int128)ld64(b + p + ts_off, swap) + ts_add;
+        uint64_t flags = commit_size == 8 ? ld64(b + p + commit_off, swap)
+                                          : ld32(b + p + commit_off, swap);
+        Py_ssize_t pos = p + data_off;
+        Py_ssize_t end = pos + (Py_ssize_t)(flags & COMMIT_MASK);
+        if (flags & MISSING_EVENTS)
+            lost++;
+        if (end > p + ps) {
+            PyObject *r = PyObject_CallFunction(problem, "nN", p, PyUnicode_FromFormat(
+                "CPU %ld page commit size %lu exceeds page", cpu_n,
+                (unsigned long)(flags & COMMIT_MASK)));
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+            continue;
+        }
+        while (pos < end) {
+            uint32_t w = WORD(pos >> 2);
+            uint32_t tl, delta;
+            if (big) {
+                tl = w >> 27;
+                delta = w & 0x7FFFFFF;
+            } else {
+                tl = w & 31;
+                delta = w >> 5;
+            }
+            Py_ssize_t data, nxt;
+            if (tl >= 1 && tl <= 28) {
+                data = pos + 4;
+                nxt = data + ((Py_ssize_t)tl << 2);
+            } else {
+                /* every other header has a second word: one past the page is damage */
+                if (((pos >> 2) + 1) * 4 + 4 > end) {
+                    PyObject *r = PyObject_CallFunction(problem, "nN", pos, PyUnicode_FromFormat(
+                        "CPU %ld record header runs past the page", cpu_n));
+                    if (r == NULL)
+                        goto done;
+                    Py_DECREF(r);
+                    break;
+                }
+                uint32_t w1 = WORD((pos >> 2) + 1);
+                if (tl == 0) {
+                    data = pos + 8;
+                    nxt = data + (((long long)w1 - 1) & ~3LL);
+                    if (nxt <= data)
+                        nxt = end + 1;
+                } else if (tl == TYPE_TIME_EXTEND) {
+                    ts += ((__int128)w1 << TS_SHIFT) + delta;
+                    pos += 8;
+                    continue;
+                } else if (tl == TYPE_TIME_STAMP) {
+                    ts = ((((__int128)w1 << TS_SHIFT) + delta) | ((ts - ts_add) & TS_MSB))
+                         + ts_add;
+                    pos += 8;
+                    continue;
+                } else {
+                    if (!delta)
+                        break;
+                    ts += delta;
+                    pos += 4 + (Py_ssize_t)w1;
+                    continue;
+                }
+            }
+            ts += delta;
+            if (nxt > end) {
+                PyObject *r = PyObject_CallFunction(problem, "nN", pos, PyUnicode_FromFormat(
+                    "CPU %ld record length runs past the page", cpu_n));
+                if (r == NULL)
+                    goto done;
+                Py_DECREF(r);
+                break;
+            }
+            PyObject *raw = PyBytes_FromStringAndSize((const char *)b + data, nxt - data);
+            if (raw == NULL)
+                goto done;
+            PyObject *hit = PyDict_GetItemWithError(fcache, raw); /* borrowed */
+            Py_DECREF(raw);
+            if (hit == NULL && PyErr_Occurred())
+                goto done;
+            if (hit != NULL && PyTuple_CheckExact(hit) && PyTuple_GET_SIZE(hit) == 4) {
+                /* (name, pid, comm, fields) */
+                PyObject *tso = int128_to_py(ts);
+                if (tso == NULL)
+                    goto done;
+                PyObject *ev = new_event(tso, cpu, PyTuple_GET_ITEM(hit, 1),
+                                         PyTuple_GET_ITEM(hit, 2), PyTuple_GET_ITEM(hit, 0),
+                                         PyTuple_GET_ITEM(hit, 3));
+                if (ev == NULL)
+                    goto done;
+                int rc = PyList_Append(out, ev);
+                Py_DECREF(ev);
+                if (rc)
+                    goto done;
+            } else if (hit != NULL && PyTuple_CheckExact(hit) && PyTuple_GET_SIZE(hit) == 1) {
+                /* a kernel_stack record seen before: attach to the event before it */
+                Py_ssize_t n = PyList_GET_SIZE(out);
+                PyObject *target = n ? PyList_GET_ITEM(out, n - 1) : prev;
+                if (target != Py_None && SLOT(target, off_stack) == Py_None)
+                    Py_SETREF(SLOT(target, off_stack), Py_NewRef(PyTuple_GET_ITEM(hit, 0)));
+            } else {
+                PyObject *tso = int128_to_py(ts);
+                if (tso == NULL)
+                    goto done;
+                PyObject *r = PyObject_CallFunction(miss, "nnnN", data, nxt, pos, tso);
+                if (r == NULL)
+                    goto done;
+                Py_DECREF(r);
+            }
+            pos = nxt;
+        }
+    }
+    res = PyLong_FromLong(lost);
+done:
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+/* ------------------------------------- text lines ------------------------------------ */
+
+typedef struct {
+    Py_ssize_t head0, head1; /* the common header "comm-pid [(tgid)] [cpu]" */
+    Py_ssize_t sec0, sec1, frac0, frac1;
+    Py_ssize_t body0, body1; /* empty for a <stack trace> line */
+} EventMatch;
+
+static inline int blank(Py_UCS1 c) { return c == ' ' || c == '\t'; }
+
+/* `\d++\.\d++:[ \t]++(?:<stack trace ?>[^\n]*+|(?P<body>[^\s:]++:[^\n]*+))\n` at p */
+static int match_tail(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch *m)
+{
+    Py_ssize_t q = p;
+    while (q < eol && is_digit[s[q]])
+        q++;
+    if (q == p || q >= eol || s[q] != '.')
+        return 0;
+    m->sec0 = p;
+    m->sec1 = q;
+    p = ++q;
+    while (q < eol && is_digit[s[q]])
+        q++;
+    if (q == p || q >= eol || s[q] != ':')
+        return 0;
+    m->frac0 = p;
+    m->frac1 = q;
+    p = ++q;
+    while (q < eol && blank(s[q]))
+        q++;
+    if (q == p)
+        return 0;
+    if (eol - q >= 13 && memcmp(s + q, "<stack trace>", 13) == 0) {
+        m->body0 = m->body1 = q;
+        return 1;
+    }
+    if (eol - q >= 14 && memcmp(s + q, "<stack trace >", 14) == 0) {
+        m->body0 = m->body1 = q;
+        return 1;
+    }
+    p = q;
+    while (q < eol && !is_space[s[q]] && s[q] != ':')
+        q++;
+    if (q == p || q >= eol || s[q] != ':')
+        return 0;
+    m->body0 = p;
+    m->body1 = eol;
+    return 1;
+}
+
+/* after the head: `[ \t]++(?:[\w.]{4,6}[ \t]+)?` then the tail */
+static int match_after_head(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch *m)
+{
+    Py_ssize_t q = p;
+    while (q < eol && blank(s[q]))
+        q++;
+    if (q == p)
+        return 0;
+    Py_ssize_t wn = 0;
+    while (wn < 6 && q + wn < eol && (is_word[s[q + wn]] || s[q + wn] == '.'))
+        wn++;
+    for (Py_ssize_t L = wn; L >= 4; L--) {
+        Py_ssize_t r = q + L;
+        Py_ssize_t t = r;
+        while (t < eol && blank(s[t]))
+            t++;
+        if (t > r && match_tail(s, t, eol, m))
+            return 1;
+    }
+    return match_tail(s, q, eol, m);
+}
+
+/* `\[\d++\]` at p, then the rest; sets head1 */
+static int match_cpu(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch *m)
+{
+    if (p >= eol || s[p] != '[')
+        return 0;
+    Py_ssize_t q = p + 1;
+    while (q < eol && is_digit[s[q]])
+        q++;
+    if (q == p + 1 || q >= eol || s[q] != ']')
+        return 0;
+    m->head1 = q + 1;
+    return match_after_head(s, q + 1, eol, m);
+}
+
+/* `-\d++[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[\d++\]...` with s[h] == '-' */
+static int match_from_dash(const Py_UCS1 *s, Py_ssize_t h, Py_ssize_t eol, EventMatch *m)
+{
+    Py_ssize_t q = h + 1;
+    while (q < eol && is_digit[s[q]])
+        q++;
+    if (q == h + 1)
+        return 0;
+    Py_ssize_t r = q;
+    while (r < eol && blank(s[r]))
+        r++;
+    if (r == q)
+        return 0;
+    if (r < eol && s[r] == '(') {
+        Py_ssize_t t = r + 1;
+        while (t < eol && blank(s[t]))
+            t++;
+        Py_ssize_t d0 = t;
+        while (t < eol && (is_digit[s[t]] || s[t] == '-'))
+            t++;
+        if (t > d0 && t < eol && s[t] == ')') {
+            Py_ssize_t u = ++t;
+            while (u < eol && blank(s[u]))
+                u++;
+            if (u > t && match_cpu(s, u, eol, m))
+                return 1;
+        }
+    }
+    return match_cpu(s, r, eol, m);
+}
+
+/* The event alternative of text._CHUNK at j (after the leading blanks) on a line
+ * ending at eol (s[eol] == '\n'). */
+static int match_event(const Py_UCS1 *s, Py_ssize_t j, Py_ssize_t eol, EventMatch *m)
+{
+    for (Py_ssize_t h = j; h < eol; h++) {
+        if (s[h] == '-' && match_from_dash(s, h, eol, m)) {
+            m->head0 = j;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *str1(const Py_UCS1 *s, Py_ssize_t a, Py_ssize_t b)
+{
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, s + a, b - a);
+}
+
+/* ts = int(sec) * 10**9 + int((frac + "0" * 9)[:9]), as the reference computes it */
+static PyObject *text_ts(const Py_UCS1 *s, const EventMatch *m)
+{
+    Py_ssize_t fn = m->frac1 - m->frac0;
+    long long frac9 = 0;
+    for (Py_ssize_t i = 0; i < 9; i++)
+        frac9 = frac9 * 10 + (i < fn ? s[m->frac0 + i] - '0' : 0);
+    if (m->sec1 - m->sec0 <= 20) {
+        __int128 sec = 0;
+        for (Py_ssize_t i = m->sec0; i < m->sec1; i++)
+            sec = sec * 10 + (s[i] - '0');
+        return int128_to_py(sec * 1000000000 + frac9);
+    }
+    PyObject *secs = str1(s, m->sec0, m->sec1);
+    if (secs == NULL)
+        return NULL;
+    PyObject *v = PyLong_FromUnicodeObject(secs, 10);
+    Py_DECREF(secs);
+    if (v == NULL)
+        return NULL;
+    PyObject *g = PyLong_FromLong(1000000000), *f = PyLong_FromLongLong(frac9), *t = NULL;
+    PyObject *r = NULL;
+    if (g && f && (t = PyNumber_Multiply(v, g)) != NULL)
+        r = PyNumber_Add(t, f);
+    Py_XDECREF(g);
+    Py_XDECREF(f);
+    Py_XDECREF(t);
+    Py_DECREF(v);
+    return r;
+}
+
+/* dict lookup; on a miss call `fallback(*args)` (which caches what it returns) */
+static PyObject *cached(PyObject *cache, PyObject *key, PyObject *fallback, PyObject *args)
+{
+    PyObject *hit = PyDict_GetItemWithError(cache, key);
+    if (hit != NULL)
+        return Py_NewRef(hit);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyObject_CallObject(fallback, args);
+}
+
+/*
+ * scan_chunk(chunk, state, evs, held, latest, ctx) -> None, or NotImplemented when the
+ * chunk is not 1-byte text (the caller then runs the reference).
+ *
+ * state = [lineno, pending, extend] (updated in place);
+ * ctx = (heads, bodies, stacks, head_fn, body_fn, frames_fn, other_fn, problem_fn).
+ * Port of text.TextReader._scan_chunk_py.
+ */
+static PyObject *scan_chunk(PyObject *self, PyObject *args)
+{
+    PyObject *chunk, *state, *evs, *held, *latest, *ctx;
+    if (!PyArg_ParseTuple(args, "UO!O!O!O!O!", &chunk, &PyList_Type, &state, &PyList_Type, &evs,
+                          &PyDict_Type, &held, &PyDict_Type, &latest, &PyTuple_Type, &ctx))
+        return NULL;
+    if (!bound) {
+        PyErr_SetString(PyExc_RuntimeError, "_scan.bind() was not called");
+        return NULL;
+    }
+    if (PyUnicode_KIND(chunk) != PyUnicode_1BYTE_KIND)
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *heads, *bodies, *stacks, *head_fn, *body_fn, *frames_fn, *other_fn, *problem_fn;
+    if (PyList_GET_SIZE(state) != 3
+        || !PyArg_ParseTuple(ctx, "O!O!O!OOOOO", &PyDict_Type, &heads, &PyDict_Type, &bodies,
+                             &PyDict_Type, &stacks, &head_fn, &body_fn, &frames_fn, &other_fn,
+                             &problem_fn)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "state must be [lineno, pending, extend]");
+        return NULL;
+    }
+    long long lineno = PyLong_AsLongLong(PyList_GET_ITEM(state, 0));
+    if (lineno == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *pending = Py_NewRef(PyList_GET_ITEM(state, 1));
+    int extend = PyObject_IsTrue(PyList_GET_ITEM(state, 2));
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(chunk);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(chunk);
+    PyObject *res = NULL;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        const Py_UCS1 *nl = memchr(s + i, '\n', n - i);
+        if (nl == NULL)
+            break; /* no alternative of the regex matches without a newline */
+        Py_ssize_t eol = nl - s;
+        Py_ssize_t j = i;
+        while (j < eol && blank(s[j]))
+            j++;
+        if (eol - j >= 2 && s[j] == '=' && s[j + 1] == '>') {
+            /* a run of frame lines is one match */
+            Py_ssize_t end = eol + 1;
+            long long lines = 1;
+            while (end < n) {
+                Py_ssize_t k = end;
+                while (k < n && blank(s[k]))
+                    k++;
+                if (n - k < 2 || s[k] != '=' || s[k + 1] != '>')
+                    break;
+                const Py_UCS1 *nl2 = memchr(s + k, '\n', n - k);
+                if (nl2 == NULL)
+                    break;
+                end = nl2 - s + 1;
+                lines++;
+            }
+            lineno += lines;
+            if (pending == Py_None) {
+                PyObject *r = PyObject_CallFunction(problem_fn, "Ls", lineno,
+                                                    "stack frame without a <stack trace> line");
+                if (r == NULL)
+                    goto done;
+                Py_DECREF(r);
+            } else if (extend || SLOT(pending, off_stack) == Py_None) {
+                PyObject *raw = str1(s, j, end);
+                if (raw == NULL)
+                    goto done;
+                PyObject *a = PyTuple_Pack(1, raw);
+                PyObject *frames = a ? cached(stacks, raw, frames_fn, a) : NULL;
+                Py_XDECREF(a);
+                Py_DECREF(raw);
+                if (frames == NULL)
+                    goto done;
+                PyObject *old = SLOT(pending, off_stack);
+                if (extend && old != Py_None) {
+                    PyObject *joined = PySequence_Concat(old, frames);
+                    Py_DECREF(frames);
+                    if (joined == NULL)
+                        goto done;
+                    frames = joined;
+                }
+                Py_SETREF(SLOT(pending, off_stack), frames);
+            }
+            extend = pending != Py_None && end == n;
+            if (!extend)
+                Py_SETREF(pending, Py_NewRef(Py_None));
+            i = end;
+            continue;
+        }
+        extend = 0;
+        lineno++;
+        Py_SETREF(pending, Py_NewRef(Py_None));
+        EventMatch m;
+        if (!match_event(s, j, eol, &m)) {
+            PyObject *line = str1(s, i, eol + 1);
+            if (line == NULL)
+                goto done;
+            PyObject *r = PyObject_CallFunction(other_fn, "LN", lineno, line);
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+            i = eol + 1;
+            continue;
+        }
+        i = eol + 1;
+        PyObject *headtext = str1(s, m.head0, m.head1);
+        if (headtext == NULL)
+            goto done;
+        PyObject *a = PyTuple_Pack(1, headtext);
+        PyObject *head = a ? cached(heads, headtext, head_fn, a) : NULL;
+        Py_XDECREF(a);
+        Py_DECREF(headtext);
+        if (head == NULL)
+            goto done;
+        if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) != 3) {
+            Py_DECREF(head);
+            PyErr_SetString(PyExc_TypeError, "head must be (comm, pid, cpu)");
+            goto done;
+        }
+        PyObject *body = str1(s, m.body0, m.body1);
+        if (body == NULL) {
+            Py_DECREF(head);
+            goto done;
+        }
+        PyObject *hit = PyDict_GetItemWithError(bodies, body);
+        if (hit != NULL) {
+            Py_INCREF(hit);
+        } else if (!PyErr_Occurred()) {
+            hit = PyObject_CallFunction(body_fn, "OL", body, lineno);
+        }
+        Py_DECREF(body);
+        if (hit == NULL) {
+            Py_DECREF(head);
+            goto done;
+        }
+        PyObject *cpu = PyTuple_GET_ITEM(head, 2);
+        if (hit == Py_None) {
+            /* fields that do not parse: body_fn reported it */
+        } else if (hit == stack_marker) {
+            PyObject *p = PyDict_GetItemWithError(latest, cpu);
+            if (p == NULL && PyErr_Occurred()) {
+                Py_DECREF(hit);
+                Py_DECREF(head);
+                goto done;
+            }
+            Py_SETREF(pending, Py_NewRef(p ? p : Py_None));
+        } else if (PyTuple_CheckExact(hit) && PyTuple_GET_SIZE(hit) == 2) {
+            PyObject *ts = text_ts(s, &m);
+            PyObject *ev = ts ? new_event(ts, cpu, PyTuple_GET_ITEM(head, 1),
+                                          PyTuple_GET_ITEM(head, 0), PyTuple_GET_ITEM(hit, 0),
+                                          PyTuple_GET_ITEM(hit, 1)) : NULL;
+            PyObject *idx = ev ? PyLong_FromSsize_t(PyList_GET_SIZE(evs)) : NULL;
+            int rc = idx == NULL || PyDict_SetItem(held, cpu, idx) || PyDict_SetItem(latest, cpu, ev)
+                     || PyList_Append(evs, ev);
+            Py_XDECREF(idx);
+            Py_XDECREF(ev);
+            if (rc) {
+                Py_DECREF(hit);
+                Py_DECREF(head);
+                goto done;
+            }
+        } else {
+            Py_DECREF(hit);
+            Py_DECREF(head);
+            PyErr_SetString(PyExc_TypeError, "body must be (name, fields), _STACK or None");
+            goto done;
+        }
+        Py_DECREF(hit);
+        Py_DECREF(head);
+    }
+    res = Py_NewRef(Py_None);
+done:;
+    /* the state is written back even on an error, so a raised problem leaves it sane */
+    PyObject *ln = PyLong_FromLongLong(lineno);
+    if (ln != NULL) {
+        PyList_SetItem(state, 0, ln);
+        PyList_SetItem(state, 1, Py_NewRef(pending));
+        PyList_SetItem(state, 2, PyBool_FromLong(extend));
+    } else {
+        Py_CLEAR(res);
+    }
+    Py_DECREF(pending);
+    return res;
+}
+
+static PyMethodDef methods[] = {
+    {"bind", bind, METH_VARARGS, "bind(Event, word, space, digit, stack_marker)"},
+    {"walk_block", walk_block, METH_VARARGS, "ring-buffer pages -> Events (datpages)"},
+    {"scan_chunk", scan_chunk, METH_VARARGS, "text lines -> Events (text)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "crossmod.trace._scan",
+    "Compiled hot loops of crossmod.trace (pure-Python references in datpages/text).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&module); }
