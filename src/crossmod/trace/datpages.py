@@ -77,6 +77,7 @@ class PageDecoder:
         self.decoders = r.decoders()
         self._stacks: dict[bytes, tuple[str, ...]] = {}
         self._fields: dict[bytes, tuple[str, int, str, dict[str, object]]] = {}
+        self._memo = _scan.LineCache() if _scan is not None else None  # in front of _fields
         self.stack_id, self.stack_size_off, self.stack_caller_off = -1, 0, 0
         for fid, f in r.formats.items():
             if f.name == "kernel_stack" and f.system == "ftrace":
@@ -172,8 +173,8 @@ class PageDecoder:
         params = (r.page_size, self.ts_off, self.commit_off, self.commit_size, self.data_off,
                   r.e == ">", r.ts_offset, prev)
         if _scan is not None and _INT64_MIN <= r.ts_offset <= _INT64_MAX:
-            r.lost_events += _scan.walk_block(blob, cpu, params, self._fields, out, miss,
-                                              problem)
+            r.lost_events += _scan.walk_block(blob, cpu, params, self._fields, self._memo, out,
+                                              miss, problem)
         else:
             r.lost_events += self._walk_py(blob, cpu, params, out, miss, problem)
         return out

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 
 from crossmod.trace.events import SCHEMA, Event, TraceFormatError, frame_name, parse_cpulist
+from crossmod.trace.speedups import STACK as _STACK
+from crossmod.trace.speedups import scan as _scan
 
 MAX_PROBLEMS = 100
 _HOLD = 4096  # events held back at most while waiting for a possible stack
@@ -46,10 +48,8 @@ _CHUNK = re.compile(
     + r")|(?P<other>[^\n]*\n)"
 )
 _CHUNK_CHARS = 1 << 20
-_STACK = object()  # what a stack line's text maps to in the reader's text cache
 _EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
 _PARSED = frozenset(k for k, v in SCHEMA.items() if v) | {"print"}
-_SCALE = {9: 1, 6: 1000, 3: 1_000_000}
 _HEADER = re.compile(
     r"\s*(#|cpus=\d+|version = \d+|CPU \d+ is empty|CPU:\s*\d+ \[LOST|\[LOST|$)"
 )
@@ -148,6 +148,8 @@ class TextReader:
         self.hexmask = True
         # "name: fields" text of an event -> (name, fields), or _STACK for a stack line
         self._bodies: dict[str, tuple[str, dict[str, object]] | object] = {"": _STACK}
+        # the compiled scanner's memos in front of the header and body caches
+        self._memos = (_scan.LineCache(), _scan.LineCache()) if _scan is not None else ()
 
     @classmethod
     def from_path(cls, path: str, *, strict: bool = False) -> TextReader:
@@ -194,63 +196,24 @@ class TextReader:
         evs: list[Event] = []
         latest: dict[int, Event] = {}  # each CPU's latest event: a stack attaches to it
         held: dict[int, int] = {}  # CPU -> index in evs of its latest event, if held
-        lineno = 0  # line number of the current match
-        pending: Event | None = None  # the event a <stack trace> line just claimed
-        extend = False
+        # line number of the current match; the event a <stack trace> line just claimed;
+        # whether a stack cut by the chunk boundary continues in the next chunk
+        state: list[object] = [0, None, False]
         heads: dict[str, tuple[str, int, int]] = {}
-        bodies = self._bodies
-        scales = _SCALE
+
+        def head(text: str) -> tuple[str, int, int]:
+            m = _HEAD_PARTS.fullmatch(text)
+            hit = (m["comm"].strip(), int(m["pid"]), int(m["cpu"]))  # type: ignore[index]
+            if len(heads) < 1 << 16:
+                heads[text] = hit
+            return hit
+
+        ctx = (heads, self._bodies, self._stacks, head, self._body, self._frames, self._other,
+               self.problem, *self._memos)
         for chunk in self._chunks():
-            append = evs.append
-            # findall builds the group tuples in C; line numbers are counted alongside
-            for g in _CHUNK.findall(chunk):
-                frames = g[0]
-                if frames:
-                    lineno += frames.count("\n")
-                    if pending is None:
-                        self.problem(lineno, "stack frame without a <stack trace> line")
-                    elif extend:
-                        pending.stack = (pending.stack or ()) + self._frames(frames)
-                    elif pending.stack is None:
-                        pending.stack = self._frames(frames)
-                    # a stack cut by the chunk boundary continues in the next chunk
-                    extend = pending is not None and chunk.endswith(frames)
-                    if not extend:
-                        pending = None
-                    continue
-                extend = False
-                lineno += 1
-                pending = None
-                _f, headtext, sec, frac, body, other = g
-                if other:
-                    self._other(lineno, other)
-                    continue
-                head = heads.get(headtext)
-                if head is None:
-                    m = _HEAD_PARTS.fullmatch(headtext)
-                    head = (m["comm"].strip(), int(m["pid"]), int(m["cpu"]))  # type: ignore[index]
-                    if len(heads) < 1 << 16:
-                        heads[headtext] = head
-                # "name: fields" texts repeat (same callsites, callbacks, csd addresses):
-                # parse each distinct one once; events with the same text share the
-                # fields dict (readers' fields are read-only). A stack line has body ""
-                hit = bodies.get(body)
-                if hit is None:
-                    hit = self._body(body, lineno)
-                    if hit is None:
-                        continue
-                if hit is _STACK:
-                    pending = latest.get(head[2])
-                    continue
-                name, fields = hit
-                scale = scales.get(len(frac))
-                ts = (int(sec + frac) * scale if scale
-                      else int(sec) * 10**9 + int((frac + "0" * 9)[:9]))
-                cpu = head[2]
-                ev = Event(ts, cpu, head[1], head[0], name, fields)
-                held[cpu] = len(evs)
-                latest[cpu] = ev
-                append(ev)
+            if _scan is None or _scan.scan_chunk(chunk, state, evs, held, latest,
+                                                 ctx) is NotImplemented:
+                self._scan_chunk_py(chunk, state, evs, held, latest, ctx)
             cut = min(held.values(), default=len(evs))
             if len(evs) - cut > _HOLD:
                 cut = len(evs) - _HOLD
@@ -261,9 +224,66 @@ class TextReader:
                 yield evs[:cut]
                 evs = evs[cut:]
                 held = {c: i - cut for c, i in held.items() if i >= cut}
-        self.line_count = lineno
+        self.line_count = state[0]  # type: ignore[assignment]
         if evs:
             yield evs
+
+    @staticmethod
+    def _scan_chunk_py(chunk: str, state: list[object], evs: list[Event],
+                       held: dict[int, int], latest: dict[int, Event], ctx: tuple) -> None:
+        """Turn one chunk's lines into events appended to `evs` (the reference
+        `_scan.scan_chunk` is ported from; one long loop on purpose, it is the hot path).
+
+        What is already in the caches (`heads`, `bodies`, `stacks` in `ctx`) is used
+        directly; anything else goes to the reader's methods in `ctx`, which parse it,
+        cache it and report problems."""
+        heads, bodies, stacks, head_fn, body_fn, frames_fn, other_fn, problem = ctx[:8]
+        lineno, pending, extend = state
+        append = evs.append
+        try:
+            # findall builds the group tuples in C; line numbers are counted alongside
+            for g in _CHUNK.findall(chunk):
+                frames = g[0]
+                if frames:
+                    lineno += frames.count("\n")
+                    if pending is None:
+                        problem(lineno, "stack frame without a <stack trace> line")
+                    elif extend or pending.stack is None:
+                        got = stacks.get(frames) or frames_fn(frames)
+                        pending.stack = pending.stack + got if extend and pending.stack else got
+                    # a stack cut by the chunk boundary continues in the next chunk
+                    extend = pending is not None and chunk.endswith(frames)
+                    if not extend:
+                        pending = None
+                    continue
+                extend = False
+                lineno += 1
+                pending = None
+                _f, headtext, sec, frac, body, other = g
+                if other:
+                    other_fn(lineno, other)
+                    continue
+                hd = heads.get(headtext) or head_fn(headtext)
+                # "name: fields" texts repeat (same callsites, callbacks, csd addresses):
+                # each distinct one is parsed once; events with the same text share the
+                # fields dict (readers' fields are read-only). A stack line has body ""
+                hit = bodies.get(body)
+                if hit is None:
+                    hit = body_fn(body, lineno)
+                    if hit is None:
+                        continue
+                if hit is _STACK:
+                    pending = latest.get(hd[2])
+                    continue
+                name, fields = hit
+                ts = int(sec) * 1_000_000_000 + int((frac + "00000000")[:9])
+                cpu = hd[2]
+                ev = Event(ts, cpu, hd[1], hd[0], name, fields)
+                held[cpu] = len(evs)
+                latest[cpu] = ev
+                append(ev)
+        finally:
+            state[:] = [lineno, pending, extend]
 
     def _body(self, body: str, lineno: int) -> tuple[str, dict[str, object]] | object | None:
         """(name, fields) of an event's "name: fields" text, _STACK for a stack record,
@@ -303,6 +323,8 @@ class TextReader:
             self.hexmask = False  # trace-cmd report: cpumasks are lists from here on
             self._bodies.clear()
             self._bodies[""] = _STACK
+            for memo in self._memos:
+                memo.clear()
         if _HEADER.match(line):
             if "LOST" in line:
                 n = re.search(r"LOST (\d+)", line)
