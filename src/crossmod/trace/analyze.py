@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import Callable, Iterable
+from itertools import islice
 
 from crossmod.trace.causes import signature
 from crossmod.trace.events import Event, symbol_name
@@ -32,6 +33,32 @@ IPI_VECTORS = ("call_function_entry", "call_function_single_entry", "reschedule_
 _VECTOR_EXITS = {n.replace("_entry", "_exit"): n for n in (*IPI_VECTORS, "local_timer_entry")}
 _CPU_NAMES = {i: str(i) for i in range(256)}  # str(cpu) for the IPI keys, without a call
 _MAX_QUEUED = 256  # per (sender, callsite): csds queued without a send are piggybacks
+_VECTOR_LABEL = {n: n.removesuffix("_entry") + " (vector)" for n in _VECTOR_EXITS.values()}
+
+# What `Analysis._run` does with an event, by name (the order of the tests in the loop
+# follows how common the events are); events not listed are only counted.
+_USER, _KERNEL, _OTHER, _CSD_ENTRY, _CSD_EXIT, _VECTOR_ENTRY, _CSD_QUEUE, _VECTOR_EXIT, \
+    _IPI_SEND, _PRINT = range(10)
+_KIND = {
+    "user_enter": _USER, "user_exit": _KERNEL,
+    "csd_function_entry": _CSD_ENTRY, "csd_function_exit": _CSD_EXIT,
+    **{n: _VECTOR_ENTRY for n in (*IPI_VECTORS, "local_timer_entry")},
+    **{n: _VECTOR_EXIT for n in _VECTOR_EXITS},
+    "csd_queue_cpu": _CSD_QUEUE, "ipi_send_cpu": _IPI_SEND, "ipi_send_cpumask": _IPI_SEND,
+    "print": _PRINT,
+}
+
+
+def _signature_of(stack: tuple[str, ...] | None, _last: list[object] = [None, ""]) -> str:  # noqa: B006
+    """`causes.signature`, answered at once for the same stack object as last time (the
+    readers share one tuple per distinct stack; a tuple's hash is not cached)."""
+    if not stack:
+        return "(no stack)"
+    if stack is _last[0]:
+        return _last[1]  # type: ignore[return-value]
+    sig = signature(stack)
+    _last[0], _last[1] = stack, sig
+    return sig
 
 
 class Histogram:
@@ -81,20 +108,10 @@ class Analysis:
         self.first_ts: int | None = None
         self.last_ts = 0
         self._causes: dict[str, str] = {}
-        # a handler per event name; a str is the mode context tracking puts the CPU in
-        self._on: dict[str, Callable[[Event], None] | str] = {
-            "ipi_send_cpu": self._ipi_send, "ipi_send_cpumask": self._ipi_send,
-            "csd_queue_cpu": self._csd_queue, "csd_function_entry": self._csd_entry,
-            "csd_function_exit": self._csd_exit, "user_enter": "user",
-            "user_exit": "kernel", "print": self._print,
-        }
-        for name in (*IPI_VECTORS, "local_timer_entry"):
-            self._on[name] = self._vector_entry
-        for name in _VECTOR_EXITS:
-            self._on[name] = self._vector_exit
+        self._kind = dict(_KIND)  # grows: every name seen, the new ones as _OTHER
 
     def run(self, events: Iterable[Event]) -> Analysis:
-        """`feed` every event; the loop is `feed` inlined, the hot path of the command.
+        """`feed` every event in order (timestamp order, as the readers give them).
 
         `events` may offer ``batches()``, the same events as lists (the readers do):
         looping over lists is cheaper than resuming a generator per event. While it runs,
@@ -109,47 +126,163 @@ class Analysis:
         finally:
             gc.set_threshold(*threshold)
 
+    def feed(self, ev: Event) -> None:
+        """One event (`run` on a one-event list)."""
+        self._run((ev,))
+
     def _run(self, events: Iterable[Event]) -> Analysis:
+        """The per-event state machine: one long loop on purpose (the command's hot path;
+        in CPython a method call per event cost more than most handlers' work). Rare
+        events (phase markers, IPIs aimed at an isolated CPU) call out."""
         batches = getattr(events, "batches", None)
         source: Iterable[Iterable[Event]]
         if batches is not None:
             source = batches()
+        elif isinstance(events, (list, tuple)):
+            source = (events,)
         else:
             it = iter(events)
-            first = next(it, None)
-            if first is None:
-                return self
-            source = ((first,), it)
-            if self.first_ts is None:
-                self.first_ts = first.ts
-        on = self._on
+            source = iter(lambda: list(islice(it, 4096)), [])
+        kind = self._kind
         mode = self.mode
+        iso = self.iso
         counts = self._counts
-        get = counts.get
-        count = self._count
+        c = self._c
+        cget = c.get
+        phase = self.phase
+        queued = self.queued
+        open_csd = self.open_csd
+        open_vec = self.open_vec
+        handler = self.handler
+        ipis = self.ipis
+        ipis_get = ipis.get
+        hists = self.hist
+        sink = self.sink
+        cause_of = self._cause
+        signature_of = _signature_of
+        cpu_names = _CPU_NAMES
+        tracked = self.context_tracking
         ev = None
-        user_seen = False
         for batch in source:
             if self.first_ts is None and batch:
                 self.first_ts = batch[0].ts  # type: ignore[index]
             for ev in batch:
                 name = ev.name
+                cpu = ev.cpu
                 try:
-                    get(name)[ev.cpu] += 1  # type: ignore[index]
-                except (TypeError, IndexError):  # a new name, or a CPU past the list
-                    count(name, ev.cpu)
-                h = on.get(name)
-                if h is None:
+                    counts[name][cpu] += 1
+                except (KeyError, IndexError):  # a new name, or a CPU past the list
+                    self._count(name, cpu)  # (also makes `kind` know the name)
+                k = kind[name]
+                if k <= _KERNEL:  # user_enter / user_exit: the CPU's new mode
+                    mode[cpu] = "user" if k == _USER else "kernel"
+                    if not tracked:
+                        tracked = self.context_tracking = True
+                elif k == _OTHER:
                     continue
-                if h.__class__ is str:  # user_enter / user_exit: the CPU's new mode
-                    mode[ev.cpu] = h  # type: ignore[assignment]
-                    if not user_seen:
-                        user_seen = self.context_tracking = True
-                    continue
-                h(ev)  # type: ignore[operator]
-                if name == "print":  # a phase marker switches the counters
+                elif k == _CSD_ENTRY:
+                    if cpu in iso:
+                        func = ev.fields["func"]
+                        key = (cpu, "ran", func, phase)
+                        c[key] = cget(key, 0) + 1
+                        stack = open_csd.get(cpu)
+                        if stack is None:
+                            stack = open_csd[cpu] = []
+                        if len(stack) < 16:
+                            stack.append((func, ev.ts))
+                elif k == _CSD_EXIT:
+                    stack = open_csd.get(cpu)
+                    if stack and stack[-1][0] == ev.fields["func"]:
+                        func, start = stack.pop()
+                        ns = ev.ts - start
+                        h = handler.get((cpu, func))
+                        if h is None:
+                            h = handler[(cpu, func)] = [0, 0, 0]
+                        h[0] += 1
+                        h[1] += ns
+                        if ns > h[2]:
+                            h[2] = ns
+                        if sink:
+                            sink("slice", ev, {"name": func, "start": start})
+                elif k == _VECTOR_ENTRY:
+                    if cpu in iso:
+                        key = (cpu, "handled", name, phase)
+                        c[key] = cget(key, 0) + 1
+                        open_vec[cpu] = (name, ev.ts)
+                        if sink:
+                            sink("recv", ev, {})
+                elif k == _CSD_QUEUE:
+                    f = ev.fields
+                    target = f["cpu"]
+                    if target in iso:
+                        func = f["func"]
+                        key = (target, "queued", func, phase)
+                        c[key] = cget(key, 0) + 1
+                        qkey = (cpu, f["callsite"])
+                        batch_q = queued.get(qkey)
+                        if batch_q is None:
+                            batch_q = queued[qkey] = {}
+                        items = batch_q.get(target)
+                        if items is None:
+                            items = batch_q[target] = []
+                        if len(items) < _MAX_QUEUED:
+                            items.append((func, mode.get(target, "unknown"),
+                                          signature_of(ev.stack)))
+                elif k == _VECTOR_EXIT:
+                    entry = open_vec.pop(cpu, None)
+                    if entry and entry[0] == _VECTOR_EXITS[name]:
+                        what = _VECTOR_LABEL[entry[0]]
+                        ns = ev.ts - entry[1]
+                        h = handler.get((cpu, what))
+                        if h is None:
+                            h = handler[(cpu, what)] = [0, 0, 0]
+                        h[0] += 1
+                        h[1] += ns
+                        if ns > h[2]:
+                            h[2] = ns
+                        if sink:
+                            sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
+                elif k == _IPI_SEND:
+                    # an IPI: which of the csds queued by this sender at this callsite it
+                    # carries to each isolated target, counted under everything the
+                    # report breaks it down by
+                    f = ev.fields
+                    callsite = f["callsite"]
+                    batch_q = queued.pop((cpu, callsite), None)
+                    ts = ev.ts
+                    for t in (f["cpu"],) if "cpu" in f else f["cpumask"]:
+                        if t not in iso:
+                            continue
+                        items = batch_q.get(t) if batch_q else None
+                        if items:
+                            if len(items) == 1:
+                                cause, tmode, sig = items[0]
+                            else:
+                                cause = "+".join(sorted({i[0] for i in items}))
+                                tmode, sig = items[0][1], items[0][2]
+                        else:
+                            cause = cause_of(f["callback"])
+                            tmode, sig = mode.get(t, "unknown"), "(no stack)"
+                        if ev.stack:
+                            sig = signature_of(ev.stack)
+                        key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
+                               sig, tmode, phase)
+                        ipis[key] = ipis_get(key, 0) + 1
+                        hist = hists.get((t, cause))
+                        if hist is None:
+                            hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
+                        i = (ts - hist.origin) // hist.width
+                        bins = hist.bins
+                        if 0 <= i < len(bins):
+                            bins[i] += 1
+                        else:
+                            hist.add(ts)
+                        if sink:
+                            sink("send", ev, {"target": t, "cause": cause})
+                else:  # a print: a phase marker switches the counters
+                    self._print(ev)
                     counts = self._counts
-                    get = counts.get
+                    phase = self.phase
         if ev is not None:
             self.last_ts = ev.ts
         return self
@@ -167,18 +300,7 @@ class Analysis:
         if cpu >= len(per_cpu):
             per_cpu.extend([0] * (cpu + 1 - len(per_cpu)))
         per_cpu[cpu] += 1
-
-    def feed(self, ev: Event) -> None:
-        if self.first_ts is None:
-            self.first_ts = ev.ts
-        self.last_ts = ev.ts
-        self._count(ev.name, ev.cpu)
-        h = self._on.get(ev.name)
-        if h.__class__ is str:
-            self.context_tracking = True
-            self.mode[ev.cpu] = h  # type: ignore[assignment]
-        elif h is not None:
-            h(ev)  # type: ignore[operator]
+        self._kind.setdefault(name, _OTHER)
 
     # -- phases and modes ---------------------------------------------------------------
     def _print(self, ev: Event) -> None:
@@ -197,35 +319,6 @@ class Analysis:
         self._counts = self._by_phase.setdefault(name, {})
 
     # -- sender side --------------------------------------------------------------------
-    def _csd_queue(self, ev: Event) -> None:
-        f = ev.fields
-        target = f["cpu"]
-        if target not in self.iso:
-            return
-        func = str(f["func"])
-        self._c[(target, "queued", func, self.phase)] += 1
-        key = (ev.cpu, str(f["callsite"]))
-        batch = self.queued.get(key)
-        if batch is None:
-            batch = self.queued[key] = {}
-        items = batch.get(target)  # type: ignore[call-overload]
-        if items is None:
-            items = batch[target] = []  # type: ignore[index]
-        if len(items) < _MAX_QUEUED:
-            stack = ev.stack
-            items.append((func, self.mode.get(target, "unknown"),
-                          signature(stack) if stack else "(no stack)"))
-
-    def _ipi_send(self, ev: Event) -> None:
-        f = ev.fields
-        targets = (f["cpu"],) if "cpu" in f else f["cpumask"]
-        callsite = str(f["callsite"])
-        batch = self.queued.pop((ev.cpu, callsite), None)
-        iso = self.iso
-        for t in targets:  # type: ignore[union-attr]
-            if t in iso:
-                self._count_ipi(ev, t, batch.get(t) if batch else None, callsite)
-
     def _cause(self, callback: str) -> str:
         """The cause of an IPI no traced csd explains, from its callback (memoised)."""
         cause = self._causes.get(callback)
@@ -236,37 +329,6 @@ class Analysis:
             if len(self._causes) < 4096:
                 self._causes[callback] = cause
         return cause
-
-    def _count_ipi(self, ev: Event, target: int, items: list[tuple[str, str, str]] | None,
-                   callsite: str) -> None:
-        if items:
-            if len(items) == 1:
-                cause, mode, sig = items[0]
-            else:
-                cause = "+".join(sorted({i[0] for i in items}))
-                mode, sig = items[0][1], items[0][2]
-        else:
-            cause = self._cause(str(ev.fields["callback"]))
-            mode, sig = self.mode.get(target, "unknown"), "(no stack)"
-        stack = ev.stack
-        if stack:
-            sig = signature(stack)
-        ts = ev.ts
-        key = (target, cause, callsite, ev.comm, _CPU_NAMES.get(ev.cpu) or str(ev.cpu), sig,
-               mode, self.phase)
-        ipis = self.ipis
-        ipis[key] = ipis.get(key, 0) + 1
-        hist = self.hist.get((target, cause))
-        if hist is None:
-            hist = self.hist[(target, cause)] = Histogram(self.first_ts or ts)
-        i = (ts - hist.origin) // hist.width
-        bins = hist.bins
-        if 0 <= i < len(bins):
-            bins[i] += 1
-        else:
-            hist.add(ts)
-        if self.sink:
-            self.sink("send", ev, {"target": target, "cause": cause})
 
     @property
     def c(self) -> Counter[tuple[int, str, str, str]]:
@@ -298,47 +360,3 @@ class Analysis:
             # decided by the report: removable if the trace has no context tracking at
             # all (the what-if then assumes userspace), kept if it has but not yet here
             c[(target, "mode_unknown", cause, p)] += n
-
-    # -- receiver side ------------------------------------------------------------------
-    def _vector_entry(self, ev: Event) -> None:
-        if ev.cpu not in self.iso:
-            return
-        self._c[(ev.cpu, "handled", ev.name, self.phase)] += 1
-        self.open_vec[ev.cpu] = (ev.name, ev.ts)
-        if self.sink:
-            self.sink("recv", ev, {})
-
-    def _vector_exit(self, ev: Event) -> None:
-        entry = self.open_vec.pop(ev.cpu, None)
-        if entry and entry[0] == _VECTOR_EXITS[ev.name]:
-            self._time(ev.cpu, entry[0].removesuffix("_entry") + " (vector)", ev.ts - entry[1])
-            if self.sink:
-                self.sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
-
-    def _csd_entry(self, ev: Event) -> None:
-        if ev.cpu not in self.iso:
-            return
-        func = str(ev.fields["func"])
-        self._c[(ev.cpu, "ran", func, self.phase)] += 1
-        stack = self.open_csd.get(ev.cpu)
-        if stack is None:
-            stack = self.open_csd[ev.cpu] = []
-        if len(stack) < 16:
-            stack.append((func, ev.ts))
-
-    def _csd_exit(self, ev: Event) -> None:
-        stack = self.open_csd.get(ev.cpu)
-        if stack and stack[-1][0] == ev.fields["func"]:
-            func, start = stack.pop()
-            self._time(ev.cpu, func, ev.ts - start)
-            if self.sink:
-                self.sink("slice", ev, {"name": func, "start": start})
-
-    def _time(self, cpu: int, what: str, ns: int) -> None:
-        h = self.handler.get((cpu, what))
-        if h is None:
-            h = self.handler[(cpu, what)] = [0, 0, 0]
-        h[0] += 1
-        h[1] += ns
-        if ns > h[2]:
-            h[2] = ns
