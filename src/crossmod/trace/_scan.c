@@ -7,6 +7,7 @@
  *
  *   walk_block  <- datpages.PageDecoder._walk_py   (ring-buffer pages -> Events)
  *   scan_chunk  <- text.TextReader._scan_chunk_py  (text lines -> Events)
+ *   count_upto  <- analyze._count_upto_py          (events per name and CPU)
  *
  * Only the common path is here: a record or line whose decoded form is already in the
  * reader's caches becomes an Event without running any Python. Everything else (the
@@ -884,10 +885,91 @@ done:;
     return res;
 }
 
+
+/* ------------------------------------- analysis ------------------------------------- */
+
+/*
+ * count_upto(batch, start, counts, kind, other) -> end
+ *
+ * Count batch[start:end] into `counts` (event name -> list of counts indexed by CPU, the
+ * current phase's), where end is one past the first "print" event from `start` (a phase
+ * marker: the events after it count in the next phase) or len(batch). A name not yet in
+ * `kind` is added there as `other`. Port of analyze._count_upto_py.
+ */
+static PyObject *count_upto(PyObject *self, PyObject *args)
+{
+    PyObject *batch, *counts, *kind, *other;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!nO!O!O", &PyList_Type, &batch, &start, &PyDict_Type, &counts,
+                          &PyDict_Type, &kind, &other))
+        return NULL;
+    if (!bound) {
+        PyErr_SetString(PyExc_RuntimeError, "_scan.bind() was not called");
+        return NULL;
+    }
+    static PyObject *print = NULL, *zero = NULL;
+    if (print == NULL && (print = PyUnicode_InternFromString("print")) == NULL)
+        return NULL;
+    if (zero == NULL && (zero = PyLong_FromLong(0)) == NULL)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    for (Py_ssize_t i = start < 0 ? 0 : start; i < n; i++) {
+        PyObject *ev = PyList_GET_ITEM(batch, i);
+        if (Py_TYPE(ev) != event_type) {
+            PyErr_SetString(PyExc_TypeError, "count_upto: not an Event");
+            return NULL;
+        }
+        PyObject *name = SLOT(ev, off_name), *cpuo = SLOT(ev, off_cpu);
+        if (name == NULL || cpuo == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "count_upto: Event without name or cpu");
+            return NULL;
+        }
+        Py_ssize_t cpu = PyLong_AsSsize_t(cpuo);
+        if (cpu == -1 && PyErr_Occurred())
+            return NULL;
+        if (cpu < 0)
+            return PyErr_Format(PyExc_ValueError, "%S: CPU %zd is not a CPU number", name, cpu);
+        PyObject *per = PyDict_GetItemWithError(counts, name);
+        if (per == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            per = PyList_New(0);
+            if (per == NULL || PyDict_SetItem(counts, name, per)) {
+                Py_XDECREF(per);
+                return NULL;
+            }
+            Py_DECREF(per); /* the dict holds it */
+            if (PyDict_SetDefault(kind, name, other) == NULL)
+                return NULL;
+        }
+        if (!PyList_CheckExact(per))
+            return PyErr_Format(PyExc_TypeError, "counts[%R] is not a list", name);
+        while (PyList_GET_SIZE(per) <= cpu) {
+            if (PyList_Append(per, zero))
+                return NULL;
+        }
+        PyObject *old = PyList_GET_ITEM(per, cpu);
+        long v = PyLong_AsLong(old);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        PyObject *nv = PyLong_FromLong(v + 1);
+        if (nv == NULL)
+            return NULL;
+        PyList_SET_ITEM(per, cpu, nv);
+        Py_DECREF(old);
+        if (name == print || PyUnicode_Compare(name, print) == 0)
+            return PyLong_FromSsize_t(i + 1);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef methods[] = {
     {"bind", bind, METH_VARARGS, "bind(Event, word, space, digit, stack_marker)"},
     {"walk_block", walk_block, METH_VARARGS, "ring-buffer pages -> Events (datpages)"},
     {"scan_chunk", scan_chunk, METH_VARARGS, "text lines -> Events (text)"},
+    {"count_upto", count_upto, METH_VARARGS, "events per name and CPU (analyze)"},
     {NULL, NULL, 0, NULL},
 };
 

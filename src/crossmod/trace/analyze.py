@@ -24,6 +24,7 @@ from itertools import islice
 
 from crossmod.trace.causes import signature
 from crossmod.trace.events import Event, symbol_name
+from crossmod.trace.speedups import scan as _scan
 from crossmod.trace.whatif import Classifier
 
 OUTSIDE = "(no phase)"
@@ -47,6 +48,28 @@ _KIND = {
     "csd_queue_cpu": _CSD_QUEUE, "ipi_send_cpu": _IPI_SEND, "ipi_send_cpumask": _IPI_SEND,
     "print": _PRINT,
 }
+
+
+def _count_upto_py(batch: list[Event], start: int, counts: dict[str, list[int]],
+                   kind: dict[str, int], other: int) -> int:
+    """Count batch[start:end] into `counts` (name -> counts by CPU), `end` being one past
+    the first ``print`` (a phase marker) or the end; new names go into `kind` as `other`
+    (the reference `_scan.count_upto` is ported from)."""
+    for i in range(start, len(batch)):
+        ev = batch[i]
+        name, cpu = ev.name, ev.cpu
+        if cpu < 0:
+            raise ValueError(f"{name}: CPU {cpu} is not a CPU number")
+        per_cpu = counts.get(name)
+        if per_cpu is None:
+            per_cpu = counts[name] = []
+            kind.setdefault(name, other)
+        if cpu >= len(per_cpu):
+            per_cpu.extend([0] * (cpu + 1 - len(per_cpu)))
+        per_cpu[cpu] += 1
+        if name == "print":
+            return i + 1
+    return len(batch)
 
 
 def _signature_of(stack: tuple[str, ...] | None, _last: list[object] = [None, ""]) -> str:  # noqa: B006
@@ -163,126 +186,135 @@ class Analysis:
         cpu_names = _CPU_NAMES
         tracked = self.context_tracking
         ev = None
+        count_upto = _scan.count_upto if _scan is not None else _count_upto_py
         for batch in source:
-            if self.first_ts is None and batch:
+            if not batch:
+                continue
+            if self.first_ts is None:
                 self.first_ts = batch[0].ts  # type: ignore[index]
-            for ev in batch:
-                name = ev.name
-                cpu = ev.cpu
-                try:
-                    counts[name][cpu] += 1
-                except (KeyError, IndexError):  # a new name, or a CPU past the list
-                    self._count(name, cpu)  # (also makes `kind` know the name)
-                k = kind[name]
-                if k <= _KERNEL:  # user_enter / user_exit: the CPU's new mode
-                    mode[cpu] = "user" if k == _USER else "kernel"
-                    if not tracked:
-                        tracked = self.context_tracking = True
-                elif k == _OTHER:
-                    continue
-                elif k == _CSD_ENTRY:
-                    if cpu in iso:
-                        func = ev.fields["func"]
-                        key = (cpu, "ran", func, phase)
-                        c[key] = cget(key, 0) + 1
+            if batch.__class__ is not list:
+                batch = list(batch)
+            # every event is counted (by name and CPU, in the current phase) a run at a
+            # time, in C when it is built: a run ends after a phase marker
+            n = len(batch)
+            done = 0
+            while done < n:
+                upto = count_upto(batch, done, counts, kind, _OTHER)
+                run = batch if done == 0 and upto == n else batch[done:upto]
+                done = upto
+                for ev in run:
+                    name = ev.name
+                    cpu = ev.cpu
+                    k = kind[name]
+                    if k <= _KERNEL:  # user_enter / user_exit: the CPU's new mode
+                        mode[cpu] = "user" if k == _USER else "kernel"
+                        if not tracked:
+                            tracked = self.context_tracking = True
+                    elif k == _OTHER:
+                        continue
+                    elif k == _CSD_ENTRY:
+                        if cpu in iso:
+                            func = ev.fields["func"]
+                            key = (cpu, "ran", func, phase)
+                            c[key] = cget(key, 0) + 1
+                            stack = open_csd.get(cpu)
+                            if stack is None:
+                                stack = open_csd[cpu] = []
+                            if len(stack) < 16:
+                                stack.append((func, ev.ts))
+                    elif k == _CSD_EXIT:
                         stack = open_csd.get(cpu)
-                        if stack is None:
-                            stack = open_csd[cpu] = []
-                        if len(stack) < 16:
-                            stack.append((func, ev.ts))
-                elif k == _CSD_EXIT:
-                    stack = open_csd.get(cpu)
-                    if stack and stack[-1][0] == ev.fields["func"]:
-                        func, start = stack.pop()
-                        ns = ev.ts - start
-                        h = handler.get((cpu, func))
-                        if h is None:
-                            h = handler[(cpu, func)] = [0, 0, 0]
-                        h[0] += 1
-                        h[1] += ns
-                        if ns > h[2]:
-                            h[2] = ns
-                        if sink:
-                            sink("slice", ev, {"name": func, "start": start})
-                elif k == _VECTOR_ENTRY:
-                    if cpu in iso:
-                        key = (cpu, "handled", name, phase)
-                        c[key] = cget(key, 0) + 1
-                        open_vec[cpu] = (name, ev.ts)
-                        if sink:
-                            sink("recv", ev, {})
-                elif k == _CSD_QUEUE:
-                    f = ev.fields
-                    target = f["cpu"]
-                    if target in iso:
-                        func = f["func"]
-                        key = (target, "queued", func, phase)
-                        c[key] = cget(key, 0) + 1
-                        qkey = (cpu, f["callsite"])
-                        batch_q = queued.get(qkey)
-                        if batch_q is None:
-                            batch_q = queued[qkey] = {}
-                        items = batch_q.get(target)
-                        if items is None:
-                            items = batch_q[target] = []
-                        if len(items) < _MAX_QUEUED:
-                            items.append((func, mode.get(target, "unknown"),
-                                          signature_of(ev.stack)))
-                elif k == _VECTOR_EXIT:
-                    entry = open_vec.pop(cpu, None)
-                    if entry and entry[0] == _VECTOR_EXITS[name]:
-                        what = _VECTOR_LABEL[entry[0]]
-                        ns = ev.ts - entry[1]
-                        h = handler.get((cpu, what))
-                        if h is None:
-                            h = handler[(cpu, what)] = [0, 0, 0]
-                        h[0] += 1
-                        h[1] += ns
-                        if ns > h[2]:
-                            h[2] = ns
-                        if sink:
-                            sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
-                elif k == _IPI_SEND:
-                    # an IPI: which of the csds queued by this sender at this callsite it
-                    # carries to each isolated target, counted under everything the
-                    # report breaks it down by
-                    f = ev.fields
-                    callsite = f["callsite"]
-                    batch_q = queued.pop((cpu, callsite), None)
-                    ts = ev.ts
-                    for t in (f["cpu"],) if "cpu" in f else f["cpumask"]:
-                        if t not in iso:
-                            continue
-                        items = batch_q.get(t) if batch_q else None
-                        if items:
-                            if len(items) == 1:
-                                cause, tmode, sig = items[0]
+                        if stack and stack[-1][0] == ev.fields["func"]:
+                            func, start = stack.pop()
+                            ns = ev.ts - start
+                            h = handler.get((cpu, func))
+                            if h is None:
+                                h = handler[(cpu, func)] = [0, 0, 0]
+                            h[0] += 1
+                            h[1] += ns
+                            if ns > h[2]:
+                                h[2] = ns
+                            if sink:
+                                sink("slice", ev, {"name": func, "start": start})
+                    elif k == _VECTOR_ENTRY:
+                        if cpu in iso:
+                            key = (cpu, "handled", name, phase)
+                            c[key] = cget(key, 0) + 1
+                            open_vec[cpu] = (name, ev.ts)
+                            if sink:
+                                sink("recv", ev, {})
+                    elif k == _CSD_QUEUE:
+                        f = ev.fields
+                        target = f["cpu"]
+                        if target in iso:
+                            func = f["func"]
+                            key = (target, "queued", func, phase)
+                            c[key] = cget(key, 0) + 1
+                            qkey = (cpu, f["callsite"])
+                            batch_q = queued.get(qkey)
+                            if batch_q is None:
+                                batch_q = queued[qkey] = {}
+                            items = batch_q.get(target)
+                            if items is None:
+                                items = batch_q[target] = []
+                            if len(items) < _MAX_QUEUED:
+                                items.append((func, mode.get(target, "unknown"),
+                                              signature_of(ev.stack)))
+                    elif k == _VECTOR_EXIT:
+                        entry = open_vec.pop(cpu, None)
+                        if entry and entry[0] == _VECTOR_EXITS[name]:
+                            what = _VECTOR_LABEL[entry[0]]
+                            ns = ev.ts - entry[1]
+                            h = handler.get((cpu, what))
+                            if h is None:
+                                h = handler[(cpu, what)] = [0, 0, 0]
+                            h[0] += 1
+                            h[1] += ns
+                            if ns > h[2]:
+                                h[2] = ns
+                            if sink:
+                                sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
+                    elif k == _IPI_SEND:
+                        # an IPI: which of the csds queued by this sender at this callsite it
+                        # carries to each isolated target, counted under everything the
+                        # report breaks it down by
+                        f = ev.fields
+                        callsite = f["callsite"]
+                        batch_q = queued.pop((cpu, callsite), None)
+                        ts = ev.ts
+                        for t in (f["cpu"],) if "cpu" in f else f["cpumask"]:
+                            if t not in iso:
+                                continue
+                            items = batch_q.get(t) if batch_q else None
+                            if items:
+                                if len(items) == 1:
+                                    cause, tmode, sig = items[0]
+                                else:
+                                    cause = "+".join(sorted({i[0] for i in items}))
+                                    tmode, sig = items[0][1], items[0][2]
                             else:
-                                cause = "+".join(sorted({i[0] for i in items}))
-                                tmode, sig = items[0][1], items[0][2]
-                        else:
-                            cause = cause_of(f["callback"])
-                            tmode, sig = mode.get(t, "unknown"), "(no stack)"
-                        if ev.stack:
-                            sig = signature_of(ev.stack)
-                        key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
-                               sig, tmode, phase)
-                        ipis[key] = ipis_get(key, 0) + 1
-                        hist = hists.get((t, cause))
-                        if hist is None:
-                            hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
-                        i = (ts - hist.origin) // hist.width
-                        bins = hist.bins
-                        if 0 <= i < len(bins):
-                            bins[i] += 1
-                        else:
-                            hist.add(ts)
-                        if sink:
-                            sink("send", ev, {"target": t, "cause": cause})
-                else:  # a print: a phase marker switches the counters
-                    self._print(ev)
-                    counts = self._counts
-                    phase = self.phase
+                                cause = cause_of(f["callback"])
+                                tmode, sig = mode.get(t, "unknown"), "(no stack)"
+                            if ev.stack:
+                                sig = signature_of(ev.stack)
+                            key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
+                                   sig, tmode, phase)
+                            ipis[key] = ipis_get(key, 0) + 1
+                            hist = hists.get((t, cause))
+                            if hist is None:
+                                hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
+                            i = (ts - hist.origin) // hist.width
+                            bins = hist.bins
+                            if 0 <= i < len(bins):
+                                bins[i] += 1
+                            else:
+                                hist.add(ts)
+                            if sink:
+                                sink("send", ev, {"target": t, "cause": cause})
+                    else:  # a print: a phase marker switches the counters
+                        self._print(ev)
+                        counts = self._counts
+                        phase = self.phase
         if ev is not None:
             self.last_ts = ev.ts
         return self
@@ -292,15 +324,6 @@ class Analysis:
         """Events seen, by (name, cpu, phase)."""
         return Counter({(name, cpu, p): n for p, d in self._by_phase.items()
                         for name, per_cpu in d.items() for cpu, n in enumerate(per_cpu) if n})
-
-    def _count(self, name: str, cpu: int) -> None:
-        per_cpu = self._counts.setdefault(name, [])
-        if cpu < 0:
-            raise ValueError(f"{name}: CPU {cpu} is not a CPU number")
-        if cpu >= len(per_cpu):
-            per_cpu.extend([0] * (cpu + 1 - len(per_cpu)))
-        per_cpu[cpu] += 1
-        self._kind.setdefault(name, _OTHER)
 
     # -- phases and modes ---------------------------------------------------------------
     def _print(self, ev: Event) -> None:
