@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 import click
 
 from crossmod.trace import render, report
 from crossmod.trace.analyze import Analysis
-from crossmod.trace.events import TraceFormatError, format_cpulist, parse_cpulist
+from crossmod.trace.events import Event, TraceFormatError, format_cpulist, parse_cpulist
 from crossmod.trace.perfetto import PerfettoWriter
 from crossmod.trace.source import Reader, merged, open_trace
+from crossmod.trace.speedups import backend
 from crossmod.trace.whatif import Classifier
 
 _MAX_WARNINGS = 10
@@ -95,7 +99,9 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
             sources.append({"path": path, "format": kind})
         sink = _perfetto(perfetto)
         try:
-            analysis = Analysis(isolated, cls, sink=sink).run(merged(readers))
+            events = _Progress(merged(readers), sys.stderr.isatty())
+            analysis = Analysis(isolated, cls, sink=sink).run(events)
+            events.done()
         finally:
             if sink:
                 sink.close()  # a valid JSON document even when the input broke off
@@ -104,6 +110,7 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
         _fail(err)
     _warn(readers)
     rep = report.build(analysis, sources=sources, top=top, by_phase=by_phase)
+    rep["scanner"] = backend()
     rep["problems"] = [str(p) for r in readers for p in r.problems]
     rep["problem_count"] = sum(r.problem_count for r in readers)
     rep["lost_events"] = sum(r.lost_events for r in readers)
@@ -119,6 +126,41 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
         click.echo(f"error: {e}", err=True)
     if errors:
         sys.exit(2)
+
+
+class _Progress:
+    """The events, in lists, with a progress line on stderr about once a second when
+    stderr is a terminal (a 1 GB trace takes some seconds)."""
+
+    def __init__(self, events: Iterable[Event], show: bool) -> None:
+        self.events, self.show = events, show
+        self.shown = False
+
+    def batches(self) -> Iterator[list[Event]]:
+        inner = getattr(self.events, "batches", None)
+        if inner is not None:
+            source = inner()
+        else:
+            it = iter(self.events)
+            source = iter(lambda: list(islice(it, 4096)), [])
+        if not self.show:
+            yield from source
+            return
+        n, t0 = 0, time.monotonic()
+        due = t0 + 1.0
+        for batch in source:
+            yield batch
+            n += len(batch)
+            now = time.monotonic()
+            if now >= due and batch:
+                due = now + 1.0
+                click.echo(f"\rread {n:,} events, up to {batch[-1].ts / 1e9:,.1f} s of trace "
+                           f"time, in {now - t0:.0f} s", err=True, nl=False)
+                self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
 
 
 def _perfetto(path: str | None) -> PerfettoWriter | None:
