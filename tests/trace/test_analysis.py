@@ -198,3 +198,35 @@ def test_run_reads_batches_and_plain_iterables_alike() -> None:
     assert results[0].events[("sched_waking", 0, "p1")] == 1
     assert results[0].events[("user_exit", 3, OUTSIDE)] == 1
     assert sum(n for (_t, table, _k, _p), n in results[0].c.items() if table == "ipi") == 2
+
+
+def test_compiled_counting_equals_the_reference(dat_events: list[Event],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Analysis` counts events with `_scan.count_upto` when it is built and with
+    `_count_upto_py` otherwise: on the shared recording (in batches cut at odd places, so
+    phase markers fall inside and at the edges of batches) both give the same report."""
+    import crossmod.trace.analyze as analyze
+
+    class Batched:
+        def __init__(self, sizes: tuple[int, ...]) -> None:
+            self.sizes = sizes
+
+        def batches(self):  # type: ignore[no-untyped-def]
+            i, k = 0, 0
+            while i < len(dat_events):
+                n = self.sizes[k % len(self.sizes)]
+                yield dat_events[i : i + n]
+                i, k = i + n, k + 1
+
+    def run(sizes: tuple[int, ...]) -> dict:
+        a = Analysis((2, 3)).run(Batched(sizes))  # type: ignore[arg-type]
+        return report.build(a, sources=[], by_phase=True) | {"events": a.events}
+
+    if analyze._scan is None:
+        pytest.skip("compiled scanner not built")
+    compiled = [run(s) for s in ((4096,), (1, 7, 1000), (len(dat_events),))]
+    monkeypatch.setattr(analyze, "_scan", None)
+    pure = run((3, 4096, 1))
+    assert all(c == pure for c in compiled)
+    assert sum(pure["events"].values()) == len(dat_events)
+    assert len({p for (_n, _c, p) in pure["events"]}) > 3  # the phases are in play
