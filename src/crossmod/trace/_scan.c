@@ -682,15 +682,31 @@ static PyObject *cached(PyObject *cache, PyObject *key, PyObject *fallback, PyOb
 static PyObject *scan_chunk(PyObject *self, PyObject *args)
 {
     PyObject *chunk, *state, *evs, *held, *latest, *ctx;
-    if (!PyArg_ParseTuple(args, "UO!O!O!O!O!", &chunk, &PyList_Type, &state, &PyList_Type, &evs,
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!O!", &chunk, &PyList_Type, &state, &PyList_Type, &evs,
                           &PyDict_Type, &held, &PyDict_Type, &latest, &PyTuple_Type, &ctx))
         return NULL;
     if (!bound) {
         PyErr_SetString(PyExc_RuntimeError, "_scan.bind() was not called");
         return NULL;
     }
-    if (PyUnicode_KIND(chunk) != PyUnicode_1BYTE_KIND)
-        Py_RETURN_NOTIMPLEMENTED;
+    const Py_UCS1 *s;
+    Py_ssize_t n;
+    if (PyBytes_Check(chunk)) {
+        /* ASCII text as read from the file, not decoded: the caller checked it is ASCII
+         * without CR, where bytes and their str are the same characters */
+        s = (const Py_UCS1 *)PyBytes_AS_STRING(chunk);
+        n = PyBytes_GET_SIZE(chunk);
+    } else if (PyUnicode_Check(chunk)) {
+        if (PyUnicode_READY(chunk) < 0)
+            return NULL;
+        if (PyUnicode_KIND(chunk) != PyUnicode_1BYTE_KIND)
+            Py_RETURN_NOTIMPLEMENTED;
+        s = PyUnicode_1BYTE_DATA(chunk);
+        n = PyUnicode_GET_LENGTH(chunk);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "scan_chunk: chunk must be str or ASCII bytes");
+        return NULL;
+    }
     PyObject *heads, *bodies, *stacks, *head_fn, *body_fn, *frames_fn, *other_fn, *problem_fn;
     LineCache *head_memo, *body_memo;
     if (PyList_GET_SIZE(state) != 3
@@ -707,8 +723,6 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
         return NULL;
     PyObject *pending = Py_NewRef(PyList_GET_ITEM(state, 1));
     int extend = PyObject_IsTrue(PyList_GET_ITEM(state, 2));
-    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(chunk);
-    const Py_ssize_t n = PyUnicode_GET_LENGTH(chunk);
     PyObject *res = NULL;
     Py_ssize_t i = 0;
     while (i < n) {

@@ -68,7 +68,7 @@ def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
     stream, comp = _decompressed(raw, head)
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
     peek = _peek_kind(path, comp)
-    return TextReader(_CheckedText(text, path), path, strict=strict), f"{comp}{peek}"
+    return TextReader(_CheckedText(text, path, stream), path, strict=strict), f"{comp}{peek}"
 
 
 def _peek_kind(path: str, comp: str) -> str:
@@ -94,11 +94,18 @@ class _CheckedText:
 
     _ERRORS = (EOFError, lzma.LZMAError, OSError, ValueError)
 
-    def __init__(self, text: io.TextIOWrapper, path: str) -> None:
-        self.text, self.path = text, path
+    def __init__(self, text: io.TextIOWrapper, path: str, raw: BinaryIO) -> None:
+        self.text, self.path, self.raw = text, path, raw
 
     def _damaged(self, exc: Exception) -> TraceFormatError:
         return TraceFormatError(self.path, f"compressed text is damaged or truncated: {exc}")
+
+    def read_bytes(self, n: int) -> bytes:
+        """The undecoded bytes under `text` (the reader uses one or the other, never both)."""
+        try:
+            return self.raw.read(n)
+        except self._ERRORS as exc:
+            raise self._damaged(exc) from None
 
     def read(self, n: int) -> str:
         try:

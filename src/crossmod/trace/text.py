@@ -19,9 +19,12 @@ May import: the standard library and `crossmod.trace.events`.
 
 from __future__ import annotations
 
+import codecs
+import io
 import re
 from collections.abc import Iterable, Iterator
 from itertools import chain, islice
+from typing import AnyStr
 
 from crossmod.trace.events import SCHEMA, Event, TraceFormatError, frame_name, parse_cpulist
 from crossmod.trace.speedups import STACK as _STACK
@@ -62,14 +65,15 @@ def _sym(v: str) -> str:
     return v[:slash] if slash > 0 else v
 
 
-def _cut_before_frames(piece: str, cut: int) -> int:
+def _cut_before_frames(piece: AnyStr, cut: int) -> int:
     """Move a chunk cut back before a trailing run of ``=>`` lines, so a stack usually
     stays in one chunk; a piece that is all frames is cut where it was (the reader then
     continues the stack into the next chunk)."""
+    nl, blanks, arrow = ("\n", " \t", "=>") if isinstance(piece, str) else (b"\n", b" \t", b"=>")
     end = cut
     while cut > 0:
-        start = piece.rfind("\n", 0, cut - 1) + 1
-        if piece[start:cut].lstrip(" \t")[:2] != "=>":
+        start = piece.rfind(nl, 0, cut - 1) + 1  # type: ignore[arg-type]
+        if piece[start:cut].lstrip(blanks)[:2] != arrow:  # type: ignore[arg-type]
             return cut
         if start == 0:
             return end
@@ -165,25 +169,50 @@ class TextReader:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(err)
 
-    def _chunks(self) -> Iterator[str]:
-        """The text in pieces of whole lines, each ending in a newline."""
-        read = getattr(self.lines, "read", None)
-        lines = iter(self.lines)
-        carry = ""
-        while True:
+    def _pieces(self) -> Iterator[str | bytes]:
+        """The text as it comes, in large pieces. From a source that offers ``read_bytes``
+        (`source.open_trace` does), a piece that is ASCII without CR is passed on as
+        bytes, undecoded (the compiled scanner reads them as they are); any other piece,
+        and every one after it, is decoded as ``TextIOWrapper(encoding="utf-8",
+        errors="replace", newline=None)`` would."""
+        read_bytes = getattr(self.lines, "read_bytes", None)
+        if read_bytes is None:
+            read = getattr(self.lines, "read", None)
             if read is not None:
-                piece = read(_CHUNK_CHARS)
+                yield from iter(lambda: read(_CHUNK_CHARS), "")
             else:
-                piece = "".join(islice(lines, 8192))
+                lines = iter(self.lines)
+                yield from iter(lambda: "".join(islice(lines, 8192)), "")
+            return
+        dec: io.IncrementalNewlineDecoder | None = None
+        while piece := read_bytes(_CHUNK_CHARS):
+            if dec is None and piece.isascii() and b"\r" not in piece:
+                yield piece
+                continue
+            if dec is None:
+                dec = io.IncrementalNewlineDecoder(
+                    codecs.getincrementaldecoder("utf-8")("replace"), translate=True)
+            yield dec.decode(piece)
+        if dec is not None:
+            yield dec.decode(b"", final=True)
+
+    def _chunks(self) -> Iterator[str | bytes]:
+        """The text in pieces of whole lines, each ending in a newline (str, or ASCII
+        bytes where `_pieces` gave bytes)."""
+        carry: str | bytes = ""
+        for piece in self._pieces():
             if not piece:
-                break
-            piece = carry + piece
-            cut = _cut_before_frames(piece, piece.rfind("\n") + 1)
+                continue
+            if carry.__class__ is not piece.__class__:
+                carry = carry.decode("ascii") if isinstance(carry, bytes) else carry.encode()
+            piece = carry + piece  # type: ignore[operator]
+            nl = "\n" if isinstance(piece, str) else b"\n"
+            cut = _cut_before_frames(piece, piece.rfind(nl) + 1)  # type: ignore[arg-type]
             carry = piece[cut:]
             if cut:
                 yield piece[:cut]
         if carry:
-            yield carry + "\n"
+            yield carry + ("\n" if isinstance(carry, str) else b"\n")  # type: ignore[operator]
 
     def __iter__(self) -> Iterator[Event]:
         return chain.from_iterable(self.batches())
@@ -213,6 +242,8 @@ class TextReader:
         for chunk in self._chunks():
             if _scan is None or _scan.scan_chunk(chunk, state, evs, held, latest,
                                                  ctx) is NotImplemented:
+                if isinstance(chunk, bytes):
+                    chunk = chunk.decode("ascii")
                 self._scan_chunk_py(chunk, state, evs, held, latest, ctx)
             cut = min(held.values(), default=len(evs))
             if len(evs) - cut > _HOLD:
