@@ -12,7 +12,7 @@ whose queue was already non-empty gets no IPI of its own, so the batch is droppe
 send). An IPI with a NULL callback is a reschedule IPI; one whose callback is not the
 generic CSD handler names its function itself (irq_work self-IPIs).
 
-May import: the standard library and `crossmod.trace.events/causes/whatif`.
+May import: the standard library and `crossmod.trace.events/causes/whatif/speedups`.
 """
 
 from __future__ import annotations

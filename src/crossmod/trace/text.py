@@ -6,15 +6,17 @@ events from their printed form, and attaching stacks (``kernel_stack: <stack tra
 or ``<stack trace>``, then ``=> frame`` lines) to the event before them on the same CPU.
 Events are yielded in file order: an event waits in a small queue only while it is the
 latest on its CPU (a stack may still follow it), so memory stays bounded. The text is
-scanned a chunk at a time by one regular expression (a whole stack is one match), and
-`__iter__` is one long loop on purpose: it is the hot path.
+scanned a chunk (about 1 MB of whole lines) at a time, by the compiled `_scan.scan_chunk`
+when it is built, else by `_scan_chunk_py`, its reference: one regular expression (a whole
+stack is one match) and one long loop on purpose, the hot path. An ASCII chunk without CR
+reaches the compiled scanner as the bytes read, undecoded.
 
 Bad input: a line that is neither an event, a stack frame nor a known header line, or an
 event of `SCHEMA` whose fields do not parse, is recorded in `problems` with its line
 number (raised at once when ``strict``) and the rest is still read. The reader never
 raises anything but `TraceFormatError`.
 
-May import: the standard library and `crossmod.trace.events`.
+May import: the standard library and `crossmod.trace.events/speedups`.
 """
 
 from __future__ import annotations
