@@ -495,6 +495,8 @@ done:
 
 /* ------------------------------------- text lines ------------------------------------ */
 
+#define LOCAL_CPUS 4096 /* CPUs whose latest event scan_chunk keeps in an array */
+
 typedef struct {
     Py_ssize_t head0, head1; /* the common header "comm-pid [(tgid)] [cpu]" */
     Py_ssize_t sec0, sec1, frac0, frac1;
@@ -676,7 +678,7 @@ static PyObject *cached(PyObject *cache, PyObject *key, PyObject *fallback, PyOb
  *
  * state = [lineno, pending, extend] (updated in place);
  * ctx = (heads, bodies, stacks, head_fn, body_fn, frames_fn, other_fn, problem_fn,
- *        head_memo, body_memo), the memos being LineCaches in front of heads and bodies.
+ *        head_memo, body_memo, frames_memo), LineCaches in front of heads, bodies, stacks.
  * Port of text.TextReader._scan_chunk_py.
  */
 static PyObject *scan_chunk(PyObject *self, PyObject *args)
@@ -708,12 +710,12 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
         return NULL;
     }
     PyObject *heads, *bodies, *stacks, *head_fn, *body_fn, *frames_fn, *other_fn, *problem_fn;
-    LineCache *head_memo, *body_memo;
+    LineCache *head_memo, *body_memo, *frames_memo;
     if (PyList_GET_SIZE(state) != 3
-        || !PyArg_ParseTuple(ctx, "O!O!O!OOOOOO!O!", &PyDict_Type, &heads, &PyDict_Type,
+        || !PyArg_ParseTuple(ctx, "O!O!O!OOOOOO!O!O!", &PyDict_Type, &heads, &PyDict_Type,
                              &bodies, &PyDict_Type, &stacks, &head_fn, &body_fn, &frames_fn,
                              &other_fn, &problem_fn, &LineCacheType, &head_memo,
-                             &LineCacheType, &body_memo)) {
+                             &LineCacheType, &body_memo, &LineCacheType, &frames_memo)) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ValueError, "state must be [lineno, pending, extend]");
         return NULL;
@@ -722,6 +724,17 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
     if (lineno == -1 && PyErr_Occurred())
         return NULL;
     PyObject *pending = Py_NewRef(PyList_GET_ITEM(state, 1));
+    /* this chunk's latest event and its index in evs, per CPU number below LOCAL_CPUS */
+    struct { PyObject *ev; Py_ssize_t idx; int touched; } *local = PyMem_Calloc(LOCAL_CPUS,
+                                                                                sizeof(*local));
+    int *touched = PyMem_Malloc(LOCAL_CPUS * sizeof(int));
+    int ntouched = 0;
+    if (local == NULL || touched == NULL) {
+        PyMem_Free(local);
+        PyMem_Free(touched);
+        Py_DECREF(pending);
+        return PyErr_NoMemory();
+    }
     int extend = PyObject_IsTrue(PyList_GET_ITEM(state, 2));
     PyObject *res = NULL;
     Py_ssize_t i = 0;
@@ -757,15 +770,23 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
                     goto done;
                 Py_DECREF(r);
             } else if (extend || SLOT(pending, off_stack) == Py_None) {
-                PyObject *raw = str1(s, j, end);
-                if (raw == NULL)
-                    goto done;
-                PyObject *a = PyTuple_Pack(1, raw);
-                PyObject *frames = a ? cached(stacks, raw, frames_fn, a) : NULL;
-                Py_XDECREF(a);
-                Py_DECREF(raw);
-                if (frames == NULL)
-                    goto done;
+                uint64_t fh;
+                PyObject *frames = cache_get(frames_memo, s + j, end - j, &fh);
+                if (frames != NULL) {
+                    Py_INCREF(frames);
+                } else {
+                    PyObject *raw = str1(s, j, end);
+                    if (raw == NULL)
+                        goto done;
+                    PyObject *a = PyTuple_Pack(1, raw);
+                    frames = a ? cached(stacks, raw, frames_fn, a) : NULL;
+                    Py_XDECREF(a);
+                    Py_DECREF(raw);
+                    if (frames == NULL || cache_put(frames_memo, s + j, end - j, fh, frames)) {
+                        Py_XDECREF(frames);
+                        goto done;
+                    }
+                }
                 PyObject *old = SLOT(pending, off_stack);
                 if (extend && old != Py_None) {
                     PyObject *joined = PySequence_Concat(old, frames);
@@ -853,7 +874,9 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
         if (hit == Py_None) {
             /* fields that do not parse: body_fn reported it */
         } else if (hit == stack_marker) {
-            PyObject *p = PyDict_GetItemWithError(latest, cpu);
+            long c = PyLong_AsLong(cpu);
+            PyObject *p = c >= 0 && c < LOCAL_CPUS && local[c].ev ? local[c].ev
+                                                                  : PyDict_GetItemWithError(latest, cpu);
             if (p == NULL && PyErr_Occurred()) {
                 Py_DECREF(hit);
                 Py_DECREF(head);
@@ -865,10 +888,25 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
             PyObject *ev = ts ? new_event(ts, cpu, PyTuple_GET_ITEM(head, 1),
                                           PyTuple_GET_ITEM(head, 0), PyTuple_GET_ITEM(hit, 0),
                                           PyTuple_GET_ITEM(hit, 1)) : NULL;
-            PyObject *idx = ev ? PyLong_FromSsize_t(PyList_GET_SIZE(evs)) : NULL;
-            int rc = idx == NULL || PyDict_SetItem(held, cpu, idx) || PyDict_SetItem(latest, cpu, ev)
+            long c = ev ? PyLong_AsLong(cpu) : -1;
+            int rc;
+            if (ev == NULL || (c == -1 && PyErr_Occurred())) {
+                rc = -1;
+            } else if (c >= 0 && c < LOCAL_CPUS) {
+                /* held[cpu] and latest[cpu] are written once per CPU, when the chunk ends */
+                local[c].ev = ev; /* borrowed: evs holds it */
+                local[c].idx = PyList_GET_SIZE(evs);
+                if (!local[c].touched) {
+                    local[c].touched = 1;
+                    touched[ntouched++] = (int)c;
+                }
+                rc = PyList_Append(evs, ev);
+            } else {
+                PyObject *idx = PyLong_FromSsize_t(PyList_GET_SIZE(evs));
+                rc = idx == NULL || PyDict_SetItem(held, cpu, idx) || PyDict_SetItem(latest, cpu, ev)
                      || PyList_Append(evs, ev);
-            Py_XDECREF(idx);
+                Py_XDECREF(idx);
+            }
             Py_XDECREF(ev);
             if (rc) {
                 Py_DECREF(hit);
@@ -886,6 +924,17 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
     }
     res = Py_NewRef(Py_None);
 done:;
+    for (int t = 0; t < ntouched; t++) {
+        int c = touched[t];
+        PyObject *key = PyLong_FromLong(c), *idx = PyLong_FromSsize_t(local[c].idx);
+        if (key == NULL || idx == NULL || PyDict_SetItem(held, key, idx)
+            || PyDict_SetItem(latest, key, local[c].ev))
+            Py_CLEAR(res);
+        Py_XDECREF(key);
+        Py_XDECREF(idx);
+    }
+    PyMem_Free(local);
+    PyMem_Free(touched);
     /* the state is written back even on an error, so a raised problem leaves it sane */
     PyObject *ln = PyLong_FromLongLong(lineno);
     if (ln != NULL) {

@@ -155,7 +155,7 @@ class TextReader:
         # "name: fields" text of an event -> (name, fields), or _STACK for a stack line
         self._bodies: dict[str, tuple[str, dict[str, object]] | object] = {"": _STACK}
         # the compiled scanner's memos in front of the header and body caches
-        self._memos = (_scan.LineCache(), _scan.LineCache()) if _scan is not None else ()
+        self._memos = tuple(_scan.LineCache() for _ in range(3)) if _scan is not None else ()
 
     @classmethod
     def from_path(cls, path: str, *, strict: bool = False) -> TextReader:
