@@ -197,3 +197,27 @@ def _SMALL() -> bytes:
                   DatOptions(version=6, compression="none", symbols=SYMS, comms=COMMS))
         _CACHE.append(out.getvalue())
     return _CACHE[0]
+
+
+def test_an_offset_past_the_file_is_a_trace_format_error(tmp_path: Path) -> None:
+    """A damaged section offset of 2**63 or more: TraceFormatError, not OverflowError."""
+    r = DatReader.from_path(str(_write(tmp_path / "t.dat", version=7)))
+    for offset in (1 << 63, 1 << 64, -1, r.file_size + 1):
+        with pytest.raises(TraceFormatError, match="file ends inside section header"):
+            r._read_at(offset, 8, "section header")
+
+
+def test_merge_goes_on_when_a_stream_goes_back_in_time() -> None:
+    """Damaged time stamps that go backwards inside one CPU's buffer: the merge still
+    yields every event once and ends (it used to yield empty batches for ever)."""
+    from crossmod.trace.events import Event
+    from crossmod.trace.merge import merge_blocks
+
+    def ev(ts: int, cpu: int) -> Event:
+        return Event(ts, cpu, 1, "x", "n", {})
+
+    streams = [iter([[ev(5, 0), ev(100, 0), ev(3, 0)], [ev(4, 0), ev(1, 0)]]),
+               iter([[ev(2, 1), ev(6, 1)]])]
+    out = [e for batch in merge_blocks(streams) for e in batch]  # type: ignore[arg-type]
+    assert sorted((e.cpu, e.ts) for e in out) == [(0, 1), (0, 3), (0, 4), (0, 5), (0, 100),
+                                                  (1, 2), (1, 6)]

@@ -145,3 +145,23 @@ def test_text_reader_on_arbitrary_bytes(blob: bytes) -> None:
     strict = TextReader(lines, "fuzz", strict=True)
     with contextlib.suppress(TraceFormatError):
         list(strict)
+
+
+def test_numbers_out_of_range_are_problems_not_crashes() -> None:
+    """A pid, CPU number or seconds field of thousands of digits (int() refuses more than
+    4300), or a CPU number no kernel has (the analysis indexes lists by CPU), is a
+    problem on its line; the lines around it are still read."""
+    import io
+
+    text = ("cpus=4\n  sh-219 [000] 1.000001: user_enter: \n"
+            "  sh-" + "9" * 5000 + " [000] 1.0: user_enter: \n"
+            "  sh-1 [" + "9" * 5000 + "] 1.0: user_enter: \n"
+            "  sh-1 [1000000] 1.0: user_enter: \n"
+            "  sh-1 [001] " + "1" * 5000 + ".0: user_enter: \n"
+            "  sh-1 [001] 2.0: user_exit: \n")
+    r = TextReader(io.StringIO(text))
+    assert [(e.ts, e.cpu, e.name) for e in r] == [(1_000_001_000, 0, "user_enter"),
+                                                   (2_000_000_000, 1, "user_exit")]
+    assert [p.where for p in r.problems] == ["trace.txt:3", "trace.txt:4", "trace.txt:5",
+                                             "trace.txt:6"]
+    assert "out of range" in r.problems[-1].what and len(r.problems[-1].what) < 80

@@ -630,35 +630,20 @@ static PyObject *str1(const Py_UCS1 *s, Py_ssize_t a, Py_ssize_t b)
     return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, s + a, b - a);
 }
 
-/* ts = int(sec) * 10**9 + int((frac + "0" * 9)[:9]), as the reference computes it */
+/* ts = int(sec) * 10**9 + int((frac + "0" * 9)[:9]), as the reference computes it, for
+ * at most MAX_SEC_DIGITS digits of seconds (the caller reports longer ones) */
+#define MAX_SEC_DIGITS 20
+
 static PyObject *text_ts(const Py_UCS1 *s, const EventMatch *m)
 {
     Py_ssize_t fn = m->frac1 - m->frac0;
     long long frac9 = 0;
     for (Py_ssize_t i = 0; i < 9; i++)
         frac9 = frac9 * 10 + (i < fn ? s[m->frac0 + i] - '0' : 0);
-    if (m->sec1 - m->sec0 <= 20) {
-        __int128 sec = 0;
-        for (Py_ssize_t i = m->sec0; i < m->sec1; i++)
-            sec = sec * 10 + (s[i] - '0');
-        return int128_to_py(sec * 1000000000 + frac9);
-    }
-    PyObject *secs = str1(s, m->sec0, m->sec1);
-    if (secs == NULL)
-        return NULL;
-    PyObject *v = PyLong_FromUnicodeObject(secs, 10);
-    Py_DECREF(secs);
-    if (v == NULL)
-        return NULL;
-    PyObject *g = PyLong_FromLong(1000000000), *f = PyLong_FromLongLong(frac9), *t = NULL;
-    PyObject *r = NULL;
-    if (g && f && (t = PyNumber_Multiply(v, g)) != NULL)
-        r = PyNumber_Add(t, f);
-    Py_XDECREF(g);
-    Py_XDECREF(f);
-    Py_XDECREF(t);
-    Py_DECREF(v);
-    return r;
+    __int128 sec = 0;
+    for (Py_ssize_t i = m->sec0; i < m->sec1; i++)
+        sec = sec * 10 + (s[i] - '0');
+    return int128_to_py(sec * 1000000000 + frac9);
 }
 
 /* dict lookup; on a miss call `fallback(*args)` (which caches what it returns) */
@@ -827,12 +812,17 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
             PyObject *headtext = str1(s, m.head0, m.head1);
             if (headtext == NULL)
                 goto done;
-            PyObject *a = PyTuple_Pack(1, headtext);
+            PyObject *a = Py_BuildValue("(OL)", headtext, lineno);
             head = a ? cached(heads, headtext, head_fn, a) : NULL;
             Py_XDECREF(a);
             Py_DECREF(headtext);
             if (head == NULL)
                 goto done;
+            if (head == Py_None) {
+                /* a CPU or pid out of range: head_fn reported it */
+                Py_DECREF(head);
+                continue;
+            }
             if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) != 3) {
                 Py_DECREF(head);
                 PyErr_SetString(PyExc_TypeError, "head must be (comm, pid, cpu)");
@@ -883,6 +873,20 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
                 goto done;
             }
             Py_SETREF(pending, Py_NewRef(p ? p : Py_None));
+        } else if (PyTuple_CheckExact(hit) && PyTuple_GET_SIZE(hit) == 2
+                   && m.sec1 - m.sec0 > MAX_SEC_DIGITS) {
+            /* as the reference: "time stamp <first 24 digits>... out of range" */
+            char msg[64];
+            int shown = m.sec1 - m.sec0 < 24 ? (int)(m.sec1 - m.sec0) : 24;
+            snprintf(msg, sizeof msg, "time stamp %.*s... out of range", shown,
+                     (const char *)s + m.sec0);
+            PyObject *r = PyObject_CallFunction(problem_fn, "Ls", lineno, msg);
+            if (r == NULL) {
+                Py_DECREF(hit);
+                Py_DECREF(head);
+                goto done;
+            }
+            Py_DECREF(r);
         } else if (PyTuple_CheckExact(hit) && PyTuple_GET_SIZE(hit) == 2) {
             PyObject *ts = text_ts(s, &m);
             PyObject *ev = ts ? new_event(ts, cpu, PyTuple_GET_ITEM(head, 1),

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from crossmod.trace import layout as L
 from crossmod.trace.datmeta import Kallsyms, _Cursor, _FileCursor
-from crossmod.trace.events import SCHEMA, Event, TraceFormatError
+from crossmod.trace.events import MAX_CPUS, SCHEMA, Event, TraceFormatError
 from crossmod.trace.formats import EventFormat, FieldDecoder, parse_format
 
 _BLOCK_PAGES = 64  # pages read per CPU per I/O for uncompressed data
@@ -65,6 +65,8 @@ class DatReader:
 
     # -- metadata ---------------------------------------------------------------------
     def _read_at(self, offset: int, n: int, what: str) -> bytes:
+        if not 0 <= offset <= self.file_size:  # cut short, or damaged past what seek() takes
+            raise TraceFormatError(self.where(offset), f"file ends inside {what}")
         self.f.seek(offset)
         b = self.f.read(n)
         if len(b) != n:
@@ -259,6 +261,8 @@ class DatReader:
         self.compressed = bool(flags & L.SECTION_FLAG_COMPRESSED)
         for _ in range(ncpus):
             cpu = c.u("I", "CPU id")
+            if cpu >= MAX_CPUS:
+                raise TraceFormatError(c.where(c.base + c.pos - 4), f"CPU id {cpu} out of range")
             self.cpu_data.append((cpu, c.u("Q", "CPU data offset"), c.u("Q", "CPU data size")))
 
     def _parse_header_info(self, c: _Cursor) -> None:

@@ -50,6 +50,10 @@ SCHEMA: dict[str, dict[str, type]] = {
 #: The events the issue lists; everything else is counted and otherwise ignored.
 RELEVANT = frozenset(SCHEMA)
 
+#: CPU numbers at or above this are damage (the kernel's NR_CPUS tops out at 8192); the
+#: analysis keeps lists indexed by CPU, so the readers refuse them.
+MAX_CPUS = 1 << 16
+
 
 class TraceFormatError(Exception):
     """Bad input: carries where (``path:line N`` or ``path@offset 0x..``) and what."""

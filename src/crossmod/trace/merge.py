@@ -48,6 +48,15 @@ def merge_blocks(streams: list[Iterator[list[Event]]]) -> Iterator[list[Event]]:
         batch = _take(bufs, pos, min(heads), bisect_left)
         if not batch:  # every held event shares the watermark timestamp
             batch = _take(bufs, pos, min(heads), bisect_right)
+        if not batch:
+            # a damaged stream whose time stamps go backwards: bisect finds nothing to
+            # take, so take all but each stream's newest event (there is one such, as a
+            # running stream buffers two or more) and go on in a different order rather
+            # than not at all
+            for i in range(n):
+                if live[i] and len(bufs[i]) - pos[i] > 1:
+                    batch.extend(bufs[i][pos[i] : -1])
+                    pos[i] = len(bufs[i]) - 1
         batch.sort(key=_TS)
         yield batch
 

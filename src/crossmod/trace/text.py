@@ -28,7 +28,14 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 from typing import AnyStr
 
-from crossmod.trace.events import SCHEMA, Event, TraceFormatError, frame_name, parse_cpulist
+from crossmod.trace.events import (
+    MAX_CPUS,
+    SCHEMA,
+    Event,
+    TraceFormatError,
+    frame_name,
+    parse_cpulist,
+)
 from crossmod.trace.speedups import STACK as _STACK
 from crossmod.trace.speedups import scan as _scan
 
@@ -53,6 +60,7 @@ _CHUNK = re.compile(
     + r")|(?P<other>[^\n]*\n)"
 )
 _CHUNK_CHARS = 1 << 20
+_MAX_SEC_DIGITS = 20  # 10**20 s of trace clock is junk, and int() refuses 4300 digits
 _EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
 _PARSED = frozenset(k for k, v in SCHEMA.items() if v) | {"print"}
 _HEADER = re.compile(
@@ -130,7 +138,7 @@ def _parse_fields(name: str, rest: str, hexmask: bool = False) -> dict[str, obje
             try:
                 out[key] = int(v, 16) if v.startswith("0x") else int(v)
             except ValueError:
-                raise ValueError(f"{name}: field {key}={v!r} is not a number") from None
+                raise ValueError(f"{name}: field {key}={v[:40]!r} is not a number") from None
         elif typ is tuple:
             out[key] = _cpus(v, hexmask)
         else:
@@ -232,9 +240,14 @@ class TextReader:
         state: list[object] = [0, None, False]
         heads: dict[str, tuple[str, int, int]] = {}
 
-        def head(text: str) -> tuple[str, int, int]:
+        def head(text: str, lineno: int) -> tuple[str, int, int] | None:
             m = _HEAD_PARTS.fullmatch(text)
-            hit = (m["comm"].strip(), int(m["pid"]), int(m["cpu"]))  # type: ignore[index]
+            pid, cpu = m["pid"], m["cpu"]  # type: ignore[index]
+            # a CPU number indexes per-CPU lists: a damaged one must not allocate millions
+            if len(pid) > 10 or len(cpu) > 6 or int(cpu) >= MAX_CPUS:
+                self.problem(lineno, f"CPU or pid out of range in {text.strip()[:60]!r}")
+                return None
+            hit = (m["comm"].strip(), int(pid), int(cpu))  # type: ignore[index]
             if len(heads) < 1 << 16:
                 heads[text] = hit
             return hit
@@ -296,7 +309,9 @@ class TextReader:
                 if other:
                     other_fn(lineno, other)
                     continue
-                hd = heads.get(headtext) or head_fn(headtext)
+                hd = heads.get(headtext) or head_fn(headtext, lineno)
+                if hd is None:
+                    continue
                 # "name: fields" texts repeat (same callsites, callbacks, csd addresses):
                 # each distinct one is parsed once; events with the same text share the
                 # fields dict (readers' fields are read-only). A stack line has body ""
@@ -309,6 +324,9 @@ class TextReader:
                     pending = latest.get(hd[2])
                     continue
                 name, fields = hit
+                if len(sec) > _MAX_SEC_DIGITS:
+                    problem(lineno, f"time stamp {sec[:24]}... out of range")
+                    continue
                 ts = int(sec) * 1_000_000_000 + int((frac + "00000000")[:9])
                 cpu = hd[2]
                 ev = Event(ts, cpu, hd[1], hd[0], name, fields)
