@@ -156,3 +156,21 @@ def test_unknown_variant_lists_valid_ones():
 def test_every_entry_builds_with_defaults():
     for name in ENTRIES:
         assert build(name).config.ncpus >= 2
+
+
+def test_an_empty_batch_finishes_at_once_without_an_ipi():
+    """`smp_text_poke_batch_finish()` on an empty batch returns before publishing refs or
+    syncing (``if (!text_poke_array.nr_entries) return;``): no IPI, nothing patched."""
+    from dataclasses import replace
+
+    from crossmod.catalogue.x86_int3 import VARIANTS
+    from crossmod.check.stats import flip_costs
+    from crossmod.kernel import text_poke as tp
+    from crossmod.kernel.model import model_text_mutex_caller
+
+    system = build("x86-int3-batch", cpus=3)
+    empty = (model_text_mutex_caller, ("site", tp.smp_text_poke_batch_finish,
+                                       (VARIANTS["default"],)))
+    idle = replace(system, config=replace(system.config, tasks=(empty, *system.config.tasks[1:])))
+    assert flip_costs(idle).ipis == 0
+    assert flip_costs(system).ipis == 3 * 2  # the same machine with one site queued

@@ -123,9 +123,15 @@ def smp_text_poke_batch_finish(v: PokeVariant) -> Gen:
     F3  INT3 on byte 0 of every site            F5  write every new first byte unless INT3
     S1  sync every CPU                          S3  sync every CPU (if one was written)
     F6  drop every CPU's ref, wait for 0        F7  nr_entries := 0
+
+    An empty batch returns at once (``if (!text_poke_array.nr_entries) return;``, before
+    the lockdep assertion in the C; here the assertion comes first, and every caller in
+    the catalogue holds text_mutex either way).
     """
     yield ops.AssertHeld("text_mutex", label="F0")
     vec = yield ops.Load("text_poke_array.vec", label="F0")
+    if not vec:
+        return
     yield from _publish(vec, v)
     for e in vec:
         yield from text_poke(e.site, 0, bytes([INT3]), v, label="F3")

@@ -216,13 +216,17 @@ class Machine:
             return "returns (task done)"
         X.serialize(self, w, c)
         cl[IRQ] = saved
+        # the exception return, in the architecture's words: both are context
+        # synchronizing (x86 IRET is serializing; arm64 ERET is a context synchronization
+        # event), which is what the serialize above models
+        ret_insn, trap = ("ERET", "BRK") if self.cfg.arch == "arm64" else ("IRET", "#BP")
         if kind != "bp":
-            return "IRET (serializing)"
+            return f"{ret_insn} (serializing)"
         if ret == RETRY:
-            return f"IRET from #BP: re-executes {site}"
+            return f"{ret_insn} from {trap}: re-executes {site}"
         eff = self._int3_result(w, state, c, site, ret)
         self._advance_top(w, c, eff)
-        return f"IRET from #BP: {site} executed as '{eff}'"
+        return f"{ret_insn} from {trap}: {site} executed as '{eff}'"
 
     def _int3_result(self, w: Work, state: tuple, c: int, site: str, ret: Any) -> str:
         si = self.cfg.sidx[site]
