@@ -21,6 +21,15 @@
  * first; optional latency flags of 6, 5 then 4 characters, then none). It handles text
  * whose characters all fit in one byte (PyUnicode_1BYTE_KIND); other chunks take the
  * Python path. Character classes (\w, \s, \d) come from Python's own `re` at bind time.
+ *
+ * Memory safety is checked by running the reader tests against a sanitizer build (all of
+ * tests/trace but test_cli.py, whose capstone import cannot load under ASan):
+ *   gcc -shared -fPIC -O1 -g -fsanitize=address,undefined $(python3-config --includes) \
+ *       src/crossmod/trace/_scan.c -o src/crossmod/trace/_scan.cpython-311-x86_64-linux-gnu.so
+ *   PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
+ *   LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+ *       python -m pytest tests/trace --ignore tests/trace/test_cli.py
+ * (then `pip install -e .` to put the normal build back).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
