@@ -98,3 +98,35 @@ def test_truncated_dat_reports_then_exits_2(shared: Path, tmp_path: Path) -> Non
     assert code == 2
     assert "IPIs received" in out
     assert err.count("error: ") == 3 and "CPU 2: file ends inside CPU 2 chunk 14" in err
+
+
+def test_standard_input_gives_the_report_the_file_gives(tmp_path: Path) -> None:
+    """``-`` reads standard input: plain and gzip text stream through, a trace.dat (read out
+    of order) is spooled first; each gives the report its file gives."""
+    import gzip
+
+    from crossmod.trace.synth import DatOptions, Rec, write_dat
+
+    def report(args: list[str], stdin: bytes | None = None) -> dict:
+        r = CliRunner().invoke(main, ["trace", *args, "--isolated", "2-3", "--json"],
+                               input=stdin, catch_exceptions=False)
+        assert r.exit_code == 0, r.stderr
+        rep = json.loads(r.stdout)
+        rep.pop("sources")
+        return rep
+
+    text = (FIXTURES / "report_small.txt").read_bytes()
+    assert report(["-"], text) == report([str(FIXTURES / "report_small.txt")])
+    assert report(["-"], gzip.compress(text)) == report([str(FIXTURES / "report_small.txt")])
+    dat = tmp_path / "t.dat"
+    gen = "generic_smp_call_function_single_interrupt"
+    recs = [Rec(1_000, 0, "csd_queue_cpu", 10, {"cpu": 2, "callsite": "cs+0x1",
+                                                 "func": "do_sync_core", "csd": 1}),
+            Rec(2_000, 0, "ipi_send_cpu", 10, {"cpu": 2, "callsite": "cs+0x1",
+                                                "callback": gen + "+0x0"})]
+    with open(dat, "wb") as f:
+        write_dat(f, {0: lambda: recs}, DatOptions(
+            version=7, symbols=["cs", "do_sync_core", gen], comms={10: "sh"}))
+    from_pipe = report(["-"], dat.read_bytes())
+    assert from_pipe == report([str(dat)])
+    assert from_pipe["cpus"]["2"]["by_callback"] == [["do_sync_core", 1]]

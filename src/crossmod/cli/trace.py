@@ -84,7 +84,7 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
 
     FILE is a trace-cmd trace.dat (v6 or v7, compressed or not), `trace-cmd report`
     output, or tracefs trace/trace_pipe text (plain or .xz/.gz/.zst); several files are
-    merged by time. Example:
+    merged by time; - is standard input. Example:
 
     \b
       crossmod trace trace.dat --isolated 2-3 --by-phase --plot ipis.png

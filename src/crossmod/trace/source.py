@@ -13,6 +13,9 @@ import gzip
 import heapq
 import io
 import lzma
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from operator import attrgetter
@@ -53,13 +56,20 @@ def _decompressed(raw: BinaryIO, head: bytes) -> tuple[BinaryIO, str]:
 
 
 def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
-    """Return (reader, description of the format). Raises TraceFormatError if unreadable."""
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - the reader owns it until the process ends
-    except OSError as exc:
-        raise TraceFormatError(path, f"cannot open: {exc.strerror or exc}") from None
-    head = raw.read(16)
-    raw.seek(0)
+    """Return (reader, description of the format). Raises TraceFormatError if unreadable.
+
+    ``-`` is standard input (``trace-cmd report | crossmod trace -``): text streams through
+    as from a file; a trace.dat, which is read out of order, is first copied to an
+    anonymous temporary file."""
+    if path == "-":
+        raw, head = _stdin()
+    else:
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - the reader owns it until the process ends
+        except OSError as exc:
+            raise TraceFormatError(path, f"cannot open: {exc.strerror or exc}") from None
+        head = raw.read(16)
+        raw.seek(0)
     if head.startswith(MAGIC):
         reader = DatReader(raw, path, strict=strict)
         comp = getattr(reader, "compression", "none")
@@ -67,8 +77,42 @@ def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
         return reader, f"trace.dat v{reader.version}{extra}"
     stream, comp = _decompressed(raw, head)
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
-    peek = _peek_kind(path, comp)
+    peek = _peek_kind(path, comp) if path != "-" else "text from standard input"
     return TextReader(_CheckedText(text, path, stream), path, strict=strict), f"{comp}{peek}"
+
+
+def _stdin() -> tuple[BinaryIO, bytes]:
+    """Standard input as a seekable binary stream and its first 16 bytes."""
+    src = sys.stdin.buffer
+    head = src.read(16)
+    if head.startswith(MAGIC):
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - the reader owns it
+        spool.write(head)
+        shutil.copyfileobj(src, spool, 1 << 20)
+        spool.seek(0)
+        return spool, head  # type: ignore[return-value]
+    return io.BufferedReader(_Prepended(head, src), 1 << 16), head  # type: ignore[arg-type]
+
+
+class _Prepended(io.RawIOBase):
+    """`head` (bytes already read from `rest`) followed by the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.head:
+            n = min(len(buf), len(self.head))
+            buf[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.rest.read1(len(buf)) if hasattr(self.rest, "read1") else self.rest.read(
+            len(buf))
+        buf[: len(data)] = data
+        return len(data)
 
 
 def _peek_kind(path: str, comp: str) -> str:
