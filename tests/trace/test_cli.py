@@ -130,3 +130,31 @@ def test_standard_input_gives_the_report_the_file_gives(tmp_path: Path) -> None:
     from_pipe = report(["-"], dat.read_bytes())
     assert from_pipe == report([str(dat)])
     assert from_pipe["cpus"]["2"]["by_callback"] == [["do_sync_core", 1]]
+
+
+def test_interrupt_reports_what_was_read(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """^C (a live trace_pipe on stdin ends so) prints the report of the events read so
+    far, says so on stderr, and exits 130 -- no traceback."""
+    import sys
+
+    from crossmod.trace.source import merged as real_merged
+
+    cli_trace = sys.modules["crossmod.cli.trace"]  # the package's `trace` is the command
+
+    class Interrupted:  # the readers' events a list at a time, and ^C after ten
+        def __init__(self, readers):  # type: ignore[no-untyped-def]
+            self.events = list(real_merged(readers))
+
+        def batches(self):  # type: ignore[no-untyped-def]
+            for i, ev in enumerate(self.events):
+                if i == 10:
+                    raise KeyboardInterrupt
+                yield [ev]
+
+    interrupted = Interrupted
+
+    monkeypatch.setattr(cli_trace, "merged", interrupted)
+    code, out, err = run(str(FIXTURES / "report_small.txt"), "--isolated", "2-3", "--json")
+    assert code == 130 and "interrupted" in err
+    seen = json.loads(out)["events"]
+    assert sum(n for per_cpu in seen.values() for n in per_cpu.values()) == 10

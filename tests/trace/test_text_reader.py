@@ -165,3 +165,17 @@ def test_numbers_out_of_range_are_problems_not_crashes() -> None:
     assert [p.where for p in r.problems] == ["trace.txt:3", "trace.txt:4", "trace.txt:5",
                                              "trace.txt:6"]
     assert "out of range" in r.problems[-1].what and len(r.problems[-1].what) < 80
+
+
+def test_cpumask_without_a_report_header() -> None:
+    """Without trace-cmd's header the reader takes tracefs' hex bitmaps, but a mask that
+    cannot be hex and is a CPU list (a report's lines cut from their header) is read as
+    the list; anything else is a problem that says what it expected."""
+    import io
+
+    line = ("  sh-1 [000] 1.0: ipi_send_cpumask: cpumask={} callsite=cs+0x1 "
+            "callback=generic_smp_call_function_single_interrupt+0x0\n")
+    r = TextReader(io.StringIO("".join(line.format(m) for m in ("0000000c", "1-3", "x-1"))))
+    assert [e.fields["cpumask"] for e in r] == [(2, 3), (1, 2, 3)]
+    assert [str(p) for p in r.problems] == [
+        "trace.txt:3: cpumask 'x-1' is neither a CPU list nor a hex bitmap"]

@@ -3,7 +3,8 @@
 Owns: the options, turning `TraceFormatError` into one ``error:`` line and exit 2, and
 printing problems the readers recovered from as ``warning:`` lines on stderr.
 Exit codes: 0 report written; 2 unreadable input, bad option, or (after the report) a
-truncated trace.dat or damaged compressed text, or any problem with ``--strict``.
+truncated trace.dat or damaged compressed text, or any problem with ``--strict``; 130 after
+the report of what was read when interrupted (^C ends a live ``trace_pipe`` on stdin).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
       crossmod trace trace.dat --isolated 2-3 --by-phase --plot ipis.png
     """
     cls = _classifier(classify)
+    interrupted = False
     readers: list[Reader] = []
     sources = []
     try:
@@ -100,7 +102,12 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
         sink = _perfetto(perfetto)
         try:
             events = _Progress(merged(readers), sys.stderr.isatty())
-            analysis = Analysis(isolated, cls, sink=sink).run(events)
+            analysis = Analysis(isolated, cls, sink=sink)
+            try:
+                analysis.run(events)
+            except KeyboardInterrupt:
+                # `crossmod trace -` on a live trace_pipe ends with ^C: report what was read
+                interrupted = True
             events.done()
         finally:
             if sink:
@@ -124,6 +131,9 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
         click.echo(render.render(rep, cls, by_phase=by_phase), nl=False)
     for e in errors:
         click.echo(f"error: {e}", err=True)
+    if interrupted:
+        click.echo("interrupted: the report covers the events analysed before ^C", err=True)
+        sys.exit(130)
     if errors:
         sys.exit(2)
 

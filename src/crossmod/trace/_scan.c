@@ -504,7 +504,7 @@ done:
 
 /* ------------------------------------- text lines ------------------------------------ */
 
-#define LOCAL_CPUS 4096 /* CPUs whose latest event scan_chunk keeps in an array */
+#define LOCAL_CPUS 1024 /* CPUs whose latest event scan_chunk keeps in an array */
 
 typedef struct {
     Py_ssize_t head0, head1; /* the common header "comm-pid [(tgid)] [cpu]" */

@@ -145,9 +145,12 @@ class _CheckedText:
         return TraceFormatError(self.path, f"compressed text is damaged or truncated: {exc}")
 
     def read_bytes(self, n: int) -> bytes:
-        """The undecoded bytes under `text` (the reader uses one or the other, never both)."""
+        """The undecoded bytes under `text` (the reader uses one or the other, never both):
+        up to `n`, what one read gives (so a live pipe's events are analysed as they come,
+        not once a whole chunk has arrived); b"" only at the end."""
+        read1 = getattr(self.raw, "read1", None)
         try:
-            return self.raw.read(n)
+            return read1(n) if read1 is not None else self.raw.read(n)
         except self._ERRORS as exc:
             raise self._damaged(exc) from None
 

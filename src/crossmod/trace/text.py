@@ -101,9 +101,18 @@ def _cpus(v: str, hexmask: bool) -> tuple[int, ...]:
         except ValueError:
             pass
     digits = v.replace(",", "")
-    if not digits or len(digits) > 4096:
-        raise ValueError(f"bad cpumask {v[:40]!r}")
-    mask = int(digits, 16)
+    try:
+        if not digits or len(digits) > 4096:
+            raise ValueError
+        mask = int(digits, 16)
+    except ValueError:
+        if hexmask and "-" in v:  # not hex, but a list: a report's line without its header
+            try:
+                return parse_cpulist(v)
+            except ValueError:
+                pass
+        raise ValueError(f"cpumask {v[:40]!r} is neither a CPU list nor a hex bitmap"
+                         ) from None
     return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
 
 
