@@ -355,6 +355,7 @@ static PyObject *walk_block(PyObject *self, PyObject *args)
     const int swap = big != (PY_BIG_ENDIAN ? 1 : 0);
     long lost = 0;
     PyObject *res = NULL;
+    PyObject *raw = NULL; /* the current record's bytes, when a dict lookup needed them */
     long cpu_n = PyLong_AsLong(cpu);
     if (cpu_n == -1 && PyErr_Occurred())
         goto done;
@@ -439,20 +440,15 @@ static PyObject *walk_block(PyObject *self, PyObject *args)
             }
             uint64_t h;
             PyObject *hit = cache_get(mc, b + data, nxt - data, &h); /* borrowed */
-            PyObject *raw = NULL;
             if (hit == NULL) {
                 raw = PyBytes_FromStringAndSize((const char *)b + data, nxt - data);
                 if (raw == NULL)
                     goto done;
                 hit = PyDict_GetItemWithError(fcache, raw); /* borrowed */
-                if (hit == NULL && PyErr_Occurred()) {
-                    Py_DECREF(raw);
+                if (hit == NULL && PyErr_Occurred())
                     goto done;
-                }
-                if (hit != NULL && cache_put(mc, b + data, nxt - data, h, hit)) {
-                    Py_DECREF(raw);
+                if (hit != NULL && cache_put(mc, b + data, nxt - data, h, hit))
                     goto done;
-                }
             }
             if (hit != NULL && PyTuple_CheckExact(hit) && PyTuple_GET_SIZE(hit) == 4) {
                 /* (name, pid, comm, fields) */
@@ -479,25 +475,24 @@ static PyObject *walk_block(PyObject *self, PyObject *args)
                 if (tso == NULL)
                     goto done;
                 PyObject *r = PyObject_CallFunction(miss, "nnnN", data, nxt, pos, tso);
-                if (r == NULL) {
-                    Py_XDECREF(raw);
+                if (r == NULL)
                     goto done;
-                }
                 Py_DECREF(r);
                 /* what `miss` decoded the record to, if it cached it */
-                PyObject *now = PyDict_GetItemWithError(fcache, raw);
+                if (raw == NULL)
+                    raw = PyBytes_FromStringAndSize((const char *)b + data, nxt - data);
+                PyObject *now = raw ? PyDict_GetItemWithError(fcache, raw) : NULL;
                 if ((now == NULL && PyErr_Occurred())
-                    || (now != NULL && cache_put(mc, b + data, nxt - data, h, now))) {
-                    Py_XDECREF(raw);
+                    || (now != NULL && cache_put(mc, b + data, nxt - data, h, now)))
                     goto done;
-                }
             }
-            Py_XDECREF(raw);
+            Py_CLEAR(raw);
             pos = nxt;
         }
     }
     res = PyLong_FromLong(lost);
 done:
+    Py_XDECREF(raw);
     PyBuffer_Release(&buf);
     return res;
 }
