@@ -230,3 +230,24 @@ def test_compiled_counting_equals_the_reference(dat_events: list[Event],
     assert all(c == pure for c in compiled)
     assert sum(pure["events"].values()) == len(dat_events)
     assert len({p for (_n, _c, p) in pure["events"]}) > 3  # the phases are in play
+
+
+def test_counting_takes_any_object_with_name_and_cpu() -> None:
+    """The compiled count reads an `Event`'s slots directly and anything else through its
+    attributes, as the reference does; both stop after a phase marker."""
+    from types import SimpleNamespace
+
+    import crossmod.trace.analyze as analyze
+
+    batch = [SimpleNamespace(name="x", cpu=1), ev(1, 0, "print", buf="PHASE p start"),
+             SimpleNamespace(name="y", cpu=2)]
+    counters = [analyze._count_upto_py]
+    if analyze._scan is not None:
+        counters.append(analyze._scan.count_upto)
+    for count in counters:
+        counts: dict[str, list[int]] = {}
+        kind: dict[str, int] = {"print": 9}
+        assert count(batch, 0, counts, kind, 2) == 2  # type: ignore[arg-type]
+        assert count(batch, 2, counts, kind, 2) == 3  # type: ignore[arg-type]
+        assert counts == {"x": [0, 1], "print": [1], "y": [0, 0, 1]}
+        assert kind == {"print": 9, "x": 2, "y": 2}

@@ -959,6 +959,51 @@ done:;
 
 /* ------------------------------------- analysis ------------------------------------- */
 
+/* counts[name][cpu] += 1 (growing the list; a new name goes into `kind` as `other`):
+ * 0, or -1 with an exception */
+static int count_one(PyObject *name, PyObject *cpuo, PyObject *counts, PyObject *kind,
+                     PyObject *other, PyObject *zero)
+{
+    Py_ssize_t cpu = PyLong_AsSsize_t(cpuo);
+    if (cpu == -1 && PyErr_Occurred())
+        return -1;
+    if (cpu < 0) {
+        PyErr_Format(PyExc_ValueError, "%S: CPU %zd is not a CPU number", name, cpu);
+        return -1;
+    }
+    PyObject *per = PyDict_GetItemWithError(counts, name);
+    if (per == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        per = PyList_New(0);
+        if (per == NULL || PyDict_SetItem(counts, name, per)) {
+            Py_XDECREF(per);
+            return -1;
+        }
+        Py_DECREF(per); /* the dict holds it */
+        if (PyDict_SetDefault(kind, name, other) == NULL)
+            return -1;
+    }
+    if (!PyList_CheckExact(per)) {
+        PyErr_Format(PyExc_TypeError, "counts[%R] is not a list", name);
+        return -1;
+    }
+    while (PyList_GET_SIZE(per) <= cpu) {
+        if (PyList_Append(per, zero))
+            return -1;
+    }
+    PyObject *old = PyList_GET_ITEM(per, cpu);
+    long v = PyLong_AsLong(old);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *nv = PyLong_FromLong(v + 1);
+    if (nv == NULL)
+        return -1;
+    PyList_SET_ITEM(per, cpu, nv);
+    Py_DECREF(old);
+    return 0;
+}
+
 /*
  * count_upto(batch, start, counts, kind, other) -> end
  *
@@ -984,54 +1029,30 @@ static PyObject *count_upto(PyObject *self, PyObject *args)
     if (zero == NULL && (zero = PyLong_FromLong(0)) == NULL)
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(batch);
-    for (Py_ssize_t i = start < 0 ? 0 : start; i < n; i++) {
+    for (Py_ssize_t i = start < 0 ? 0 : start; i < n && i < PyList_GET_SIZE(batch); i++) {
         PyObject *ev = PyList_GET_ITEM(batch, i);
-        if (Py_TYPE(ev) != event_type) {
-            PyErr_SetString(PyExc_TypeError, "count_upto: not an Event");
-            return NULL;
-        }
-        PyObject *name = SLOT(ev, off_name), *cpuo = SLOT(ev, off_cpu);
-        if (name == NULL || cpuo == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "count_upto: Event without name or cpu");
-            return NULL;
-        }
-        Py_ssize_t cpu = PyLong_AsSsize_t(cpuo);
-        if (cpu == -1 && PyErr_Occurred())
-            return NULL;
-        if (cpu < 0)
-            return PyErr_Format(PyExc_ValueError, "%S: CPU %zd is not a CPU number", name, cpu);
-        PyObject *per = PyDict_GetItemWithError(counts, name);
-        if (per == NULL) {
-            if (PyErr_Occurred())
-                return NULL;
-            per = PyList_New(0);
-            if (per == NULL || PyDict_SetItem(counts, name, per)) {
-                Py_XDECREF(per);
+        PyObject *name, *cpuo;
+        if (Py_TYPE(ev) == event_type && SLOT(ev, off_name) && SLOT(ev, off_cpu)) {
+            name = Py_NewRef(SLOT(ev, off_name));
+            cpuo = Py_NewRef(SLOT(ev, off_cpu));
+        } else {
+            /* anything else with .name and .cpu, as the reference takes it */
+            name = PyObject_GetAttrString(ev, "name");
+            cpuo = name ? PyObject_GetAttrString(ev, "cpu") : NULL;
+            if (cpuo == NULL) {
+                Py_XDECREF(name);
                 return NULL;
             }
-            Py_DECREF(per); /* the dict holds it */
-            if (PyDict_SetDefault(kind, name, other) == NULL)
-                return NULL;
         }
-        if (!PyList_CheckExact(per))
-            return PyErr_Format(PyExc_TypeError, "counts[%R] is not a list", name);
-        while (PyList_GET_SIZE(per) <= cpu) {
-            if (PyList_Append(per, zero))
-                return NULL;
-        }
-        PyObject *old = PyList_GET_ITEM(per, cpu);
-        long v = PyLong_AsLong(old);
-        if (v == -1 && PyErr_Occurred())
+        int rc = count_one(name, cpuo, counts, kind, other, zero);
+        int is_print = rc == 0 && PyUnicode_Check(name)
+                       && (name == print || PyUnicode_Compare(name, print) == 0);
+        Py_DECREF(name);
+        Py_DECREF(cpuo);
+        if (rc)
             return NULL;
-        PyObject *nv = PyLong_FromLong(v + 1);
-        if (nv == NULL)
-            return NULL;
-        PyList_SET_ITEM(per, cpu, nv);
-        Py_DECREF(old);
-        if (name == print || PyUnicode_Compare(name, print) == 0)
+        if (is_print)
             return PyLong_FromSsize_t(i + 1);
-        if (PyErr_Occurred())
-            return NULL;
     }
     return PyLong_FromSsize_t(n);
 }
