@@ -88,3 +88,36 @@ def test_routine_table_interns_equal_suspension_points():
     b = table.advance(a, None)
     assert a != b and table.advance(a, None) == b
     assert table.start(loop) == a
+
+
+def test_csd_queue_cond_publishes_the_senders_stores_with_llist_add():
+    """on_each_cpu_cond(): the cond reads may pass the sender's buffered stores (K18), but
+    the llist_add() that queues the function is a locked cmpxchg, a full barrier: the
+    function, run on the target from the IPI, sees every store the sender made before the
+    call -- under TSO and PSO alike. With no target passing the cond there is no llist_add
+    and no barrier: the store may still be buffered when the sender has moved on."""
+    from crossmod.kernel.smp import generic_smp_call_function_single_interrupt
+
+    def seen_by_target(memory: str, passes: bool) -> set[object]:
+        def read_x():
+            r = yield ops.Load("x")
+            yield ops.Store("seen", r)
+
+        def sender():
+            yield ops.Store("x", 1)
+            yield ops.CsdQueueCond("flag", lambda v: passes, read_x, ())
+            r = yield ops.Load("seen")  # what the target saw, if it ran
+            yield ops.Store("mine", r)
+
+        cfg = MachineConfig(ncpus=2, sites=(SITE,), memory=memory,
+                            tasks=((sender, ()), None),
+                            ipi_handler=generic_smp_call_function_single_interrupt,
+                            globals=(("x", 0), ("seen", None), ("mine", None)),
+                            percpu=(("flag", 0),))
+        m, ends = terminal_states(System("cond", cfg))
+        gidx = m.cfg.gidx
+        return {s[0][gidx["seen"]] for s in ends if finished(s)}
+
+    for memory in ("tso", "pso"):
+        assert seen_by_target(memory, passes=True) == {1}
+        assert seen_by_target(memory, passes=False) == {None}  # nothing was queued

@@ -82,9 +82,10 @@ def enabled(m: Machine, state: tuple, c: int, op: O.Op) -> int:
 
 
 # Locked instructions (llist_add's cmpxchg in CsdQueue included: KERNEL.md F.5), fences
-# and serializing instructions wait for the store buffer. MODEL: CsdQueueCond does not: its
-# cond reads (kernel_cr3_loaded, the ct word) come before llist_add and may pass buffered
-# stores (K18); the barrier llist_add then gives is not modelled, an over-approximation.
+# and serializing instructions wait for the store buffer. CsdQueueCond does not: its cond
+# reads (kernel_cr3_loaded, the ct word) come before llist_add and may pass buffered
+# stores (K18); the barrier llist_add then gives drains the buffer within its step, once a
+# target passes the cond (`_csd_queue_cond`).
 _NEEDS_EMPTY_SB = frozenset({O.Rmw, O.RmwPerCpu, O.Serialize, O.MutexLock, O.MutexUnlock,
                              O.CpumaskClearCpu, O.CsdQueue})
 
@@ -431,6 +432,14 @@ def _csd_queue_cond(m: Machine, w: Work, state: tuple, c: int, op: O.CsdQueueCon
                     if op.pred(read(state, c, ("p", t, idx))))
     skipped = [f"cpu{t}" for t in targets_of(m, c, "others") if t not in targets]
     if targets:
+        # llist_add()'s cmpxchg, after the cond reads: a full barrier, so this CPU's
+        # buffered stores become visible with the first csd it queues
+        sb = w.cpu(c)[SB]
+        for raddr, value in sb:
+            if raddr[0] != "w":  # (a write-barrier marker, not a store)
+                m.commit_store(w, c, raddr, value)
+        if sb:
+            w.cpu(c)[SB] = ()
         text = _csd_queue(m, w, c, O.CsdQueue(targets, op.func, op.args, op.sync, op.label))
     else:
         text = f"smp_call_function_many_cond({_fn_name(op.func)}): no CPU passes the cond"

@@ -377,7 +377,9 @@ class CsdQueueCond(Op):
     any llist_add) and the queueing are one step. A target that changes after its cond read
     and before the queueing behaves as one that changed just after the step: it still gets
     the IPI (or still was skipped), and the skip decision is the only input the protocol
-    has. Returns nothing, so that no CPU number reaches a routine's locals (CPU symmetry).
+    has. When a target passes, the step ends with llist_add's barrier: the store buffer is
+    drained after the cond reads (which may have passed its stores). Returns nothing, so
+    that no CPU number reaches a routine's locals (CPU symmetry).
     """
 
     name: str
