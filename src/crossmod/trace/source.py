@@ -4,26 +4,25 @@ Owns: format detection (trace.dat magic; otherwise text, optionally xz/gzip/zstd
 compressed, streamed without unpacking to disk) and `open_trace`, the one entry point
 the CLI and tests use. Several files are merged by timestamp.
 
-May import: the standard library, zstandard, and `crossmod.trace.dat/text/events/layout`.
+May import: the standard library, zstandard, and `crossmod.trace.dat/text/events/layout/merge`.
 """
 
 from __future__ import annotations
 
 import gzip
-import heapq
 import io
 import lzma
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from itertools import islice
-from operator import attrgetter
+from itertools import chain, islice
 from typing import BinaryIO, Protocol
 
 from crossmod.trace.dat import DatReader
 from crossmod.trace.events import Event, TraceFormatError
 from crossmod.trace.layout import MAGIC
+from crossmod.trace.merge import merge_blocks
 from crossmod.trace.text import TextReader
 
 _XZ = b"\xfd7zXZ\x00"
@@ -184,8 +183,22 @@ class _Single:
         return iter(lambda: list(islice(it, 4096)), [])
 
 
+class _Merged:
+    """Several readers' events in timestamp order, merged a block at a time
+    (`merge.merge_blocks`; ties: the order the files were given)."""
+
+    def __init__(self, readers: list[Reader]) -> None:
+        self.readers = readers
+
+    def __iter__(self) -> Iterator[Event]:
+        return chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[Event]]:
+        return merge_blocks([_Single(r).batches() for r in self.readers])
+
+
 def merged(readers: list[Reader]) -> Iterable[Event]:
     """All readers' events in timestamp order (ties: the order the files were given)."""
     if len(readers) == 1:
         return _Single(readers[0])
-    return heapq.merge(*readers, key=attrgetter("ts"))
+    return _Merged(readers)
