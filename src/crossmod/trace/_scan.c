@@ -251,8 +251,10 @@ static void cache_clear_entries(LineCache *c)
 
 static PyObject *cache_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    if (!_PyArg_NoPositional("LineCache", args) || !_PyArg_NoKeywords("LineCache", kw))
+    if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "LineCache() takes no arguments");
         return NULL;
+    }
     LineCache *c = (LineCache *)type->tp_alloc(type, 0);
     if (c == NULL)
         return NULL;
