@@ -72,15 +72,18 @@ def _count_upto_py(batch: list[Event], start: int, counts: dict[str, list[int]],
     return len(batch)
 
 
-def _signature_of(stack: tuple[str, ...] | None, _last: list[object] = [None, ""]) -> str:  # noqa: B006
+_last_stack: list[object] = [None, ""]  # the stack `_signature_of` saw last, its signature
+
+
+def _signature_of(stack: tuple[str, ...] | None) -> str:
     """`causes.signature`, answered at once for the same stack object as last time (the
     readers share one tuple per distinct stack; a tuple's hash is not cached)."""
     if not stack:
         return "(no stack)"
-    if stack is _last[0]:
-        return _last[1]  # type: ignore[return-value]
+    if stack is _last_stack[0]:
+        return _last_stack[1]  # type: ignore[return-value]
     sig = signature(stack)
-    _last[0], _last[1] = stack, sig
+    _last_stack[0], _last_stack[1] = stack, sig
     return sig
 
 
