@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
+from crossmod.trace import speedups
 from crossmod.trace.analyze import Analysis
 from crossmod.trace.dat import DatReader
 from crossmod.trace.events import Event
@@ -18,13 +21,26 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "qemu-6.12-nohz"
 
 
+def _missing(msg: str) -> NoReturn:
+    """Skip, except in CI, which has shared/ beside the checkout and builds the compiled
+    scanner: there a missing piece fails, so coverage cannot vanish silently."""
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
 def _need_shared() -> Path:
     if not (SHARED / "trace.dat").exists():
-        msg = f"shared recording not found at {SHARED.resolve()} (../shared beside repo)"
-        if os.environ.get("CI"):  # CI always has shared/ beside the checkout: never skip there
-            pytest.fail(msg)
-        pytest.skip(msg)
+        _missing(f"shared recording not found at {SHARED.resolve()} (../shared beside repo)")
     return SHARED
+
+
+def need_compiled() -> ModuleType:
+    """`crossmod.trace._scan`, bound (even under CROSSMOD_TRACE_PURE=1)."""
+    scan = speedups.compiled()
+    if scan is None:
+        _missing("crossmod.trace._scan is not built (pip install -e . with a C compiler)")
+    return scan
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from crossmod.trace.causes import signature
 from crossmod.trace.events import Event, TraceFormatError
 from crossmod.trace.whatif import Classifier
 
+from .conftest import need_compiled
+
 GEN = "generic_smp_call_function_single_interrupt+0x0"
 
 
@@ -222,8 +224,7 @@ def test_compiled_counting_equals_the_reference(dat_events: list[Event],
         a = Analysis((2, 3)).run(Batched(sizes))  # type: ignore[arg-type]
         return report.build(a, sources=[], by_phase=True) | {"events": a.events}
 
-    if analyze._scan is None:
-        pytest.skip("compiled scanner not built")
+    monkeypatch.setattr(analyze, "_scan", need_compiled())
     compiled = [run(s) for s in ((4096,), (1, 7, 1000), (len(dat_events),))]
     monkeypatch.setattr(analyze, "_scan", None)
     pure = run((3, 4096, 1))
@@ -241,10 +242,7 @@ def test_counting_takes_any_object_with_name_and_cpu() -> None:
 
     batch = [SimpleNamespace(name="x", cpu=1), ev(1, 0, "print", buf="PHASE p start"),
              SimpleNamespace(name="y", cpu=2)]
-    counters = [analyze._count_upto_py]
-    if analyze._scan is not None:
-        counters.append(analyze._scan.count_upto)
-    for count in counters:
+    for count in (analyze._count_upto_py, need_compiled().count_upto):
         counts: dict[str, list[int]] = {}
         kind: dict[str, int] = {"print": 9}
         assert count(batch, 0, counts, kind, 2) == 2  # type: ignore[arg-type]

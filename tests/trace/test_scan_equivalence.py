@@ -19,12 +19,10 @@ from __future__ import annotations
 import contextlib
 import io
 import lzma
-import os
 import random
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -40,32 +38,14 @@ from crossmod.trace.source import open_trace
 from crossmod.trace.synth import DatOptions, Rec, report_line, write_dat
 from crossmod.trace.text import TextReader
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, need_compiled
 
-
-def _compiled() -> ModuleType | None:
-    """The compiled module, bound even when CROSSMOD_TRACE_PURE kept `speedups` from it."""
-    if speedups.scan is not None:
-        return speedups.scan
-    try:
-        from crossmod.trace import _scan  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    _scan.bind(Event, speedups._table(r"\w"), speedups._table(r"\s"), speedups._table(r"\d"),
-               speedups.STACK)
-    return _scan  # type: ignore[no-any-return]
-
-
-SCAN = _compiled()
+SCAN = speedups.compiled()
 
 
 @pytest.fixture(autouse=True)
 def _need_scan() -> None:
-    if SCAN is None:
-        msg = "crossmod.trace._scan is not built (pip install -e . with a C compiler)"
-        if os.environ.get("CI", "").lower() == "true":  # CI builds it: missing is a failure
-            pytest.fail(msg)
-        pytest.skip(msg)
+    need_compiled()
 
 
 @contextlib.contextmanager
