@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections.abc import Iterator
 
 import click
 
@@ -21,7 +20,7 @@ from crossmod.trace import render, report
 from crossmod.trace.analyze import Analysis
 from crossmod.trace.events import Event, TraceFormatError, format_cpulist, parse_cpulist
 from crossmod.trace.perfetto import PerfettoWriter
-from crossmod.trace.source import Reader, merged, open_trace
+from crossmod.trace.source import Events, Reader, merged, open_trace
 from crossmod.trace.speedups import backend
 from crossmod.trace.whatif import Classifier
 
@@ -142,17 +141,12 @@ class _Progress:
     """The events, in lists, with a progress line on stderr about once a second when
     stderr is a terminal (a 1 GB trace takes some seconds)."""
 
-    def __init__(self, events: Iterable[Event], show: bool) -> None:
+    def __init__(self, events: Events, show: bool) -> None:
         self.events, self.show = events, show
         self.shown = False
 
     def batches(self) -> Iterator[list[Event]]:
-        inner = getattr(self.events, "batches", None)
-        if inner is not None:
-            source = inner()
-        else:
-            it = iter(self.events)
-            source = iter(lambda: list(islice(it, 4096)), [])
+        source = self.events.batches()
         if not self.show:
             yield from source
             return

@@ -511,26 +511,37 @@ typedef struct {
 
 static inline int blank(Py_UCS1 c) { return c == ' ' || c == '\t'; }
 
+/* the end of the run of blanks (`[ \t]*+`) or digits (`\d*+`) from p, before `end` */
+static inline Py_ssize_t skip_blanks(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t end)
+{
+    while (p < end && blank(s[p]))
+        p++;
+    return p;
+}
+
+static inline Py_ssize_t skip_digits(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t end)
+{
+    while (p < end && is_digit[s[p]])
+        p++;
+    return p;
+}
+
 /* `\d++\.\d++:[ \t]++(?:<stack trace ?>[^\n]*+|(?P<body>[^\s:]++:[^\n]*+))\n` at p */
 static int match_tail(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch *m)
 {
-    Py_ssize_t q = p;
-    while (q < eol && is_digit[s[q]])
-        q++;
+    Py_ssize_t q = skip_digits(s, p, eol);
     if (q == p || q >= eol || s[q] != '.')
         return 0;
     m->sec0 = p;
     m->sec1 = q;
-    p = ++q;
-    while (q < eol && is_digit[s[q]])
-        q++;
+    p = q + 1;
+    q = skip_digits(s, p, eol);
     if (q == p || q >= eol || s[q] != ':')
         return 0;
     m->frac0 = p;
     m->frac1 = q;
-    p = ++q;
-    while (q < eol && blank(s[q]))
-        q++;
+    p = q + 1;
+    q = skip_blanks(s, p, eol);
     if (q == p)
         return 0;
     if (eol - q >= 13 && memcmp(s + q, "<stack trace>", 13) == 0) {
@@ -554,9 +565,7 @@ static int match_tail(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch
 /* after the head: `[ \t]++(?:[\w.]{4,6}[ \t]+)?` then the tail */
 static int match_after_head(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch *m)
 {
-    Py_ssize_t q = p;
-    while (q < eol && blank(s[q]))
-        q++;
+    Py_ssize_t q = skip_blanks(s, p, eol);
     if (q == p)
         return 0;
     Py_ssize_t wn = 0;
@@ -564,9 +573,7 @@ static int match_after_head(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, Even
         wn++;
     for (Py_ssize_t L = wn; L >= 4; L--) {
         Py_ssize_t r = q + L;
-        Py_ssize_t t = r;
-        while (t < eol && blank(s[t]))
-            t++;
+        Py_ssize_t t = skip_blanks(s, r, eol);
         if (t > r && match_tail(s, t, eol, m))
             return 1;
     }
@@ -578,9 +585,7 @@ static int match_cpu(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch 
 {
     if (p >= eol || s[p] != '[')
         return 0;
-    Py_ssize_t q = p + 1;
-    while (q < eol && is_digit[s[q]])
-        q++;
+    Py_ssize_t q = skip_digits(s, p + 1, eol);
     if (q == p + 1 || q >= eol || s[q] != ']')
         return 0;
     m->head1 = q + 1;
@@ -590,27 +595,20 @@ static int match_cpu(const Py_UCS1 *s, Py_ssize_t p, Py_ssize_t eol, EventMatch 
 /* `-\d++[ \t]++(?:\([ \t]*[\d-]+\)[ \t]+)?\[\d++\]...` with s[h] == '-' */
 static int match_from_dash(const Py_UCS1 *s, Py_ssize_t h, Py_ssize_t eol, EventMatch *m)
 {
-    Py_ssize_t q = h + 1;
-    while (q < eol && is_digit[s[q]])
-        q++;
+    Py_ssize_t q = skip_digits(s, h + 1, eol);
     if (q == h + 1)
         return 0;
-    Py_ssize_t r = q;
-    while (r < eol && blank(s[r]))
-        r++;
+    Py_ssize_t r = skip_blanks(s, q, eol);
     if (r == q)
         return 0;
     if (r < eol && s[r] == '(') {
-        Py_ssize_t t = r + 1;
-        while (t < eol && blank(s[t]))
-            t++;
+        Py_ssize_t t = skip_blanks(s, r + 1, eol);
         Py_ssize_t d0 = t;
         while (t < eol && (is_digit[s[t]] || s[t] == '-'))
             t++;
         if (t > d0 && t < eol && s[t] == ')') {
-            Py_ssize_t u = ++t;
-            while (u < eol && blank(s[u]))
-                u++;
+            t++; /* past ')' */
+            Py_ssize_t u = skip_blanks(s, t, eol);
             if (u > t && match_cpu(s, u, eol, m))
                 return 1;
         }
@@ -734,17 +732,13 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
         if (nl == NULL)
             break; /* no alternative of the regex matches without a newline */
         Py_ssize_t eol = nl - s;
-        Py_ssize_t j = i;
-        while (j < eol && blank(s[j]))
-            j++;
+        Py_ssize_t j = skip_blanks(s, i, eol);
         if (eol - j >= 2 && s[j] == '=' && s[j + 1] == '>') {
             /* a run of frame lines is one match */
             Py_ssize_t end = eol + 1;
             long long lines = 1;
             while (end < n) {
-                Py_ssize_t k = end;
-                while (k < n && blank(s[k]))
-                    k++;
+                Py_ssize_t k = skip_blanks(s, end, n);
                 if (n - k < 2 || s[k] != '=' || s[k + 1] != '>')
                     break;
                 const Py_UCS1 *nl2 = memchr(s + k, '\n', n - k);

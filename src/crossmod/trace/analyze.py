@@ -72,6 +72,17 @@ def _count_upto_py(batch: list[Event], start: int, counts: dict[str, list[int]],
     return len(batch)
 
 
+def _add_time(handler: dict[tuple[int, str], list[int]], key: tuple[int, str], ns: int) -> None:
+    """One handler run of `ns` into handler[key] = [runs, total ns, longest ns]."""
+    h = handler.get(key)
+    if h is None:
+        h = handler[key] = [0, 0, 0]
+    h[0] += 1
+    h[1] += ns
+    if ns > h[2]:
+        h[2] = ns
+
+
 _last_stack: list[object] = [None, ""]  # the stack `_signature_of` saw last, its signature
 
 
@@ -229,14 +240,7 @@ class Analysis:
                         stack = open_csd.get(cpu)
                         if stack and stack[-1][0] == ev.fields["func"]:
                             func, start = stack.pop()
-                            ns = ev.ts - start
-                            h = handler.get((cpu, func))
-                            if h is None:
-                                h = handler[(cpu, func)] = [0, 0, 0]
-                            h[0] += 1
-                            h[1] += ns
-                            if ns > h[2]:
-                                h[2] = ns
+                            _add_time(handler, (cpu, func), ev.ts - start)
                             if sink:
                                 sink("slice", ev, {"name": func, "start": start})
                     elif k == _VECTOR_ENTRY:
@@ -266,15 +270,8 @@ class Analysis:
                     elif k == _VECTOR_EXIT:
                         entry = open_vec.pop(cpu, None)
                         if entry and entry[0] == _VECTOR_EXITS[name]:
-                            what = _VECTOR_LABEL[entry[0]]
-                            ns = ev.ts - entry[1]
-                            h = handler.get((cpu, what))
-                            if h is None:
-                                h = handler[(cpu, what)] = [0, 0, 0]
-                            h[0] += 1
-                            h[1] += ns
-                            if ns > h[2]:
-                                h[2] = ns
+                            _add_time(handler, (cpu, _VECTOR_LABEL[entry[0]]),
+                                      ev.ts - entry[1])
                             if sink:
                                 sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
                     elif k == _IPI_SEND:

@@ -119,14 +119,16 @@ class PageDecoder:
         out: list[Event] = []
         lo, head_u, swap = self._head_lo, self._head_u, self._head_swap
 
+        def problem(pos: int, what: str) -> None:
+            r.problem(r.where(foff + pos) + label, what)
+
         def miss(data: int, nxt: int, pos: int, ts: int) -> None:
             """A record whose bytes are not in the cache: decode it, cache what it
             decodes to, append its event (or attach its stack)."""
-            raw = blob[data:nxt]
             if nxt - data < self._head_end:
-                r.problem(r.where(foff + pos) + label,
-                          f"CPU {cpu} record of {nxt - data} bytes is shorter than its header")
+                problem(pos, f"CPU {cpu} record of {nxt - data} bytes is shorter than its header")
                 return
+            raw = blob[data:nxt]
             if swap:
                 pid, etype = head_u(blob, data + lo)
             else:
@@ -138,8 +140,7 @@ class PageDecoder:
                     try:
                         frames = self._stack(blob, data, nxt)
                     except struct.error:
-                        r.problem(r.where(foff + pos) + label,
-                                  f"CPU {cpu} kernel_stack record is too short")
+                        problem(pos, f"CPU {cpu} kernel_stack record is too short")
                         return
                     if len(fcache) < 1 << 16:
                         fcache[raw] = (frames,)
@@ -149,8 +150,7 @@ class PageDecoder:
                     return
                 name = self.names.get(etype)
                 if name is None:
-                    r.problem(r.where(foff + pos) + label,
-                              f"CPU {cpu} record of unknown event id {etype}")
+                    problem(pos, f"CPU {cpu} record of unknown event id {etype}")
                     return
                 hit = (name, pid, r.cmdlines.get(pid, "<...>"), _EMPTY)
                 if len(fcache) < 1 << 12:  # irrelevant payloads may all differ:
@@ -160,15 +160,12 @@ class PageDecoder:
                 try:
                     fields = dec.decode(blob, data, nxt)
                 except (ValueError, struct.error) as exc:
-                    r.problem(r.where(foff + pos) + label, f"CPU {cpu} {name}: {exc}")
+                    problem(pos, f"CPU {cpu} {name}: {exc}")
                     return
                 hit = (name, pid, r.cmdlines.get(pid, "<...>"), fields)
                 if len(fcache) < 1 << 16:
                     fcache[raw] = hit
             out.append(Event(ts, cpu, hit[1], hit[2], hit[0], hit[3]))
-
-        def problem(pos: int, what: str) -> None:
-            r.problem(r.where(foff + pos) + label, what)
 
         params = (r.page_size, self.ts_off, self.commit_off, self.commit_size, self.data_off,
                   r.e == ">", r.ts_offset, prev)

@@ -15,7 +15,7 @@ import lzma
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from itertools import chain, islice
 from typing import BinaryIO, Protocol
 
@@ -108,8 +108,7 @@ class _Prepended(io.RawIOBase):
             buf[:n] = self.head[:n]
             self.head = self.head[n:]
             return n
-        data = self.rest.read1(len(buf)) if hasattr(self.rest, "read1") else self.rest.read(
-            len(buf))
+        data = self.rest.read1(len(buf))  # what the pipe has now, not a full buffer
         buf[: len(data)] = data
         return len(data)
 
@@ -197,7 +196,16 @@ class _Merged:
         return merge_blocks([_Single(r).batches() for r in self.readers])
 
 
-def merged(readers: list[Reader]) -> Iterable[Event]:
+class Events(Protocol):
+    """Events in timestamp order, one at a time or a list at a time (`Analysis.run`
+    prefers the lists)."""
+
+    def __iter__(self) -> Iterator[Event]: ...
+
+    def batches(self) -> Iterator[list[Event]]: ...
+
+
+def merged(readers: list[Reader]) -> Events:
     """All readers' events in timestamp order (ties: the order the files were given)."""
     if len(readers) == 1:
         return _Single(readers[0])
