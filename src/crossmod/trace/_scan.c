@@ -326,6 +326,18 @@ static inline uint64_t ld64(const unsigned char *p, int swap)
  * a memoryview and raises there; the callers check bounds first, see _walk_py). */
 #define WORD(i) ld32(b + ((Py_ssize_t)(i) << 2), swap)
 
+/* problem(pos, what) for a damaged page: 0, or -1 with an exception (strict mode raises) */
+static int report(PyObject *problem, Py_ssize_t pos, PyObject *what)
+{
+    if (what == NULL)
+        return -1;
+    PyObject *r = PyObject_CallFunction(problem, "nN", pos, what);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /*
  * walk_block(blob, cpu, params, fcache, memo, out, miss, problem) -> lost pages
  *
@@ -376,12 +388,10 @@ static PyObject *walk_block(PyObject *self, PyObject *args)
         if (flags & MISSING_EVENTS)
             lost++;
         if (end > p + ps) {
-            PyObject *r = PyObject_CallFunction(problem, "nN", p, PyUnicode_FromFormat(
-                "CPU %ld page commit size %lu exceeds page", cpu_n,
-                (unsigned long)(flags & COMMIT_MASK)));
-            if (r == NULL)
+            if (report(problem, p, PyUnicode_FromFormat(
+                    "CPU %ld page commit size %lu exceeds page", cpu_n,
+                    (unsigned long)(flags & COMMIT_MASK))))
                 goto done;
-            Py_DECREF(r);
             continue;
         }
         while (pos < end) {
@@ -401,11 +411,9 @@ static PyObject *walk_block(PyObject *self, PyObject *args)
             } else {
                 /* every other header has a second word: one past the page is damage */
                 if (((pos >> 2) + 1) * 4 + 4 > end) {
-                    PyObject *r = PyObject_CallFunction(problem, "nN", pos, PyUnicode_FromFormat(
-                        "CPU %ld record header runs past the page", cpu_n));
-                    if (r == NULL)
+                    if (report(problem, pos, PyUnicode_FromFormat(
+                            "CPU %ld record header runs past the page", cpu_n)))
                         goto done;
-                    Py_DECREF(r);
                     break;
                 }
                 uint32_t w1 = WORD((pos >> 2) + 1);
@@ -433,11 +441,9 @@ static PyObject *walk_block(PyObject *self, PyObject *args)
             }
             ts += delta;
             if (nxt > end) {
-                PyObject *r = PyObject_CallFunction(problem, "nN", pos, PyUnicode_FromFormat(
-                    "CPU %ld record length runs past the page", cpu_n));
-                if (r == NULL)
+                if (report(problem, pos, PyUnicode_FromFormat(
+                        "CPU %ld record length runs past the page", cpu_n)))
                     goto done;
-                Py_DECREF(r);
                 break;
             }
             uint64_t h;
@@ -865,8 +871,9 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
             /* fields that do not parse: body_fn reported it */
         } else if (hit == stack_marker) {
             long c = PyLong_AsLong(cpu);
-            PyObject *p = c >= 0 && c < LOCAL_CPUS && local[c].ev ? local[c].ev
-                                                                  : PyDict_GetItemWithError(latest, cpu);
+            PyObject *p = c >= 0 && c < LOCAL_CPUS && local[c].ev
+                              ? local[c].ev
+                              : PyDict_GetItemWithError(latest, cpu);
             if (p == NULL && PyErr_Occurred()) {
                 Py_DECREF(hit);
                 Py_DECREF(head);
@@ -907,8 +914,8 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args)
                 rc = PyList_Append(evs, ev);
             } else {
                 PyObject *idx = PyLong_FromSsize_t(PyList_GET_SIZE(evs));
-                rc = idx == NULL || PyDict_SetItem(held, cpu, idx) || PyDict_SetItem(latest, cpu, ev)
-                     || PyList_Append(evs, ev);
+                rc = idx == NULL || PyDict_SetItem(held, cpu, idx)
+                     || PyDict_SetItem(latest, cpu, ev) || PyList_Append(evs, ev);
                 Py_XDECREF(idx);
             }
             Py_XDECREF(ev);
