@@ -2,6 +2,8 @@
 data/fixture.c (real asm-goto `__jump_table` entries and `.static_call_sites`), linked with a
 kernel-shaped script, optionally stripped with an embedded kallsyms table written here in
 either table order, and wrapped in a bzImage-like boot header with each compression.
+`write_elf()` lays out an image byte by byte instead, without a compiler, for fixtures whose
+bytes must sit at exact addresses (test_audit_boundaries.py).
 
 The kallsyms writer follows scripts/kallsyms.c write_src() closely enough for the reader to
 be exercised on both layouts; the real-kernel check is the opt-in Debian test.
@@ -186,6 +188,65 @@ def stripped(elf: Path, out: Path) -> Path:
     dest = out / f"{elf.name}.nosyms"
     subprocess.run(["objcopy", "--strip-all", str(elf), str(dest)], check=True)
     return dest
+
+
+# ---- hand-laid ELF ----------------------------------------------------------------------
+
+ELF_SECTION_FLAGS = {"ax": 0x6, "a": 0x2, "wa": 0x3}  # SHF_ALLOC | SHF_EXECINSTR / SHF_WRITE
+ELF_SEGMENT_FLAGS = {"ax": 0x5, "a": 0x4, "wa": 0x6}  # PF_R | PF_X / PF_W
+ELF_SYMBOL_TYPES = {"notype": 0, "object": 1, "func": 2}
+
+
+def write_elf(sections: list[tuple[str, int, bytes, str]],
+              symbols: list[tuple[str, int, str, str]], entry: int) -> bytes:
+    """An x86-64 ET_EXEC file: each section (name, address, bytes, "ax"/"a"/"wa") gets its own
+    PT_LOAD segment at a file offset congruent to its address; symbols are (name, address,
+    section name, "func"/"object"/"notype"), all global, in the order given."""
+    page = 0x1000
+    ehdr, phdr, shdr = struct.Struct("<16sHHIQQQIHHHHHH"), struct.Struct("<IIQQQQQQ"), \
+        struct.Struct("<IIQQQQIIQQ")
+    sym = struct.Struct("<IBBHQQ")
+    body = bytearray(ehdr.size + phdr.size * len(sections))
+    placed = []
+    for name, addr, data, kind in sections:
+        body.extend(b"\0" * ((addr - len(body)) % page))
+        placed.append((name, addr, len(body), data, kind))
+        body += data
+    index = {name: i + 1 for i, (name, *_) in enumerate(placed)}
+    strtab, symtab = bytearray(b"\0"), bytearray(sym.size)
+    for name, addr, section, kind in symbols:
+        symtab += sym.pack(len(strtab), 0x10 | ELF_SYMBOL_TYPES[kind], 0, index[section], addr, 0)
+        strtab += name.encode() + b"\0"
+    names = [n for n, *_ in placed] + [".symtab", ".strtab", ".shstrtab"]
+    shstrtab, name_at = bytearray(b"\0"), {}
+    for n in names:
+        name_at[n] = len(shstrtab)
+        shstrtab += n.encode() + b"\0"
+    tails = {}
+    for n, blob in ((".symtab", symtab), (".strtab", strtab), (".shstrtab", shstrtab)):
+        body.extend(b"\0" * (-len(body) % 8))
+        tails[n] = (len(body), len(blob))
+        body += blob
+    body.extend(b"\0" * (-len(body) % 8))
+    shoff = len(body)
+    heads = [shdr.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    for name, addr, off, data, kind in placed:
+        heads.append(shdr.pack(name_at[name], 1, ELF_SECTION_FLAGS[kind], addr, off, len(data),
+                               0, 0, 16, 0))
+    strndx = len(placed) + 2  # .strtab; .shstrtab follows it
+    heads.append(shdr.pack(name_at[".symtab"], 2, 0, 0, *tails[".symtab"], strndx, 1, 8,
+                           sym.size))
+    heads.append(shdr.pack(name_at[".strtab"], 3, 0, 0, *tails[".strtab"], 0, 0, 1, 0))
+    heads.append(shdr.pack(name_at[".shstrtab"], 3, 0, 0, *tails[".shstrtab"], 0, 0, 1, 0))
+    body += b"".join(heads)
+    ident = b"\x7fELF\x02\x01\x01" + bytes(9)
+    body[: ehdr.size] = ehdr.pack(ident, 2, 62, 1, entry, ehdr.size, shoff, 0, ehdr.size,
+                                  phdr.size, len(placed), shdr.size, len(heads), strndx + 1)
+    for i, (_, addr, off, data, kind) in enumerate(placed):
+        at = ehdr.size + i * phdr.size
+        body[at : at + phdr.size] = phdr.pack(1, ELF_SEGMENT_FLAGS[kind], off, addr, addr,
+                                              len(data), len(data), page)
+    return bytes(body)
 
 
 # ---- bzImage -----------------------------------------------------------------------------
