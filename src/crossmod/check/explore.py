@@ -120,9 +120,10 @@ def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: di
         msg = "no violation in any interleaving" if verdict == "safe" else stop
         return Verdict(**base, verdict=verdict, property=None, message=msg, depth=depth,
                        seconds=time.perf_counter() - t0, stop_reason=stop, stats=stats)
-    prop, s, move, message = found
+    _, s, move, _ = found
     path = _path(parent, s) + ([move] if move else [])
-    steps = _concretize(m, canon, path)
+    choices, prop, message = _concretize(m, canon, path)
+    steps = replay_steps(m, choices)
     verdict = "deadlock" if prop == "deadlock" else "violation"
     return Verdict(**base, verdict=verdict, property=prop, message=message, depth=len(steps),
                    seconds=time.perf_counter() - t0, stop_reason="first violation",
@@ -140,22 +141,40 @@ def _path(parent: dict, s: tuple) -> list[Move]:
     return moves
 
 
-def _concretize(m: Machine, canon: Canonicalizer | None, path: list[Move]) -> list[Step]:
-    """Re-run a path of representative moves on real CPU numbers."""
+def _concretize(m: Machine, canon: Canonicalizer | None, path: list[Move]
+                ) -> tuple[list[int], str, str]:
+    """Map a path of representative moves onto real CPU numbers; returns the choice indices
+    of the concrete run and the property it breaks with the message, told in the concrete
+    run's CPU numbers (the representative's may differ).
+
+    `sigma[k]` is the number concrete CPU k has in the representative. It is composed move
+    by move from the renumberings the canonicalizer chose, never recomputed from the
+    concrete state: canonicalizing a concrete state afresh need not give the representative
+    the search stored (when CPUs mention one another the representative is not unique), so
+    a move read through a fresh renumbering may name the wrong CPU or none at all.
+    """
     s = m.initial_state()
-    choices = []
+    rep, sigma = s, list(range(m.cfg.ncpus))
+    if canon:
+        rep, perm = canon(s)
+        sigma = list(perm) if perm is not None else sigma
+    choices: list[int] = []
     for move in path:
-        if canon:
-            _, perm = canon(s)
-            if perm is not None:
-                inverse = {new: old for old, new in enumerate(perm)}
-                move = (inverse[move[0]], move[1], move[2])
-        choices.append(m.moves(s).index(move))
+        inverse = {new: old for old, new in enumerate(sigma)}
+        concrete = (inverse[move[0]], move[1], move[2])
+        choices.append(m.moves(s).index(concrete))
         try:
-            s, _ = m.step(s, move)
-        except Violation:
-            break
-    return replay_steps(m, choices)
+            s, _ = m.step(s, concrete)
+        except Violation as v:
+            return choices, v.prop, v.message
+        if canon:
+            t, _ = m.step(rep, move)
+            rep, perm = canon(t, rep)
+            if perm is not None:
+                sigma = [perm[k] for k in sigma]
+    if not m.moves(s) and any(cpu[STACK] for cpu in s[CPUS]):
+        return choices, "deadlock", _deadlock_message(m, s)
+    raise AssertionError("the concretized path ends in neither a violation nor a deadlock")
 
 
 def replay_steps(m: Machine, choices: list[int]) -> list[Step]:

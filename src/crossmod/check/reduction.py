@@ -4,32 +4,59 @@ Owns: `ample(machine, state, moves)`, the moves that alone may be explored from 
 (all of them when no smaller persistent set is known). Imports: machine. CPU symmetry lives in
 machine/symmetry.py; the explorer combines the two.
 
-The argument (persistent sets, Godefroid 1996; ample sets, Peled 1993), for a machine whose
-`readers` are declared and enforced (machine/cpu.py `_check_reader`):
+The argument (persistent sets, Godefroid 1996; ample sets, Peled 1993). It assumes what
+`MachineConfig.readers` promises, and each assumption is enforced where named:
 
-1. Two readers never conflict. A reader writes only its own per-CPU variables, its own CSD
-   lock and its own private state (stack, flag, fetch view, queue it dequeues); another
-   reader reads none of those, and shared memory it reads (text, globals) only non-readers
-   write. So any two reader moves commute and neither enables nor disables the other --
-   except NMIs, which share one budget: no reduction while the budget is unspent.
+A. A reader writes only its own private state (stack, interrupt flag, fetch views, the queue
+   it dequeues), its own instances of per-CPU variables, and its own CSD unlocks; it reads
+   no other reader's per-CPU variables, sends no IPI, patches no text, takes no mutex and
+   frees nothing (machine/cpu.py `_check_reader`, a ModelError on the first op that breaks
+   it; `Ghost` ops write only their own CPU's per-CPU variables, for every CPU). What a
+   reader reads of shared memory (text, globals, non-readers' per-CPU variables) only
+   non-readers write.
+
+Then:
+
+1. Two readers never conflict: any two reader moves (runs, drains, IPIs taken, TLB fills)
+   commute and neither enables nor disables the other -- except NMIs, which share one
+   budget: no reduction while the budget is unspent and an NMI handler exists.
 2. A reader c is *ample* when every non-reader is frozen by c: it has no enabled move, and
    what it waits for can only be changed by c -- c still holds its CSD (`csd_lock_wait`),
    or c's own instance of the per-CPU variable it waits on fails the predicate (F6), or it
-   waits on memory no reader can write. Then no move outside c's can ever be dependent on
-   c's moves before one of c's is taken (the C1 condition): other readers are independent of
-   c, and the frozen CPUs cannot move until c does.
+   waits on memory no reader can write (it stays frozen whatever c does). Then no move
+   outside c's can become dependent on c's moves before one of c's is taken (C1): other
+   readers are independent of c (point 1), and the frozen CPUs cannot move until c does.
 3. Every move of c is included, so disabling within c is no issue; properties are checked
    inside the moves themselves (an assertion fires in whichever order equivalent moves
    run), and deadlocks are preserved by persistent sets.
-4. A non-reader's single next op t is a persistent set too when it commutes with everything
-   that can happen before it: t touches only its CPU's private state, its store buffer
-   (a push: invisible until drained, and loads forward from it), or memory no reader writes
-   (globals, text: a load, a serialization, a mutex), when it is the only non-reader and
-   neither an IPI nor an NMI can reach it first (readers send no IPIs). Readers' moves read
-   nothing t writes and write nothing t reads; the CPU's own drains commute with t.
+4. The next op t of the only non-reader d is a persistent set by itself when it commutes
+   with every move that can happen before it: readers' moves, and d's own drains and TLB
+   fills (no IPI can reach d first: readers send none and d is the only other sender, and
+   no NMI is left). Whether t commutes depends on the memory model, because it decides
+   when a store becomes visible:
+     `Store`, `StorePerCpu`, `TextStore`  under tso and pso they only append to d's store
+        buffer (loads forward from it; a drain of an older entry commutes with the push,
+        and d's own fetch view is widened alike in both orders); under sc they reach
+        memory -- readers' loads and fetches -- at once, so they are never taken alone;
+        a text write also ends a live "patch returned" contract, which readers' executions
+        check (property 2): it is independent of them only while no contract is live.
+     `Load`, `WaitUntil`    of a global or a non-reader's per-CPU variable, which no reader
+        writes (A); never of d's own TLB, which d's page walker fills.
+     `Serialize`, `Fence`   enabled only when they need nothing of the buffer, they touch
+        d's fetch views (from text only non-readers write) or push a pso write-barrier
+        marker onto d's own buffer.
+     `IrqSave`, `IrqRestore`, `IrqsEnabled`, `Note`, `Warn`, `AssertHeld`  d's own flag
+        and program position; the mutex an assertion reads no reader writes (A).
+   Every other op (locked RMWs, mutexes -- their writes reach memory at once, and readers
+   may read them -- CSD queueing and waiting, `PatchReturned`, executions, TLB and CR3
+   ops, checks) is explored with everything else.
 5. Cycle proviso: the explorer expands a state fully when an ample successor is no deeper
    than the state itself; every cycle has such an edge, so every cycle of the reduced graph
-   has a fully expanded state (C3, in its breadth-first form).
+   has a fully expanded state (C3, in its breadth-first form) and no move is postponed
+   forever.
+
+The lasting guard is differential: tests/model/test_differential.py compares the verdict
+with the reduction on and off on random protocols, under every memory model.
 """
 
 from __future__ import annotations
@@ -65,25 +92,29 @@ def ample(m: Machine, state: tuple, moves: list[Move]) -> list[Move]:
 
 
 _LOCAL = (O.IrqSave, O.IrqRestore, O.IrqsEnabled, O.Note, O.Warn, O.AssertHeld, O.Serialize,
-          O.Store, O.StorePerCpu, O.TextStore, O.Load, O.WaitUntil, O.MutexLock, O.MutexUnlock,
-          O.Fence)
+          O.Store, O.StorePerCpu, O.TextStore, O.Load, O.WaitUntil, O.Fence)
+_BUFFERED = (O.Store, O.StorePerCpu, O.TextStore)
 
 
 def _local_op(m: Machine, state: tuple, d: int) -> bool:
-    """The next op of non-reader d commutes with every reader move (point 4 above)."""
+    """The next op of non-reader d commutes with every move that can precede it (point 4)."""
     cpu = state[CPUS][d]
     if cpu[IPI] and cpu[IRQ]:
         return False
     op = m.routines.nodes[cpu[STACK][-1][1]].op
     if op is None or not isinstance(op, _LOCAL):
         return False
+    cfg = m.cfg
+    if isinstance(op, _BUFFERED) and cfg.memory == "sc":
+        return False  # visible to every CPU at once: never independent of readers
     if isinstance(op, O.Load | O.WaitUntil):
-        raddr = resolve(m.cfg, d, op.addr)
-        return raddr[0] == "g" or raddr[1] not in m.cfg.readers
+        raddr = resolve(cfg, d, op.addr)
+        if raddr[0] == "g":
+            return True
+        return raddr[1] not in cfg.readers and not (cfg.tlb_vas and raddr[1] == d
+                                                    and raddr[2] == cfg.pidx.get("tlb"))
     if isinstance(op, O.TextStore):
-        # A text write ends the site's "patch returned" contract, which readers' executions
-        # check (property 2): it is independent of them only while no contract is live.
-        return state[COMMITTED][m.cfg.sidx[op.site]] is None
+        return state[COMMITTED][cfg.sidx[op.site]] is None
     return True
 
 

@@ -163,8 +163,12 @@ def apply(m: Machine, w: Work, state: tuple, c: int, op: O.Op, alt: int) -> tupl
     if tp is O.ExecSite:
         return m.exec_outcome(w, state, c, op.site, alt)
     if tp is O.PatchReturned:
+        # The contract is what the caller wrote, its own buffered text stores included: a
+        # patch routine that returns before they drain has not made them visible, and a
+        # CPU that then executes the old bytes breaks the contract (the caller itself, which
+        # forwards from its buffer, executes the new ones).
         si = cfg.sidx[op.site]
-        eff = m.memory_effect(state[TEXT], si)
+        eff = m.effect_of_bytes(_site_bytes_seen_by(m, state, c, si), si)
         w.set_committed(si, eff)
         return None, f"{op.site} patched: from now on every CPU must execute '{eff}'"
     if tp is O.IrqSave:
@@ -215,20 +219,31 @@ def _mask(mask: frozenset) -> str:
 
 
 _READER_FORBIDDEN = frozenset({O.StorePerCpu, O.RmwPerCpu, O.TextStore, O.CsdQueue,
-                               O.MutexLock, O.MutexUnlock, O.StackFree, O.PatchReturned})
+                               O.CsdQueueCond, O.MutexLock, O.MutexUnlock, O.StackFree,
+                               O.PatchReturned, O.FreePage, O.WaitPerCpu})
+_READER_WRITES = (O.Store, O.Rmw, O.CpumaskClearCpu)
+_READER_READS = (O.Load, O.WaitUntil, O.Rmw, O.CpumaskClearCpu)
 
 
 def _check_reader(m: Machine, c: int, op: O.Op) -> None:
     """A CPU declared a reader (`MachineConfig.readers`) may write only its own per-CPU
-    variables and its own CSD unlocks; the partial-order reduction is sound only then."""
+    variables and its own CSD unlocks, and may read no other reader's per-CPU variables
+    (check/reduction.py, assumption A); the partial-order reduction is sound only then."""
     tp = type(op)
-    bad = tp in _READER_FORBIDDEN
-    if tp in (O.Store, O.Rmw, O.CpumaskClearCpu):
+    why = "it sends IPIs, patches, locks or frees" if tp in _READER_FORBIDDEN else ""
+    if isinstance(op, _READER_WRITES):
         raddr = resolve(m.cfg, c, op.addr)
-        bad = raddr[0] != "p" or raddr[1] != c
-    if bad:
-        raise ModelError(f"cpu{c} is declared a reader but performs {op!r}: a reader may "
-                         "write only its own per-CPU variables")
+        if raddr[0] != "p" or raddr[1] != c:
+            why = "a reader may write only its own per-CPU variables"
+    if not why:
+        addrs = (op.addr,) if isinstance(op, _READER_READS) else \
+            op.addrs if tp is O.Check else ()
+        for a in addrs:
+            raddr = resolve(m.cfg, c, a)
+            if raddr[0] == "p" and raddr[1] != c and raddr[1] in m.cfg.readers:
+                why = f"it reads cpu{raddr[1]}'s instance, and cpu{raddr[1]} is a reader too"
+    if why:
+        raise ModelError(f"cpu{c} is declared a reader but performs {op!r}: {why}")
 
 
 def invisible(m: Machine, w: Work, c: int, op: O.Op) -> bool:
@@ -263,6 +278,10 @@ def apply_invisible(m: Machine, w: Work, c: int, op: O.Op) -> tuple[Any, str]:
         return None, f"WARNING: {op.message}"
     if tp is O.Ghost:
         raddr = resolve(m.cfg, c, op.addr)
+        if raddr[0] != "p" or raddr[1] != c:
+            raise ModelError(f"cpu{c}: {op!r} updates memory that is not its own per-CPU "
+                             "state; a Ghost op is performed eagerly, which is sound only "
+                             "for state no other CPU reads")
         old = w.get_mem(raddr)
         new, res = op.fn(old)
         if new != old:
@@ -316,6 +335,15 @@ def _text_store(m: Machine, w: Work, c: int, op: O.TextStore) -> str:
     where = f"{op.site}+{op.offset}"
     what = "INT3" if op.data == b"\xcc" else T.hexbytes(op.data)
     return f"text_poke: {what} -> {where}"
+
+
+def _site_bytes_seen_by(m: Machine, state: tuple, c: int, si: int) -> bytes:
+    """Site si's bytes as CPU c's loads would see them: memory, then its buffered stores."""
+    raw = bytearray(m.cfg.site_bytes(state[TEXT], si))
+    for (kind, *rest), val in state[CPUS][c][SB]:
+        if kind == "t" and rest[0] == si:
+            raw[rest[1]] = val
+    return bytes(raw)
 
 
 def _store_word(w: Work, si: int, off: int, data: bytes) -> None:

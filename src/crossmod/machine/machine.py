@@ -75,8 +75,14 @@ class Machine:
         return w.freeze()
 
     def memory_effect(self, text: bytes, si: int) -> str:
+        """What executing site si does with `text` in memory."""
+        return self.effect_of_bytes(self.cfg.site_bytes(text, si), si)
+
+    def effect_of_bytes(self, raw: bytes, si: int) -> str:
+        """What executing `raw` at site si does: its effect, the intentional INT3's, or
+        "int3" / "torn"."""
         site = self.cfg.sites[si]
-        out = T.decode(site, self.cfg.site_bytes(text, si))
+        out = T.decode(site, raw)
         if out[0] == "effect":
             return out[1]
         if out[0] == "int3":

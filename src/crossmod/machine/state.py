@@ -103,6 +103,7 @@ class MachineConfig:
             raise ValueError(f"unknown arch {self.arch!r}; valid: x86, arm64")
         if len(self.tasks) != self.ncpus:
             raise ValueError(f"{len(self.tasks)} tasks for {self.ncpus} CPUs")
+        self._check_symmetric()
         offs, off = [], 0
         for s in self.sites:
             offs.append(off)
@@ -111,6 +112,28 @@ class MachineConfig:
         object.__setattr__(self, "pidx", {n: i for i, (n, _) in enumerate(self.percpu)})
         object.__setattr__(self, "sidx", {s.name: i for i, s in enumerate(self.sites)})
         object.__setattr__(self, "soff", tuple(offs))
+
+    def _check_symmetric(self) -> None:
+        """A symmetry class is a promise that renumbering its members changes nothing
+        (machine/symmetry.py, point 1): refuse a class whose members differ in what the
+        machine itself knows of them -- their task, per-CPU initial values, whether NMIs
+        reach them, whether they are readers. (That no routine holds a member's number is
+        the author's part: ops address per-CPU data as `this_cpu`.)"""
+        seen: set[int] = set()
+        nmi = set(range(self.ncpus)) if self.nmi_cpus is None else set(self.nmi_cpus)
+        for cls in self.symmetric:
+            if len(cls) < 2 or len(set(cls)) != len(cls) or seen & set(cls) or \
+                    not all(0 <= c < self.ncpus for c in cls):
+                raise ValueError(f"symmetry class {cls}: needs two or more distinct CPUs "
+                                 f"of 0..{self.ncpus - 1}, in no other class")
+            seen |= set(cls)
+            for what, of in (("task", lambda c: self.tasks[c]),
+                             ("per-CPU initial values", lambda c: sorted(
+                                 ((n, repr(v)) for k, n, v in self.percpu_init if k == c))),
+                             ("NMI exposure", lambda c: c in nmi),
+                             ("reader declaration", lambda c: c in self.readers)):
+                if any(of(c) != of(cls[0]) for c in cls):
+                    raise ValueError(f"symmetry class {cls}: its CPUs differ in their {what}")
 
     def site_bytes(self, text: bytes, si: int) -> bytes:
         o = self.soff[si]

@@ -1,16 +1,36 @@
 """CPU symmetry: renumber interchangeable CPUs into a canonical order.
 
-Owns: `canonical(cfg, state)` -> (state', perm) where perm[old] = new. Two states that
-differ only by a renumbering of CPUs inside one symmetry class map to one representative
-(the "scalarset" reduction of Murphi and SPIN's symmetry work). Imports: machine.state.
+Owns: `Canonicalizer(cfg)(state)` -> (state', perm) where perm[old] = new, and `permute`.
+Two states that differ only by a renumbering of CPUs inside one symmetry class map to one
+representative (the "scalarset" reduction of Murphi and SPIN's symmetry work). Imports:
+machine.state.
 
-Soundness rests on the transition system being invariant under the renumbering: the CPUs
-of a class run the same task, and no routine holds a class member's number (ops address
-per-CPU data as `this_cpu`, and the machine itself renumbers every CPU number it keeps:
-store-buffer addresses, CSD senders and locks, and variables listed in `cpu_valued`).
-The permutation is chosen by sorting the class members' own state; when a member's state
-mentions another member the order may not be the canonical minimum, which costs reduction,
-never soundness, since the state is renumbered consistently everywhere.
+The soundness argument, and what enforces each assumption:
+
+1. The transition system is invariant under renumbering the CPUs of a class: the members
+   run the same task with the same per-CPU initial values and the same NMI and reader
+   status (checked by `MachineConfig`), and no routine holds a member's number (ops
+   address per-CPU data as `this_cpu`; `CsdDequeueAll` hands out queue indices, never
+   senders). Every CPU number the machine itself keeps is renamed by `permute`:
+   store-buffer addresses (`("p", cpu, i)`, `("c", sender)`), CSD senders and locks, the
+   senders being run, and the variables listed in `cpu_valued`. So `permute(s)` is a state
+   of the same machine and its successors are the renamed successors of `s`.
+2. Storing any member of an orbit instead of the state itself is then sound: the search
+   from it reaches the renamed images of everything reachable from the state, and every
+   property is invariant under renaming. Canonicity only decides how much is merged.
+3. The representative: each member's *sort key* is its CPU state with its own number
+   written as "self" and the numbers of CPUs of any class written as that class (numbers
+   of CPUs outside every class are fixed by every renumbering and kept), plus, for each
+   `cpu_valued` global, whether it names the member. A renumbering moves a member's key
+   with the member, so sorting the members by key and renaming them into that order gives
+   every state of an orbit one representative, except where equal keys hide a difference
+   in how members mention one another (the CPU tuples of two tied members differ only
+   through a peer); then two representatives of one orbit may both be stored: fewer
+   states merged, never a wrong verdict (point 2).
+4. `explore` maps a representative path back onto real CPU numbers by composing the
+   renumberings it chose, move by move (check/explore.py `_concretize`), never by
+   canonicalizing a concrete state afresh (point 3: that need not give the stored
+   representative).
 """
 
 from __future__ import annotations
@@ -30,39 +50,31 @@ from crossmod.machine.state import (
 
 
 class Canonicalizer:
-    """Chooses orbit representatives. CPU states are ordered by the order in which they were
-    first seen (an interning table): a total order on states that does not depend on Python's
+    """Chooses orbit representatives (point 3 above). Abstract keys are ranked in the order
+    they are first seen (an interning table): a total order that does not depend on Python's
     per-process string hashing, so runs are reproducible."""
 
     def __init__(self, cfg: MachineConfig) -> None:
         self.cfg = cfg
-        self._rank: dict[tuple, int] = {}
+        self.classes = cfg.symmetric
+        self._class_of = {k: i for i, cls in enumerate(cfg.symmetric) for k in cls}
+        self._rank: dict[tuple[int, tuple], int] = {}  # (cpu number, cpu state) -> rank
+        self._abstract_rank: dict[tuple, int] = {}
         self._cpu_pidx = [cfg.pidx[n] for n in cfg.cpu_valued if n in cfg.pidx]
-
-    def _key(self, cpu: tuple) -> int:
-        r = self._rank.get(cpu)
-        if r is None:
-            r = self._rank[cpu] = len(self._rank)
-        return r
+        self._cpu_gidx = [cfg.gidx[n] for n in cfg.cpu_valued if n in cfg.gidx]
 
     def __call__(self, state: tuple, parent: tuple | None = None
                  ) -> tuple[tuple, tuple[int, ...] | None]:
         """`parent`, when given, is a representative `state` was reached from: if the move
-        left every interchangeable CPU's tuple untouched, `state` is one already."""
+        left every interchangeable CPU's tuple and every CPU-valued global untouched, the
+        keys are the parent's, already in order, and `state` is a representative too."""
         cpus = state[CPUS]
-        if parent is not None:
-            pc = parent[CPUS]
-            if all(cpus[c] is pc[c] for cls in self.cfg.symmetric for c in cls):
-                return state, None
-        rank = self._rank
+        if parent is not None and self._untouched(state, parent):
+            return state, None
+        named = self._named_members(state[MEM])
         perm = None
-        for cls in self.cfg.symmetric:
-            keys = []
-            for c in cls:
-                r = rank.get(cpus[c])
-                if r is None:
-                    r = rank[cpus[c]] = len(rank)
-                keys.append(r)
+        for cls in self.classes:
+            keys = [self._key(c, cpus[c], named) for c in cls]
             if all(keys[i] <= keys[i + 1] for i in range(len(keys) - 1)):
                 continue
             order = sorted(range(len(cls)), key=keys.__getitem__)
@@ -75,23 +87,63 @@ class Canonicalizer:
         p = tuple(perm)
         return permute(self.cfg, state, p), p
 
+    def _untouched(self, state: tuple, parent: tuple) -> bool:
+        cpus, pc = state[CPUS], parent[CPUS]
+        if not all(cpus[c] is pc[c] for cls in self.classes for c in cls):
+            return False
+        mem, pm = state[MEM], parent[MEM]
+        return mem is pm or all(mem[i] == pm[i] for i in self._cpu_gidx)
 
-def canonical(cfg: MachineConfig, state: tuple, key: Any) -> tuple[tuple, tuple[int, ...] | None]:
-    """The representative of `state`'s symmetry orbit and the renumbering that gives it
-    (None when the state already is its representative)."""
-    cpus = state[CPUS]
-    perm = list(range(len(cpus)))
-    moved = False
-    for cls in cfg.symmetric:
-        order = sorted(cls, key=lambda c: key(cpus[c]))
-        for new, old in zip(cls, order, strict=True):
-            if new != old:
-                perm[old] = new
-                moved = True
-    if not moved:
-        return state, None
-    p = tuple(perm)
-    return permute(cfg, state, p), p
+    def _key(self, c: int, cpu: tuple, named: dict[int, tuple]) -> tuple[int, tuple]:
+        k = (c, cpu)
+        r = self._rank.get(k)
+        if r is None:
+            a = self._abstract(c, cpu)
+            r = self._abstract_rank.get(a)
+            if r is None:
+                r = self._abstract_rank[a] = len(self._abstract_rank)
+            self._rank[k] = r
+        return r, named.get(c, ())
+
+    def _named_members(self, mem: tuple) -> dict[int, tuple]:
+        """For each class member a `cpu_valued` global names: which globals name it."""
+        if not self._cpu_gidx:
+            return {}
+        out: dict[int, tuple] = {}
+        for c in self._class_of:
+            hits = tuple(j for j, i in enumerate(self._cpu_gidx) if _names_cpu(mem[i], c))
+            if hits:
+                out[c] = hits
+        return out
+
+    def _abstract(self, c: int, cpu: tuple) -> tuple:
+        """CPU c's state with CPU numbers written relative to c (point 3 above)."""
+        class_of = self._class_of
+
+        def num(k: int) -> Any:
+            if k == c:
+                return "self"
+            return ("class", class_of[k]) if k in class_of else k
+
+        cl = list(cpu)
+        cl[SB] = tuple((_map_addr(a, num), v) for a, v in cpu[SB])
+        cl[CSDQ] = tuple((num(s), f, a, y) for s, f, a, y in cpu[CSDQ])
+        cl[LOCKED] = tuple(sorted((num(s) for s in cpu[LOCKED]), key=repr))
+        cl[RUNNING] = tuple(num(s) for s in cpu[RUNNING])
+        if self._cpu_pidx:
+            pc = list(cpu[PERCPU])
+            for i in self._cpu_pidx:
+                pc[i] = _map_value(pc[i], num)
+            cl[PERCPU] = tuple(pc)
+        return tuple(cl)
+
+
+def _names_cpu(v: Any, c: int) -> bool:
+    if isinstance(v, bool) or v is None:
+        return False
+    if isinstance(v, int):
+        return v == c
+    return isinstance(v, frozenset) and c in v
 
 
 def permute(cfg: MachineConfig, state: tuple, p: tuple[int, ...]) -> tuple:
@@ -107,7 +159,7 @@ def permute(cfg: MachineConfig, state: tuple, p: tuple[int, ...]) -> tuple:
     if gi:
         mem = list(mem)
         for i in gi:
-            mem[i] = _renumber(mem[i], p)
+            mem[i] = _map_value(mem[i], p.__getitem__)
         mem = tuple(mem)
     return (mem, state[1], tuple(out), state[3], state[4])
 
@@ -123,10 +175,11 @@ def _names(cpu: tuple, moved: frozenset[int], cpu_pidx: list[int]) -> bool:
 
 def _permute_cpu(cpu: tuple, p: tuple[int, ...], cpu_pidx: list[int]) -> tuple:
     cl = list(cpu)
+    f = p.__getitem__
     if cl[SB]:
-        cl[SB] = tuple((_renumber_addr(a, p), v) for a, v in cl[SB])
+        cl[SB] = tuple((_map_addr(a, f), v) for a, v in cl[SB])
     if cl[CSDQ]:
-        cl[CSDQ] = tuple((p[s], f, a, y) for s, f, a, y in cl[CSDQ])
+        cl[CSDQ] = tuple((p[s], fn, a, y) for s, fn, a, y in cl[CSDQ])
     if cl[LOCKED]:
         cl[LOCKED] = frozenset(p[s] for s in cl[LOCKED])
     if cl[RUNNING]:
@@ -134,24 +187,27 @@ def _permute_cpu(cpu: tuple, p: tuple[int, ...], cpu_pidx: list[int]) -> tuple:
     if cpu_pidx:
         pc = list(cl[PERCPU])
         for i in cpu_pidx:
-            pc[i] = _renumber(pc[i], p)
+            pc[i] = _map_value(pc[i], f)
         cl[PERCPU] = tuple(pc)
     return tuple(cl)
 
 
-def _renumber_addr(a: tuple, p: tuple[int, ...]) -> tuple:
+def _map_addr(a: tuple, f: Any) -> tuple:
+    """A store-buffer address with its CPU number (a per-CPU instance's owner, a CSD's
+    sender) mapped through f."""
     if a[0] == "p":
-        return ("p", p[a[1]], a[2])
+        return ("p", f(a[1]), a[2])
     if a[0] == "c":
-        return ("c", p[a[1]])
+        return ("c", f(a[1]))
     return a
 
 
-def _renumber(v: Any, p: tuple[int, ...]) -> Any:
+def _map_value(v: Any, f: Any) -> Any:
+    """A `cpu_valued` variable's value (a CPU number or a cpumask) mapped through f."""
     if isinstance(v, bool) or v is None:
         return v
     if isinstance(v, int):
-        return p[v]
+        return f(v)
     if isinstance(v, frozenset):
-        return frozenset(p[x] for x in v)
+        return frozenset(f(x) for x in v)
     return v
