@@ -35,6 +35,20 @@ def test_check_safe_exit_0_and_json_fields():
     assert doc["verdict"] == "safe" and doc["counterexample"] is None and doc["states"] > 700
 
 
+def test_max_depth_bounds_the_search_from_the_command_line():
+    """`--max-depth K`: a violation on move K is found; with K-1 the verdict is a bound
+    (exit 1: not proved), named as the step bound; `--no-por` gives the same verdict."""
+    found = run("check", "x86-memcpy", "--max-depth", "3", "--json")
+    assert found.returncode == 1
+    assert json.loads(found.stdout)["verdict"] == "violation"
+    cut = run("check", "x86-memcpy", "--max-depth", "2", "--json")
+    doc = json.loads(cut.stdout)
+    assert cut.returncode == 1
+    assert (doc["verdict"], doc["stop_reason"]) == ("bound", "step bound 2 reached")
+    assert run("check", "x86-int3-batch", "--no-por").returncode == 0
+    assert run("check", "x86-memcpy", "--max-depth", "0").returncode == 2
+
+
 def test_perfetto_export_is_chrome_trace_json(tmp_path):
     out = tmp_path / "cex.json"
     r = run("check", "x86-cpumask-2019", "--perfetto", str(out))

@@ -190,3 +190,20 @@ def test_reduction_agrees_when_a_site_is_patched_twice(sync3):
     full = explore(system, Bounds(por=False))
     assert (reduced.verdict, reduced.property) == (full.verdict, full.property)
     assert reduced.verdict == ("safe" if sync3 else "violation")
+
+
+def test_a_path_of_exactly_max_depth_moves_is_explored():
+    """The step bound counts moves: a violation on the k-th move is found with
+    `max_depth=k` and reported as a bound with k-1; a safe verdict needs every path of the
+    reported depth explored, and one move less is a bound, never "safe"."""
+    bug = explore(build("x86-memcpy"))
+    k = len(bug.counterexample)
+    assert k == 3
+    at = explore(build("x86-memcpy"), Bounds(max_depth=k))
+    assert (at.verdict, at.property, len(at.counterexample)) == ("violation", bug.property, k)
+    short = explore(build("x86-memcpy"), Bounds(max_depth=k - 1))
+    assert short.verdict == "bound" and short.stop_reason == f"step bound {k - 1} reached"
+    safe = explore(build("x86-int3-batch"))
+    assert explore(build("x86-int3-batch"), Bounds(max_depth=safe.depth)).verdict == "safe"
+    cut = explore(build("x86-int3-batch"), Bounds(max_depth=safe.depth - 1))
+    assert cut.verdict == "bound" and "step bound" in cut.stop_reason

@@ -119,9 +119,10 @@ STEPS: dict[str, dict[str, str]] = {
 
 
 def _row(protocol: str, variant: str = "default", knobs: dict | None = None,
-         expected: str = "safe", prop: str | None = None, why: str = "") -> dict[str, Any]:
+         expected: str = "safe", prop: str | None = None, why: str = "",
+         length: int | None = None) -> dict[str, Any]:
     return dict(protocol=protocol, variant=variant, knobs=knobs or {}, expected=expected,
-                prop=prop, why=why)
+                prop=prop, why=why, length=length)
 
 
 _UAF, _TORN = "use-after-free", "torn-instruction"
@@ -133,42 +134,44 @@ ROWS: tuple[dict[str, Any], ...] = (
     _row("defer-cr3", knobs={"syscalls": 0},
          why="property 6: a CPU staying in userspace takes no deferred IPI"),
     _row("defer-cr3", "signal-after-flush", expected="violation", prop=_TORN,
-         why="K17: signal read as 0 after the CR3 write serialized the target"),
+         why="K17: signal read as 0 after the CR3 write serialized the target", length=26),
     _row("defer-cr3", "signal-after-flush", {"patch": False}, "violation", _UAF,
-         why="K17: the target re-caches the translation between flush and signal"),
+         why="K17: the target re-caches the translation between flush and signal", length=16),
     _row("defer-cr3", "no-sender-mb", expected="violation", prop=_UAF,
-         why="K18: the PTE store still buffered when the signal reads 0"),
+         why="K18: the PTE store still buffered when the signal reads 0", length=66),
     _row("defer-cr3", "xchg-no-sender-mb",
          why="vunmap's ptep_get_and_clear is an xchg: a full barrier already"),
     _row("defer-cr3", "no-pti", expected="violation", prop=_TORN,
-         why="no CR3 write on entry: nothing serializes the skipped CPU"),
+         why="no CR3 write on entry: nothing serializes the skipped CPU", length=25),
     _row("defer-cr3", "no-pti", {"patch": False}, "violation", _UAF,
-         why="global kernel translations cached from user mode survive entry"),
+         why="global kernel translations cached from user mode survive entry", length=14),
     _row("defer-cr3", "noflush-entry", expected="violation", prop=_UAF,
-         why="a NOFLUSH (PCID) entry CR3 write serializes but keeps the stale entry"),
+         why="a NOFLUSH (PCID) entry CR3 write serializes but keeps the stale entry", length=64),
     _row("defer-cr3", "nmi-exit-window", expected="violation", prop=_TORN,
-         why="K20: NMI after signal := 0, before the user CR3 write: no CR3 write, no sync"),
+         why="K20: NMI after signal := 0, before the user CR3 write: no CR3 write, no sync",
+         length=33),
     _row("defer-cr3", "nmi-exit-window", {"patch": False}, "violation", _UAF,
-         why="K20: the same NMI uses the stale vmalloc translation"),
+         why="K20: the same NMI uses the stale vmalloc translation", length=22),
     _row("defer-cr3", "nmi-exit-window-fix", {"patch": False},
          why="paranoid entry saves the signal, catches up when it is 0, restores it"),
     _row("defer-ct", why="v6: RCU-watching gate, ct_work_flush on entry"),
     _row("defer-ct", knobs={"nmis": 1, "syscalls": 0},
          why="an NMI on the userspace CPU makes RCU watch: the sender IPIs"),
     _row("defer-ct", knobs={"nmis": 1}, expected="violation", prop=_TORN,
-         why="an NMI between ct_kernel_enter_state's add and ct_work_flush runs stale text"),
+         why="an NMI between ct_kernel_enter_state's add and ct_work_flush runs stale text",
+         length=30),
     _row("defer-ct", "state-field", expected="violation", prop=_TORN,
-         why="K12: the NMI leaves the state field USER; the sender defers"),
+         why="K12: the NMI leaves the state field USER; the sender defers", length=29),
     _row("defer-ct", "plain-read", why="K13: safe; its spurious IPIs are counted by the tests"),
     _row("defer-ct", "mutable-entry-key", expected="violation", prop=_TORN,
-         why="K14: the danger-zone key runs before any serializing instruction"),
+         why="K14: the danger-zone key runs before any serializing instruction", length=26),
     _row("defer-ct", "entry-key-ro", why="K14 fixed: __ro_after_init keys are never flipped"),
     _row("defer-ct", "entry-key-noinstr", why="K14 fixed: a _NOINSTR key always IPIs"),
     _row("defer-ct", "noinstr-patch", expected="violation", prop=_TORN,
-         why="K15: deferred sync of a noinstr site run before ct_work_flush"),
+         why="K15: deferred sync of a noinstr site run before ct_work_flush", length=27),
     _row("defer-ct", "noinstr-patch-checked", why="K15 fixed: cond := NULL for noinstr"),
     _row("defer-ct", "tlb-at-ct-flush", expected="violation", prop=_UAF,
-         why="K16: a vmalloc dereference before ct_work_flush's TLB flush"),
+         why="K16: a vmalloc dereference before ct_work_flush's TLB flush", length=16),
 )
 
 

@@ -71,16 +71,20 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
               help="Write the counterexample as Chrome trace-event JSON.")
 @click.option("--max-states", type=int, default=Bounds.max_states, show_default=True)
+@click.option("--max-depth", type=click.IntRange(1), default=Bounds.max_depth,
+              show_default=True, help="Step bound: explore paths of at most this many moves.")
 @click.option("--max-seconds", type=float, help="Wall-clock limit per check.")
 @click.option("--no-symmetry", is_flag=True, help="Do not identify symmetric CPUs.")
+@click.option("--no-por", is_flag=True, help="Do not use the partial-order reduction.")
 def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
           nmis: int | None, fetch: str | None, memory: str | None, arch: str | None,
           sites: int | None, as_json: bool, perfetto_out: str | None, max_states: int,
-          max_seconds: float | None, no_symmetry: bool) -> int:
+          max_depth: int, max_seconds: float | None, no_symmetry: bool, no_por: bool) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
     verdict differs from the one expected), 2 on bad input."""
-    bounds = Bounds(max_states=max_states, max_seconds=max_seconds, symmetry=not no_symmetry)
+    bounds = Bounds(max_states=max_states, max_depth=max_depth, max_seconds=max_seconds,
+                    symmetry=not no_symmetry, por=not no_por)
     if run_all:
         if protocol:
             return _fail("give either PROTOCOL or --all, not both")
