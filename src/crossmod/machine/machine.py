@@ -71,7 +71,7 @@ class Machine:
         state = (mem, text, tuple(cpus), cfg.nmis, (None,) * len(cfg.sites))
         w = Work(cfg, state)
         for c in range(cfg.ncpus):
-            self._run_invisible(w, c)
+            self._run_invisible(w, c, initial=True)
         return w.freeze()
 
     def memory_effect(self, text: bytes, si: int) -> str:
@@ -166,7 +166,7 @@ class Machine:
             text += self._run_invisible(w, c)
         return w.freeze(), f"cpu{c} {text}"
 
-    def _run_invisible(self, w: Work, c: int) -> str:
+    def _run_invisible(self, w: Work, c: int, initial: bool = False) -> str:
         """Perform at once the ops nobody else can observe (`cpu.invisible`).
 
         Why this is sound: such an op touches only this CPU's program position and its
@@ -190,10 +190,25 @@ class Machine:
                 break
             if node.op is None or not X.invisible(self, w, c, node.op):
                 break
-            val, text = X.apply_invisible(self, w, c, node.op)
+            if initial:
+                done = self._apply_invisible_at_start(w, c, node.op)
+                if done is None:
+                    break
+                val, text = done
+            else:
+                val, text = X.apply_invisible(self, w, c, node.op)
             self._advance_top(w, c, val)
             parts.append(text)
         return "; " + "; ".join(parts) if parts else ""
+
+    def _apply_invisible_at_start(self, w: Work, c: int, op: Any) -> tuple[Any, str] | None:
+        """An invisible op that breaks a property (a lockdep assertion first thing in a
+        task) is left pending in the initial state, so that the first move of that CPU
+        reports it with a trail, rather than the machine failing to start."""
+        try:
+            return X.apply_invisible(self, w, c, op)
+        except X.Violation:
+            return None
 
     def _run(self, w: Work, state: tuple, c: int, alt: int) -> str:
         frame = state[CPUS][c][STACK][-1]
