@@ -69,6 +69,8 @@ def main() -> int:
         run()
     except AssertionError as e:
         print(f"DISAGREEMENT (seed {s}): {e}")
+        for note in getattr(e, "__notes__", []):  # hypothesis's shrunk reproducer
+            print(note)
         return 1
     dt = time.perf_counter() - t0
     print(f"\n{tally['protocols']} protocols compared in {dt:.0f}s, {tally['runs']} explorations, "

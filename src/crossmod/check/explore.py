@@ -37,6 +37,7 @@ def explore(system: System, bounds: Bounds | None = None,
     m.narrate = False
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
     por = bounds.por and bool(system.config.readers)
+    ignore = bounds.ignore
     init = m.initial_state()
     if canon:
         init, _ = canon(init)
@@ -53,13 +54,17 @@ def explore(system: System, bounds: Bounds | None = None,
         for s in level:
             mv = m.moves(s)
             if not mv:
-                if any(cpu[STACK] for cpu in s[CPUS]):
+                if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in ignore:
                     found = ("deadlock", s, None, _deadlock_message(m, s))
                     break
                 continue
-            succ = _successors(m, canon, s, _ample(m, s, mv, por), parent, fresh)
-            if len(succ[0]) < len(mv) and succ[2]:  # C3: this move may close a cycle
-                succ = _successors(m, canon, s, mv, parent, fresh)
+            amp = _ample(m, s, mv, por)
+            succ = _successors(m, canon, s, amp, parent, fresh, ignore)
+            # C3: a move of the ample set may close a cycle. And a move cut for breaking an
+            # ignored property is visible (C2): the persistent set it belongs to may be left
+            # with no move at all, so the state is expanded fully (check/reduction.py, 6).
+            if len(amp) < len(mv) and (succ[2] or succ[3]):
+                succ = _successors(m, canon, s, mv, parent, fresh, ignore)
             found = succ[1]
             transitions += len(succ[0])
             for t, move in succ[0]:
@@ -79,7 +84,7 @@ def explore(system: System, bounds: Bounds | None = None,
                 break
         if progress:
             progress(len(parent), transitions, depth)
-    return _verdict(system, m, canon, parent, found, stop, transitions, depth, t0, por)
+    return _verdict(system, m, canon, parent, found, stop, transitions, depth, t0, por, ignore)
 
 
 def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
@@ -89,35 +94,42 @@ def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
-                parent: dict, fresh: set) -> tuple[list[tuple[tuple, Move]], tuple | None, bool]:
-    """(successor, move) pairs, the first violation met, and whether a successor is no
-    deeper than `s` (known before this level): every cycle has such an edge, so expanding
-    its source fully leaves no cycle without a fully expanded state (the C3 proviso for
-    breadth-first search)."""
-    out, seen = [], False
+                parent: dict, fresh: set, ignore: frozenset[str] = frozenset()
+                ) -> tuple[list[tuple[tuple, Move]], tuple | None, bool, bool]:
+    """(successor, move) pairs, the first violation met, whether a successor is no deeper
+    than `s` (known before this level): every cycle has such an edge, so expanding its
+    source fully leaves no cycle without a fully expanded state (the C3 proviso for
+    breadth-first search), and whether a move was cut for breaking an ignored property."""
+    out, seen, cut = [], False, False
     for move in moves:
         try:
             t, _ = m.step(s, move)
         except Violation as v:
-            return out, (v.prop, s, move, v.message), seen
+            if v.prop in ignore:
+                cut = True
+                continue
+            return out, (v.prop, s, move, v.message), seen, cut
         if canon:
             t, _ = canon(t, s)
         seen = seen or (t in parent and t not in fresh)
         out.append((t, move))
-    return out, None, seen
+    return out, None, seen, cut
 
 
 def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: dict,
              found: tuple | None, stop: str, transitions: int, depth: int,
-             t0: float, por: bool) -> Verdict:
+             t0: float, por: bool, ignore: frozenset[str] = frozenset()) -> Verdict:
     base = dict(protocol=system.name, variant=system.variant,
                 config=system.describe_config(), states=len(parent),
                 transitions=transitions)
     stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
-             "symmetry": canon is not None, "partial_order": por}
+             "symmetry": canon is not None, "partial_order": por,
+             "ignored": sorted(ignore)}
     if found is None:
         verdict = "safe" if stop == "exhausted" else "bound"
         msg = "no violation in any interleaving" if verdict == "safe" else stop
+        if verdict == "safe" and ignore:
+            msg += " (ignoring " + ", ".join(sorted(ignore)) + ")"
         return Verdict(**base, verdict=verdict, property=None, message=msg, depth=depth,
                        seconds=time.perf_counter() - t0, stop_reason=stop, stats=stats)
     _, s, move, _ = found

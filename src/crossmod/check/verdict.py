@@ -19,6 +19,8 @@ class Bounds:
     symmetry     identify states that differ only by renumbering interchangeable CPUs
     por          partial-order reduction over the machine's declared reader CPUs
     identity     routine-state identity: "locals" (fast) or "history" (always sound)
+    ignore       properties not to stop at ("deadlock" included): a move that breaks one
+                 ends its path silently, so the search goes on to the others
     """
 
     max_states: int = 3_000_000
@@ -27,6 +29,7 @@ class Bounds:
     symmetry: bool = True
     por: bool = True
     identity: str = "locals"
+    ignore: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

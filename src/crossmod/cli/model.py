@@ -76,18 +76,25 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
 @click.option("--max-seconds", type=float, help="Wall-clock limit per check.")
 @click.option("--no-symmetry", is_flag=True, help="Do not identify symmetric CPUs.")
 @click.option("--no-por", is_flag=True, help="Do not use the partial-order reduction.")
+@click.option("--ignore", "ignored", multiple=True, metavar="PROPERTY",
+              help="Do not stop at this property (e.g. torn-instruction, deadlock): look "
+                   "past a known bug for the next. Repeat for several.")
 def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
           nmis: int | None, fetch: str | None, memory: str | None, arch: str | None,
           sites: int | None, as_json: bool, perfetto_out: str | None, max_states: int,
-          max_depth: int, max_seconds: float | None, no_symmetry: bool, no_por: bool) -> int:
+          max_depth: int, max_seconds: float | None, no_symmetry: bool, no_por: bool,
+          ignored: tuple[str, ...]) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
     verdict differs from the one expected), 2 on bad input."""
     bounds = Bounds(max_states=max_states, max_depth=max_depth, max_seconds=max_seconds,
-                    symmetry=not no_symmetry, por=not no_por)
+                    symmetry=not no_symmetry, por=not no_por, ignore=frozenset(ignored))
     if run_all:
         if protocol:
             return _fail("give either PROTOCOL or --all, not both")
+        if ignored:
+            return _fail("--ignore applies to one PROTOCOL: --all checks the catalogue's "
+                         "expected verdicts")
         return _check_all(bounds, as_json)
     if not protocol:
         return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))

@@ -300,7 +300,7 @@ class Machine:
     # ---- memory ----------------------------------------------------------------------
     def _drain(self, w: Work, state: tuple, c: int, alt: int) -> str:
         sb = state[CPUS][c][SB]
-        idx = self._drainable(sb)[alt]
+        idx = alt  # `moves` names a drain by the entry's index in the buffer
         raddr, value = sb[idx]
         rest = sb[:idx] + sb[idx + 1:]
         while rest and rest[0][0][0] == "w":
