@@ -125,7 +125,7 @@ def test_standard_input_gives_the_report_the_file_gives(tmp_path: Path) -> None:
             Rec(2_000, 0, "ipi_send_cpu", 10, {"cpu": 2, "callsite": "cs+0x1",
                                                 "callback": gen + "+0x0"})]
     with open(dat, "wb") as f:
-        write_dat(f, {0: lambda: recs}, DatOptions(
+        write_dat(f, {0: lambda: recs, 3: list}, DatOptions(  # a 4-CPU machine
             version=7, symbols=["cs", "do_sync_core", gen], comms={10: "sh"}))
     from_pipe = report(["-"], dat.read_bytes())
     assert from_pipe == report([str(dat)])

@@ -41,10 +41,14 @@ class DatReader:
         self.problem_count = 0
         self.errors: list[TraceFormatError] = []
         self.lost_events = 0
+        self.events_read = 0
+        self.ncpus: int | None = None  # the CPUs the file holds data for
         self.formats: dict[int, EventFormat] = {}
         self.cmdlines: dict[int, str] = {0: "<idle>"}
         self.cpu_data: list[tuple[int, int, int]] = []  # (cpu, file offset, size)
         self.compressed = False
+        self.compression = "none"
+        self._cpu_count = 0  # the CPUCOUNT option (v7)
         self.ts_offset = 0
         self._section_end = 0
         self._kallsyms_blob = b""
@@ -52,6 +56,8 @@ class DatReader:
         self.file_size = stream.seek(0, os.SEEK_END)
         stream.seek(0)
         self._read_header()
+        if self.cpu_data:
+            self.ncpus = max(self._cpu_count, *(cpu + 1 for cpu, _o, _s in self.cpu_data))
 
     @classmethod
     def from_path(cls, path: str, *, strict: bool = False) -> DatReader:
@@ -169,13 +175,28 @@ class DatReader:
             if opt in sections:
                 parse(self._section(sections[opt], opt))
         if L.OPT_KALLSYMS in sections:
-            c = self._section(sections[L.OPT_KALLSYMS], L.OPT_KALLSYMS)
-            self._kallsyms_blob = c.take(c.u("I", "kallsyms size"), "kallsyms")
+            with self._optional("kallsyms", "callbacks, callsites and stacks are shown as "
+                                "addresses"):
+                c = self._section(sections[L.OPT_KALLSYMS], L.OPT_KALLSYMS)
+                self._kallsyms_blob = c.take(c.u("I", "kallsyms size"), "kallsyms")
         if L.OPT_CMDLINES in sections:
-            c = self._section(sections[L.OPT_CMDLINES], L.OPT_CMDLINES)
-            self._parse_cmdlines(c.take(c.u("Q", "cmdlines size"), "saved cmdlines"))
+            with self._optional("saved cmdlines", "sending tasks are shown as <...>"):
+                c = self._section(sections[L.OPT_CMDLINES], L.OPT_CMDLINES)
+                self._parse_cmdlines(c.take(c.u("Q", "cmdlines size"), "saved cmdlines"))
         if not self.cpu_data and first_end:
             self._recover_cpu_table(first_end)
+
+    @contextlib.contextmanager
+    def _optional(self, what: str, consequence: str) -> Iterator[None]:
+        """A section the events can be read without: damage there is an error recorded
+        (the command fails after the report), not a reason to reject the trace."""
+        try:
+            yield
+        except TraceFormatError as err:
+            if self.strict:
+                raise
+            self.errors.append(TraceFormatError(err.where, f"{what} section unreadable "
+                                                f"({err.what}): {consequence}"))
 
     def _recover_cpu_table(self, offset: int) -> None:
         """Find the CPU data of a cut v7 file whose CPU table (the BUFFER option, which
@@ -243,6 +264,9 @@ class DatReader:
     def _option(self, opt: int, data: bytes, *, v6: bool) -> None:
         if opt == L.OPT_BUFFER and not v6:
             self._parse_buffer_option(data)
+        elif opt == L.OPT_CPUCOUNT and len(data) >= 4:
+            count = struct.unpack(self.e + "I", data[:4])[0]
+            self._cpu_count = count if count < MAX_CPUS else 0
         elif opt == L.OPT_OFFSET:
             with contextlib.suppress(ValueError):
                 self.ts_offset = int(data.split(b"\0")[0].strip() or b"0")
@@ -323,8 +347,17 @@ class DatReader:
         from crossmod.trace.merge import merge_blocks
 
         dec = PageDecoder(self)
-        return merge_blocks([dec.cpu_blocks(cpu, off, size)
-                             for cpu, off, size in sorted(self.cpu_data)])
+        for batch in merge_blocks([dec.cpu_blocks(cpu, off, size)
+                                   for cpu, off, size in sorted(self.cpu_data)]):
+            self.events_read += len(batch)
+            yield batch
+
+    def describe(self) -> str:
+        """What the file looked like, when no event was found in it."""
+        sizes = sum(size for _c, _o, size in self.cpu_data)
+        return (f"a trace.dat v{self.version} whose {len(self.cpu_data)} CPU data section(s) "
+                f"({sizes:,} bytes) hold no event"
+                + (" that could be read" if self.errors or self.problem_count else ""))
 
     def decoders(self) -> dict[int, FieldDecoder]:
         sym = self.kallsyms.lookup
@@ -338,7 +371,7 @@ class DatReader:
             return
         step = self.page_size * _BLOCK_PAGES
         end = offset + size
-        if end > self.file_size:
+        if size and end > self.file_size:  # an empty CPU loses nothing to a cut
             self.errors.append(TraceFormatError(
                 self.where(self.file_size), f"file truncated: CPU {cpu} data runs to "
                 f"0x{end:x}, file ends at 0x{self.file_size:x}; read what was there"))
@@ -353,18 +386,70 @@ class DatReader:
             pos += whole
 
     def _chunks(self, cpu: int, offset: int, size: int) -> Iterator[tuple[bytes, int, str]]:
+        """One CPU's compressed chunks, decompressed. A chunk that does not decompress is
+        lost alone (recorded, with its size); the walk goes on at the next chunk, found by
+        its header, or, when the header itself is damaged, by the next zstd frame."""
+        # the size trace-cmd records leaves out the 4-byte chunk count
+        end = min(offset + 4 + size, self.file_size)
         try:
-            pos = offset
-            (count,) = struct.unpack(self.e + "I", self._read_at(pos, 4, "chunk count"))
-            pos += 4
-            for i in range(count):
+            (count,) = struct.unpack(self.e + "I", self._read_at(offset, 4, "chunk count"))
+        except TraceFormatError as err:
+            self._cpu_error(cpu, err)
+            return
+        pos, i = offset + 4, 0
+        while i < count and pos < end:
+            try:
                 csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
                                              self._read_at(pos, 8, f"CPU {cpu} chunk header"))
+                if pos + 8 + csize > self.file_size and offset + 4 + size > self.file_size:
+                    self._cpu_error(cpu, TraceFormatError(self.where(self.file_size),
+                                    f"file ends inside CPU {cpu} chunk {i}"))
+                    return
+                if pos + 8 + csize > end or usize > 1 << 30 or usize % self.page_size:
+                    raise TraceFormatError(self.where(pos), f"CPU {cpu} chunk {i} header "
+                                           f"damaged ({csize:,} bytes, {usize:,} unpacked)")
+            except TraceFormatError as err:
+                nxt = self._next_frame(pos + 9, end)
+                self._cpu_error(cpu, err, lost=f"its data from 0x{pos:x} to 0x{nxt:x} "
+                                "is lost" if nxt < end else "the rest of its data is lost")
+                pos, i = nxt, i + 1
+                continue
+            try:
                 data = self._read_at(pos + 8, csize, f"CPU {cpu} chunk {i}")
                 yield self._decompress(data, usize, pos), pos, f" (CPU {cpu} chunk {i})"
-                pos += 8 + csize
-        except TraceFormatError as err:
-            err = TraceFormatError(err.where, f"CPU {cpu}: {err.what}; read what was there")
-            if self.strict:
-                raise err from None
-            self.errors.append(err)
+            except TraceFormatError as err:
+                self._cpu_error(cpu, err, lost=f"chunk {i} ({usize // self.page_size} pages) "
+                                "is lost")
+            pos, i = pos + 8 + csize, i + 1
+        if i < count:
+            self._cpu_error(cpu, TraceFormatError(self.where(end), f"file ends inside CPU "
+                            f"{cpu} chunk {i} of {count}"), lost="the rest is lost")
+
+    def _cpu_error(self, cpu: int, err: TraceFormatError, lost: str = "") -> None:
+        what = err.what if err.what.startswith(f"CPU {cpu}") else f"CPU {cpu}: {err.what}"
+        err = TraceFormatError(err.where, f"{what}; {lost or 'read what was there'}")
+        if self.strict:
+            raise err from None
+        self.errors.append(err)
+
+    def _next_frame(self, start: int, end: int) -> int:
+        """The header offset of the next chunk after damage: a zstd frame's magic right
+        after a plausible (compressed size, unpacked size) header; `end` if none."""
+        if self.compression != "zstd":
+            return end
+        magic = b"\x28\xb5\x2f\xfd"
+        pos = start
+        while pos < end:
+            self.f.seek(pos)
+            window = self.f.read(min(1 << 20, end - pos) + 3)
+            j = window.find(magic)
+            while j >= 0:
+                at = pos + j
+                if at >= start:
+                    self.f.seek(at - 8)
+                    csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER, self.f.read(8))
+                    if at + csize <= end and usize and not usize % self.page_size:
+                        return at - 8
+                j = window.find(magic, j + 1)
+            pos += max(len(window) - 3, 1)
+        return end

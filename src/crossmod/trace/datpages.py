@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from crossmod.trace import layout as L
-from crossmod.trace.events import Event
+from crossmod.trace.events import MAX_CPUS, Event
 from crossmod.trace.speedups import scan as _scan
 
 if TYPE_CHECKING:
@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 
 _EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _bad_target(fields: dict[str, object], limit: int) -> int | None:
+    """The target CPU (``cpu`` or the highest of ``cpumask``) the file cannot have."""
+    cpu = fields.get("cpu")
+    if isinstance(cpu, int) and not 0 <= cpu < limit:
+        return cpu
+    mask = fields.get("cpumask")
+    if mask and max(mask) >= limit:  # type: ignore[call-overload]
+        return max(mask)  # type: ignore[call-overload, no-any-return]
+    return None
 
 
 class PageDecoder:
@@ -161,6 +172,11 @@ class PageDecoder:
                     fields = dec.decode(blob, data, nxt)
                 except (ValueError, struct.error) as exc:
                     problem(pos, f"CPU {cpu} {name}: {exc}")
+                    return
+                bad = _bad_target(fields, r.ncpus or MAX_CPUS)
+                if bad is not None:
+                    problem(pos, f"CPU {cpu} {name}: target CPU {bad} out of range (the file "
+                            f"has CPUs 0-{(r.ncpus or MAX_CPUS) - 1})")
                     return
                 hit = (name, pid, r.cmdlines.get(pid, "<...>"), fields)
                 if len(fcache) < 1 << 16:
