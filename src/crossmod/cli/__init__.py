@@ -19,12 +19,20 @@ from crossmod.cli.trace import trace
 
 
 class _Group(click.Group):
-    """Errors as one line on stderr and exit 2; a command's return value is the exit code."""
+    """Errors as one line on stderr and exit 2; a command's return value is the exit code;
+    the commands listed in the order a newcomer meets them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
 
     def main(self, *args: Any, **kwargs: Any) -> NoReturn:
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)
+            sys.stdout.flush()  # a full disk must fail here, not silently at exit
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.ctx.get_help() if e.ctx else e.format_message())
+            sys.exit(0)
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except click.ClickException as e:
@@ -34,8 +42,28 @@ class _Group(click.Group):
             click.echo("crossmod: interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:
+            _silence_stdout()
             sys.exit(0)
+        except OSError as e:
+            if e.filename is not None:
+                raise  # a command's own file: it reports those itself
+            _silence_stdout()
+            click.echo(f"crossmod: error: cannot write standard output: "
+                       f"{e.strerror or e}", err=True)
+            sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of what could not be
+    written does not fail again (Python's documented way out of a broken pipe)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # not a real file descriptor (a test runner's stream): nothing to flush
 
 
 @click.group(cls=_Group,
@@ -44,13 +72,8 @@ class _Group(click.Group):
 def main() -> None:
     """Cross-CPU kernel text patching and IPI deferral laboratory.
 
-    \b
-    check     explore every interleaving of a patching/deferral protocol
-    list      the protocol catalogue
-    replay    re-run a counterexample from its printed token
-    compare   IPIs and rendezvous per patch / key flip, protocol against protocol
-    trace     which IPIs hit isolated CPUs in a real trace-cmd/ftrace trace
-    audit     runtime-flippable static keys/calls on a kernel image's entry path
+    Each command has --help; exit status 0 = safe / ok, 1 = violation or hazard found,
+    2 = bad input or usage.
     """
 
 
@@ -58,6 +81,6 @@ main.add_command(check)
 main.add_command(list_cmd)
 main.add_command(replay_cmd)
 main.add_command(compare)
+main.add_command(necessity_cmd)
 main.add_command(trace)
 main.add_command(audit)
-main.add_command(necessity_cmd)

@@ -88,7 +88,7 @@ def render(base: StepResult, rows: list[StepResult]) -> str:
     return table(headers, lines, width=100, shrink=0) + (f"\n({legend})" if legend else "")
 
 
-@click.command("necessity")
+@click.command("necessity", short_help="which sync / barrier / ordering steps a protocol needs")
 @click.argument("protocol")
 @click.option("--fetch", "fetches", multiple=True, help="Fetch model(s); default: the entry's.")
 @click.option("--memory", "memories", multiple=True,

@@ -126,6 +126,12 @@ class Analysis:
         self.sink = sink
         self.phase = OUTSIDE
         self.phases: list[dict[str, object]] = []
+        self._open: list[str] = []  # open phases, innermost last: the events go to it
+        self.phase_warnings: list[str] = []
+        # ipi_send_cpu/ipi_send_cpumask events naming at least one isolated CPU, by phase
+        # (one event may target many CPUs: the cover letters' first counting unit)
+        self.send_events: Counter[str] = Counter()
+        self._max_target = -1  # the highest CPU an IPI or a csd was aimed at
         # events seen per phase: name -> a list indexed by CPU (a CPU number is >= 0);
         # cheaper in the hot loop than a dict keyed by (name, cpu)
         self._by_phase: dict[str, dict[str, list[int]]] = {OUTSIDE: {}}
@@ -201,123 +207,145 @@ class Analysis:
         tracked = self.context_tracking
         ev = None
         count_upto = _scan.count_upto if _scan is not None else _count_upto_py
-        for batch in source:
-            if not batch:
-                continue
-            if self.first_ts is None:
-                self.first_ts = batch[0].ts  # type: ignore[index]
-            if batch.__class__ is not list:
-                batch = list(batch)
-            # every event is counted (by name and CPU, in the current phase) a run at a
-            # time, in C when it is built: a run ends after a phase marker
-            n = len(batch)
-            done = 0
-            while done < n:
-                upto = count_upto(batch, done, counts, kind, _OTHER)
-                run = batch if done == 0 and upto == n else batch[done:upto]
-                done = upto
-                for ev in run:
-                    name = ev.name
-                    cpu = ev.cpu
-                    k = kind[name]
-                    if k <= _KERNEL:  # user_enter / user_exit: the CPU's new mode
-                        mode[cpu] = "user" if k == _USER else "kernel"
-                        if not tracked:
-                            tracked = self.context_tracking = True
-                    elif k == _OTHER:
-                        continue
-                    elif k == _CSD_ENTRY:
-                        if cpu in iso:
-                            func = ev.fields["func"]
-                            key = (cpu, "ran", func, phase)
-                            c[key] = cget(key, 0) + 1
+        send_events = self.send_events
+        top = self._max_target
+        try:
+            for batch in source:
+                if not batch:
+                    continue
+                if self.first_ts is None:
+                    self.first_ts = batch[0].ts  # type: ignore[index]
+                if batch.__class__ is not list:
+                    batch = list(batch)
+                # every event is counted (by name and CPU, in the current phase) a run at a
+                # time, in C when it is built: a run ends after a phase marker
+                n = len(batch)
+                done = 0
+                while done < n:
+                    upto = count_upto(batch, done, counts, kind, _OTHER)
+                    run = batch if done == 0 and upto == n else batch[done:upto]
+                    done = upto
+                    for ev in run:
+                        name = ev.name
+                        cpu = ev.cpu
+                        k = kind[name]
+                        if k <= _KERNEL:  # user_enter / user_exit: the CPU's new mode
+                            mode[cpu] = "user" if k == _USER else "kernel"
+                            if not tracked:
+                                tracked = self.context_tracking = True
+                        elif k == _OTHER:
+                            continue
+                        elif k == _CSD_ENTRY:
+                            if cpu in iso:
+                                func = ev.fields["func"]
+                                key = (cpu, "ran", func, phase)
+                                c[key] = cget(key, 0) + 1
+                                stack = open_csd.get(cpu)
+                                if stack is None:
+                                    stack = open_csd[cpu] = []
+                                if len(stack) < 16:
+                                    stack.append((func, ev.ts))
+                        elif k == _CSD_EXIT:
                             stack = open_csd.get(cpu)
-                            if stack is None:
-                                stack = open_csd[cpu] = []
-                            if len(stack) < 16:
-                                stack.append((func, ev.ts))
-                    elif k == _CSD_EXIT:
-                        stack = open_csd.get(cpu)
-                        if stack and stack[-1][0] == ev.fields["func"]:
-                            func, start = stack.pop()
-                            _add_time(handler, (cpu, func), ev.ts - start)
-                            if sink:
-                                sink("slice", ev, {"name": func, "start": start})
-                    elif k == _VECTOR_ENTRY:
-                        if cpu in iso:
-                            key = (cpu, "handled", name, phase)
-                            c[key] = cget(key, 0) + 1
-                            open_vec[cpu] = (name, ev.ts)
-                            if sink:
-                                sink("recv", ev, {})
-                    elif k == _CSD_QUEUE:
-                        f = ev.fields
-                        target = f["cpu"]
-                        if target in iso:
-                            func = f["func"]
-                            key = (target, "queued", func, phase)
-                            c[key] = cget(key, 0) + 1
-                            qkey = (cpu, f["callsite"])
-                            batch_q = queued.get(qkey)
-                            if batch_q is None:
-                                batch_q = queued[qkey] = {}
-                            items = batch_q.get(target)
-                            if items is None:
-                                items = batch_q[target] = []
-                            if len(items) < _MAX_QUEUED:
-                                items.append((func, mode.get(target, "unknown"),
-                                              signature_of(ev.stack)))
-                    elif k == _VECTOR_EXIT:
-                        entry = open_vec.pop(cpu, None)
-                        if entry and entry[0] == _VECTOR_EXITS[name]:
-                            _add_time(handler, (cpu, _VECTOR_LABEL[entry[0]]),
-                                      ev.ts - entry[1])
-                            if sink:
-                                sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
-                    elif k == _IPI_SEND:
-                        # an IPI: which of the csds queued by this sender at this callsite it
-                        # carries to each isolated target, counted under everything the
-                        # report breaks it down by
-                        f = ev.fields
-                        callsite = f["callsite"]
-                        batch_q = queued.pop((cpu, callsite), None)
-                        ts = ev.ts
-                        for t in (f["cpu"],) if "cpu" in f else f["cpumask"]:
-                            if t not in iso:
-                                continue
-                            items = batch_q.get(t) if batch_q else None
-                            if items:
-                                if len(items) == 1:
-                                    cause, tmode, sig = items[0]
+                            if stack and stack[-1][0] == ev.fields["func"]:
+                                func, start = stack.pop()
+                                _add_time(handler, (cpu, func), ev.ts - start)
+                                if sink:
+                                    sink("slice", ev, {"name": func, "start": start})
+                        elif k == _VECTOR_ENTRY:
+                            if cpu in iso:
+                                key = (cpu, "handled", name, phase)
+                                c[key] = cget(key, 0) + 1
+                                open_vec[cpu] = (name, ev.ts)
+                                if sink:
+                                    sink("recv", ev, {})
+                        elif k == _CSD_QUEUE:
+                            f = ev.fields
+                            target = f["cpu"]
+                            if target > top:
+                                top = target
+                            if target in iso:
+                                func = f["func"]
+                                key = (target, "queued", func, phase)
+                                c[key] = cget(key, 0) + 1
+                                qkey = (cpu, f["callsite"])
+                                batch_q = queued.get(qkey)
+                                if batch_q is None:
+                                    batch_q = queued[qkey] = {}
+                                items = batch_q.get(target)
+                                if items is None:
+                                    items = batch_q[target] = []
+                                if len(items) < _MAX_QUEUED:
+                                    items.append((func, mode.get(target, "unknown"),
+                                                  signature_of(ev.stack)))
+                        elif k == _VECTOR_EXIT:
+                            entry = open_vec.pop(cpu, None)
+                            if entry and entry[0] == _VECTOR_EXITS[name]:
+                                _add_time(handler, (cpu, _VECTOR_LABEL[entry[0]]),
+                                          ev.ts - entry[1])
+                                if sink:
+                                    sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
+                        elif k == _IPI_SEND:
+                            # an IPI: which of the csds queued by this sender at this callsite it
+                            # carries to each isolated target, counted under everything the
+                            # report breaks it down by
+                            f = ev.fields
+                            callsite = f["callsite"]
+                            batch_q = queued.pop((cpu, callsite), None)
+                            ts = ev.ts
+                            sent = False
+                            for t in (f["cpu"],) if "cpu" in f else f["cpumask"]:
+                                if t > top:
+                                    top = t
+                                if t not in iso:
+                                    continue
+                                if not sent:  # the event, once, however many targets
+                                    sent = True
+                                    send_events[phase] += 1
+                                items = batch_q.get(t) if batch_q else None
+                                if items:
+                                    if len(items) == 1:
+                                        cause, tmode, sig = items[0]
+                                    else:
+                                        cause = "+".join(sorted({i[0] for i in items}))
+                                        tmode, sig = items[0][1], items[0][2]
                                 else:
-                                    cause = "+".join(sorted({i[0] for i in items}))
-                                    tmode, sig = items[0][1], items[0][2]
-                            else:
-                                cause = cause_of(f["callback"])
-                                tmode, sig = mode.get(t, "unknown"), "(no stack)"
-                            if ev.stack:
-                                sig = signature_of(ev.stack)
-                            key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
-                                   sig, tmode, phase)
-                            ipis[key] = ipis_get(key, 0) + 1
-                            hist = hists.get((t, cause))
-                            if hist is None:
-                                hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
-                            i = (ts - hist.origin) // hist.width
-                            bins = hist.bins
-                            if 0 <= i < len(bins):
-                                bins[i] += 1
-                            else:
-                                hist.add(ts)
-                            if sink:
-                                sink("send", ev, {"target": t, "cause": cause})
-                    else:  # a print: a phase marker switches the counters
-                        self._print(ev)
-                        counts = self._counts
-                        phase = self.phase
-        if ev is not None:
-            self.last_ts = ev.ts
+                                    cause = cause_of(f["callback"])
+                                    tmode, sig = mode.get(t, "unknown"), "(no stack)"
+                                if ev.stack:
+                                    sig = signature_of(ev.stack)
+                                key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
+                                       sig, tmode, phase)
+                                ipis[key] = ipis_get(key, 0) + 1
+                                hist = hists.get((t, cause))
+                                if hist is None:
+                                    hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
+                                i = (ts - hist.origin) // hist.width
+                                bins = hist.bins
+                                if 0 <= i < len(bins):
+                                    bins[i] += 1
+                                else:
+                                    hist.add(ts)
+                                if sink:
+                                    sink("send", ev, {"target": t, "cause": cause})
+                        else:  # a print: a phase marker switches the counters
+                            self._print(ev)
+                            counts = self._counts
+                            phase = self.phase
+        finally:
+            # also when the source raised (^C between two batches): the counters then
+            # cover exactly the events up to `ev`
+            if ev is not None:
+                self.last_ts = ev.ts
+            self._max_target = top
         return self
+
+    @property
+    def max_cpu(self) -> int:
+        """The highest CPU number an event ran on or named as a target (-1: none)."""
+        ran = max((len(per_cpu) - 1 for d in self._by_phase.values() for per_cpu in d.values()),
+                  default=-1)
+        return max(ran, self._max_target)
 
     @property
     def events(self) -> Counter[tuple[str, int, str]]:
@@ -327,19 +355,93 @@ class Analysis:
 
     # -- phases and modes ---------------------------------------------------------------
     def _print(self, ev: Event) -> None:
-        words = str(ev.fields.get("buf", "")).split()
-        if len(words) != 3 or words[0] != "PHASE" or words[2] not in ("start", "end"):
+        """A ``print`` event: ``PHASE <name> start|end [anything]`` opens or closes a
+        phase; any other print that starts with PHASE is reported, not guessed at."""
+        buf = str(ev.fields.get("buf", ""))
+        words = buf.split()
+        if not words or words[0].upper() != "PHASE":
             return
-        if words[2] == "start":
-            self._set_phase(words[1])
-            self.phases.append({"name": words[1], "start_ns": ev.ts, "end_ns": None})
-        elif self.phase == words[1]:
-            self._set_phase(OUTSIDE)
-            self.phases[-1]["end_ns"] = ev.ts
+        at = f"at {ev.ts / 1e9:.6f} s"
+        if len(words) < 3 or words[2].lower() not in ("start", "end"):
+            self.phase_warnings.append(f"print {at} {buf.strip()[:60]!r} is not a phase "
+                                       "marker ('PHASE <name> start' or 'end'): ignored")
+            return
+        name = words[1]
+        if words[2].lower() == "start":
+            self._start(name, ev.ts, at)
+        else:
+            self._end(name, ev.ts, at)
+        self._set_phase(self._open[-1] if self._open else OUTSIDE)
+
+    def _start(self, name: str, ts: int, at: str) -> None:
+        if name in self._open:
+            self.phase_warnings.append(f"phase {name} starts again {at} while it is open: "
+                                       "the open one ends there")
+            self._close(name, ts)
+        if self._open:
+            self.phase_warnings.append(
+                f"phase {name} starts {at} inside phase {self._open[-1]}: until one of them "
+                f"ends, events are counted under {name} only")
+        self._open.append(name)
+        self.phases.append({"name": name, "start_ns": ts, "end_ns": None})
+
+    def _end(self, name: str, ts: int, at: str) -> None:
+        if name in self._open:
+            if self._open[-1] != name:
+                self.phase_warnings.append(
+                    f"phase {name} ends {at} inside phase {self._open[-1]} (interleaved): "
+                    f"events since {self._open[-1]} started were counted under "
+                    f"{self._open[-1]}, not {name}")
+            self._close(name, ts)
+        elif any(p["name"] == name for p in self.phases):
+            self.phase_warnings.append(f"phase {name} ends {at} again, with no start since "
+                                       "it last ended: ignored")
+        else:
+            self._from_trace_start(name, ts)
+
+    def _close(self, name: str, ts: int) -> None:
+        self._open.remove(name)
+        for p in reversed(self.phases):
+            if p["name"] == name and p["end_ns"] is None:
+                p["end_ns"] = ts
+                break
+
+    def _from_trace_start(self, name: str, ts: int) -> None:
+        """An end with no start (tracing began inside the phase): the phase runs from the
+        start of the trace, and the events counted outside any phase until here are
+        moved to it (events inside other phases stay there)."""
+        others = sorted({str(p["name"]) for p in self.phases})
+        note = "no start marker: runs from the start of the trace"
+        if others:
+            note += f" (its events inside phase(s) {', '.join(others)} stay there)"
+        self.phases.insert(0, {"name": name, "start_ns": self.first_ts, "end_ns": ts,
+                               "note": note})
+        outside = self._by_phase.pop(OUTSIDE, {})
+        into = self._by_phase.setdefault(name, {})
+        for ev_name, per_cpu in outside.items():
+            mine = into.setdefault(ev_name, [])
+            if len(mine) < len(per_cpu):
+                mine.extend([0] * (len(per_cpu) - len(mine)))
+            for cpu, n in enumerate(per_cpu):
+                mine[cpu] += n
+        self._by_phase[OUTSIDE] = {}
+        for counter in (self._c, self.ipis):
+            moved = [(k, n) for k, n in counter.items() if k[-1] == OUTSIDE]
+            for k, n in moved:
+                del counter[k]
+                counter[(*k[:-1], name)] += n  # type: ignore[index]
+        self.send_events[name] += self.send_events.pop(OUTSIDE, 0)
+        self._derived = None
 
     def _set_phase(self, name: str) -> None:
         self.phase = name
         self._counts = self._by_phase.setdefault(name, {})
+
+    def finish_phases(self) -> None:
+        """At the end of the trace: each phase still open runs to the end (said so)."""
+        for p in self.phases:
+            if p["end_ns"] is None and "note" not in p:
+                p["note"] = "no end marker: runs to the end of the trace"
 
     # -- sender side --------------------------------------------------------------------
     def _cause(self, callback: str) -> str:

@@ -314,9 +314,11 @@ class TextReader:
             m = _HEAD_PARTS.fullmatch(text)
             pid, cpu = m["pid"], m["cpu"]  # type: ignore[index]
             # a CPU number indexes per-CPU lists: a damaged one must not allocate millions
-            if len(pid) > 10 or len(cpu) > 6 or int(cpu) >= (self.ncpus or MAX_CPUS):
-                self.problem(lineno, f"{self._cpu_range(cpu)} or pid out of range in "
-                             f"{text.strip()[:60]!r}")
+            if len(cpu) > 6 or int(cpu) >= (self.ncpus or MAX_CPUS):
+                self.problem(lineno, f"{self._out_of_range(cpu)} in {text.strip()[:60]!r}")
+                return None
+            if len(pid) > 10:
+                self.problem(lineno, f"pid out of range in {text.strip()[:60]!r}")
                 return None
             hit = (m["comm"].strip(), int(pid), int(cpu))  # type: ignore[index]
             if len(heads) < 1 << 16:
@@ -435,23 +437,23 @@ class TextReader:
             self._bodies[body] = hit
         return hit
 
-    def _cpu_range(self, cpu: object) -> str:
+    def _out_of_range(self, cpu: object) -> str:
         text = str(cpu)
         text = text if len(text) <= 12 else text[:12] + "..."
         if self.ncpus:
-            return f"CPU {text} (the trace has CPUs 0-{self.ncpus - 1})"
-        return f"CPU {text}"
+            return f"CPU {text} out of range (the trace has CPUs 0-{self.ncpus - 1})"
+        return f"CPU {text} out of range"
 
     def _check_targets(self, name: str, fields: dict[str, object]) -> None:
         """A target CPU the trace cannot have is damage: the event is skipped, reported."""
         limit = self.ncpus or MAX_CPUS
         cpu = fields.get("cpu")
         if isinstance(cpu, int) and not 0 <= cpu < limit:
-            raise ValueError(f"{name}: target {self._cpu_range(cpu)} out of range")
+            raise ValueError(f"{name}: target {self._out_of_range(cpu)}")
         mask = fields.get("cpumask")
         if mask and max(mask) >= limit:  # type: ignore[call-overload]
-            raise ValueError(f"{name}: cpumask names {self._cpu_range(max(mask))}"  # type: ignore[call-overload]
-                             " out of range")
+            raise ValueError(f"{name}: cpumask names "
+                             f"{self._out_of_range(max(mask))}")  # type: ignore[call-overload]
 
     def _frames(self, raw: str) -> tuple[str, ...]:
         key = raw
