@@ -136,11 +136,11 @@ def test_standard_input_gives_the_report_the_file_gives(tmp_path: Path) -> None:
 def test_interrupt_reports_what_was_read(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """^C (a live trace_pipe on stdin ends so) prints the report of the events read so
     far, says so on stderr, and exits 130 -- no traceback."""
-    import sys
+    import importlib
 
     from crossmod.trace.source import merged as real_merged
 
-    cli_trace = sys.modules["crossmod.cli.trace"]  # the package's `trace` is the command
+    cli_trace = importlib.import_module("crossmod.cli.trace")
 
     class Interrupted:  # the readers' events a list at a time, and ^C after ten
         def __init__(self, readers):  # type: ignore[no-untyped-def]

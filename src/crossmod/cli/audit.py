@@ -35,7 +35,7 @@ def _read_allow_file(path: str) -> set[str]:
     return keys
 
 
-@click.command(short_help="runtime-flippable static keys/calls on an image's entry path")
+@click.command()
 @click.argument("image", metavar="IMAGE")
 @click.option("--symbols", "symbols_path", metavar="FILE",
               help="System.map or kallsyms dump (/proc/kallsyms, KASLR is undone); default: "

@@ -88,7 +88,7 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
     return v
 
 
-@click.command(short_help="explore every interleaving of a patching/deferral protocol")
+@click.command()
 @click.argument("protocol", required=False)
 @click.option("--all", "run_all", is_flag=True, help="Check every catalogue row.")
 @click.option("--variant", default="default", show_default=True, help="Protocol variant.")
@@ -235,7 +235,7 @@ def _matches(row: Row, v: Verdict) -> bool:
     return v.verdict == row.expected and (row.prop is None or v.property == row.prop)
 
 
-@click.command(name="list", short_help="the protocol catalogue")
+@click.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 def list_cmd(as_json: bool) -> int:
     """The protocol catalogue: names, architectures, variants."""
@@ -252,7 +252,7 @@ def list_cmd(as_json: bool) -> int:
     return 0
 
 
-@click.command(name="replay", short_help="re-run a counterexample from its printed token")
+@click.command(name="replay")
 @click.argument("token")
 @click.option("--json", "as_json", is_flag=True, help="Print the trail as JSON.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
@@ -281,7 +281,7 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
 
 
 
-@click.command(short_help="IPIs and rendezvous per patch or key flip, side by side")
+@click.command()
 @click.option("--cpus", type=click.IntRange(2, 6), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def compare(cpus: int, as_json: bool) -> int:

@@ -91,7 +91,7 @@ def render(base: StepResult, rows: list[StepResult]) -> str:
     return table(headers, lines, width=100, shrink=0) + (f"\n({legend})" if legend else "")
 
 
-@click.command("necessity", short_help="which sync / barrier / ordering steps a protocol needs")
+@click.command("necessity")
 @click.argument("protocol")
 @click.option("--fetch", "fetches", multiple=True, type=click.Choice(FETCH_MODELS),
               help="Fetch model; repeat for several (--fetch per-byte --fetch snapshot); "

@@ -71,7 +71,7 @@ def _classifier(paths: tuple[str, ...]) -> Classifier:
     return cls
 
 
-@click.command(short_help="which IPIs hit isolated CPUs in a real trace-cmd/ftrace trace")
+@click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--isolated", "isolated", required=True, callback=_cpus, metavar="CPULIST",
               help="the isolated (nohz_full) CPUs, e.g. 2-3 or 1,4-7 (CPUs the trace has)")
