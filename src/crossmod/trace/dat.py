@@ -49,6 +49,7 @@ class DatReader:
         self.compressed = False
         self.compression = "none"
         self._cpu_count = 0  # the CPUCOUNT option (v7)
+        self.section_offsets: dict[int, int] = {}  # v7: option id -> its section's offset
         self.ts_offset = 0
         self._section_end = 0
         self._kallsyms_blob = b""
@@ -169,6 +170,7 @@ class DatReader:
                     sections[opt] = struct.unpack(self.e + "Q", data[:8])[0]
                 else:
                     self._option(opt, data, v6=False)
+        self.section_offsets = sections
         for opt, parse in ((L.OPT_HEADER_INFO, self._parse_header_info),
                            (L.OPT_FTRACE_EVENTS, self._parse_ftrace_formats),
                            (L.OPT_EVENT_FORMATS, self._parse_event_formats)):

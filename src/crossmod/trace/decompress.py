@@ -30,6 +30,7 @@ XZ = b"\xfd7zXZ\x00"
 GZ = b"\x1f\x8b"
 ZSTD = b"\x28\xb5\x2f\xfd"
 _READ = 1 << 16
+_FEED = 1 << 12
 
 
 def kind_of(head: bytes) -> str:
@@ -126,17 +127,22 @@ class Decompressed(io.RawIOBase):
                 return
             if self.dec is None and not (data := self._next_stream(data)):
                 continue
+            # fed a small piece at a time: a decompressor that raises returns nothing of
+            # that call, so damage loses at most the text of one piece before it
+            piece, self.leftover = data[:_FEED], data[_FEED:]
             dec = self.dec
             try:
-                out = dec.decompress(data)
+                out = dec.decompress(piece)
             except self._catch as exc:
                 self._stop(f"{self.kind} data damaged ({exc}); read the "
-                           f"{self.produced:,} bytes of text before it")
+                           f"{self.produced + len(self.pending):,} bytes of text before it")
                 return
             if dec.eof:
-                self.leftover = dec.unused_data
+                self.leftover = dec.unused_data + self.leftover
                 self.dec = None
-            self.consumed += len(data) - len(self.leftover)
+                self.consumed += len(piece) - len(dec.unused_data)
+            else:
+                self.consumed += len(piece)
             self.pending += out
 
     def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]

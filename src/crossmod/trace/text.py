@@ -205,7 +205,8 @@ class TextReader:
         """What the input looked like, for a file in which no event was found."""
         head = self.head
         if not self.size:
-            return "it is empty (0 bytes)"
+            return ("no text could be decoded from it (see the error above)" if self.errors
+                    else "it is empty (0 bytes)")
         if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (
                 len(head) >= 8 and head[1::2].count(0) + head[0::2].count(0) >= len(head) // 3):
             return ("it is UTF-16 text; tracefs and trace-cmd write UTF-8 (convert it: "
