@@ -391,3 +391,70 @@ def test_the_three_units_of_the_series(tmp_path: Path) -> None:
 def test_help_has_an_exit_status_section() -> None:
     code, out, _ = run("--help")
     assert code == 0 and "Exit status:" in out and "130  interrupted" in out
+
+
+# -- ^C ---------------------------------------------------------------------------------------
+
+def test_interrupt_of_a_live_pipe_gives_a_consistent_report(tmp_path: Path) -> None:
+    """`trace-cmd ... | crossmod trace -` ended by ^C: exit 130, a span that is not negative,
+    counts over it, and a --perfetto file that is valid JSON (three tries)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = long_text(60_000)
+    for i, part in enumerate((1, 2, 3)):
+        pf = tmp_path / f"p{i}.json"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crossmod", "trace", "-", "--isolated", "2", "--json",
+             "--perfetto", str(pf)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        assert proc.stdin is not None
+        proc.stdin.write(text[: len(text) * part // 4])  # returns once most of it was read
+        proc.stdin.flush()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.decode().splitlines()[-1] == ("interrupted: the report covers the events "
+                                                 "analysed before ^C")
+        rep = json.loads(out)
+        assert rep["span_ns"] >= 0 and rep["cpus"]["2"]["rate_per_s"] >= 0
+        n = events_in(out)
+        assert n > 0 and rep["last_ts_ns"] >= rep["first_ts_ns"]
+        doc = json.loads(pf.read_text())
+        sends = [e for e in doc["traceEvents"] if e.get("cat") == "ipi_send"]
+        assert len(sends) == rep["cpus"]["2"]["aimed"]
+
+
+def test_interrupt_during_a_batch_waits_for_the_batch() -> None:
+    """SIGINT while a batch is analysed is held until that batch is done: the counters,
+    the span and the Perfetto sink all stop at the same event."""
+    import importlib
+
+    from crossmod.trace.analyze import Analysis
+    from crossmod.trace.events import Event
+
+    cli_trace = importlib.import_module("crossmod.cli.trace")
+    guard = cli_trace._Interrupts()
+
+    def send(ts: int) -> Event:
+        return Event(ts, 0, 1, "k", "ipi_send_cpu", {"cpu": 2, "callsite": "c", "callback": "0x0"})
+
+    class Three:
+        def batches(self):  # type: ignore[no-untyped-def]
+            return iter([[send(1), send(2)], [send(3), send(4)], [send(5)]])
+
+    seen: list[int] = []
+
+    def sink(_kind: str, ev: Event, _info: dict) -> None:
+        seen.append(ev.ts)
+        if ev.ts == 3:
+            guard._handler(2, None)  # ^C in the middle of the second batch
+
+    a = Analysis((2,), sink=sink)
+    with pytest.raises(KeyboardInterrupt):
+        a.run(cli_trace._Progress(Three(), False, guard))  # type: ignore[arg-type]
+    assert seen == [1, 2, 3, 4] and (a.first_ts, a.last_ts) == (1, 4)
+    assert sum(a.events.values()) == 4
