@@ -458,3 +458,17 @@ def test_interrupt_during_a_batch_waits_for_the_batch() -> None:
         a.run(cli_trace._Progress(Three(), False, guard))  # type: ignore[arg-type]
     assert seen == [1, 2, 3, 4] and (a.first_ts, a.last_ts) == (1, 4)
     assert sum(a.events.values()) == 4
+
+
+def test_a_damaged_record_length_is_said(shared: Path, tmp_path: Path) -> None:
+    """Found by benchmarks/fuzz_trace.py (seed 2026): a flipped byte in a zstd chunk that
+    turns a 24-byte csd_function_exit into an 88-byte one, swallowing the 4 events after
+    it. The payload is longer than the event's format allows: reported, not silent."""
+    data = bytearray((shared / "trace.dat").read_bytes())
+    data[0x1D5498] = 25
+    (tmp_path / "bad.dat").write_bytes(bytes(data))
+    code, out, err = run(str(tmp_path / "bad.dat"), "--isolated", "2-3", "--json")
+    assert code == 0 and events_in(out) == 259_292  # the record and the 4 it swallowed
+    assert err == (f"warning: {tmp_path / 'bad.dat'}@0x1d6115 (CPU 2 chunk 4): CPU 2 "
+                   "csd_function_exit record of 88 bytes, its format's 24: a damaged length "
+                   "(what it covers is lost)\n")

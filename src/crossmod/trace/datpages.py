@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from crossmod.trace import layout as L
 from crossmod.trace.events import MAX_CPUS, Event
+from crossmod.trace.formats import EventFormat
 from crossmod.trace.speedups import scan as _scan
 
 if TYPE_CHECKING:
@@ -33,6 +34,22 @@ if TYPE_CHECKING:
 
 _EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+# rb_calculate_event_length() (kernel/trace/ring_buffer.c) pads a record's payload to the
+# arch alignment (8 where RB_FORCE_8BYTE_ALIGNMENT), plus 4 for a 12-byte event: a payload
+# longer than the format's size by more than this is a damaged length field
+_RB_SLACK = 8
+
+
+def _fixed_size(fmt: EventFormat) -> int | None:
+    """The payload size of an event whose records all have one size (no ``__data_loc`` or
+    flexible array; ftrace's own events, such as print and kernel_stack, vary), or None."""
+    if fmt.system == "ftrace" or not fmt.fields:
+        return None
+    if any(f.data_loc or f.array == 0 for f in fmt.fields):
+        return None
+    return max(f.offset + f.size for f in fmt.fields)
 
 
 def _bad_target(fields: dict[str, object], limit: int) -> int | None:
@@ -85,6 +102,8 @@ class PageDecoder:
         self._head_lo = min(self.type_off, self.pid_off)
         self._head_end = self._head_lo + head.size  # a record shorter than this is damaged
         self.names = {fid: f.name for fid, f in r.formats.items()}
+        self._fixed = {fid: size for fid, f in r.formats.items()
+                       if (size := _fixed_size(f)) is not None}
         self.decoders = r.decoders()
         self._stacks: dict[bytes, tuple[str, ...]] = {}
         self._fields: dict[bytes, tuple[str, int, str, dict[str, object]]] = {}
@@ -146,6 +165,11 @@ class PageDecoder:
                 etype, pid = head_u(blob, data + lo)
             dec = self.decoders.get(etype)
             fcache = self._fields
+            fixed = self._fixed.get(etype)
+            if fixed is not None and nxt - data > fixed + _RB_SLACK:
+                problem(pos, f"CPU {cpu} {self.names[etype]} record of {nxt - data} bytes, "
+                        f"its format's {fixed}: a damaged length (what it covers is lost)")
+                return
             if dec is None:
                 if etype == self.stack_id:
                     try:
