@@ -1,10 +1,13 @@
 """`crossmod trace`: which IPIs hit the isolated CPUs in a real trace, and what deferral removes.
 
-Owns: the options, turning `TraceFormatError` into one ``error:`` line and exit 2, and
-printing problems the readers recovered from as ``warning:`` lines on stderr.
-Exit codes: 0 report written; 2 unreadable input, bad option, or (after the report) a
-truncated trace.dat or damaged compressed text, or any problem with ``--strict``; 130 after
-the report of what was read when interrupted (^C ends a live ``trace_pipe`` on stdin).
+Owns: the options (output paths and the isolated CPUs checked before the work, the CPUs
+against the trace's own count), turning `TraceFormatError` into one ``error:`` line and exit
+2, printing problems the readers recovered from as ``warning:`` lines on stderr, and taking
+^C only between two batches of events (`_Interrupts`).
+Exit codes: 0 report written; 2 unreadable input, bad option, or (after the report of what
+was readable) a cut or damaged trace.dat or compressed text, a file with no trace event, an
+unwritable --plot, or any problem with ``--strict``; 130 after the report of what was read
+when interrupted (^C ends a live ``trace_pipe`` on stdin).
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ whose queue was already non-empty gets no IPI of its own, so the batch is droppe
 send). An IPI with a NULL callback is a reschedule IPI; one whose callback is not the
 generic CSD handler names its function itself (irq_work self-IPIs).
 
+Phases: ``print`` markers ``PHASE <name> start|end [anything]``; the events go to the
+innermost open phase; an end with no start runs from the start of the trace (the events
+counted outside any phase until then move to it), a start with no end runs to the end, and
+nesting, interleaving or a malformed ``PHASE`` print is said in `phase_warnings`.
+
 May import: the standard library and `crossmod.trace.events/causes/whatif/speedups`.
 """
 

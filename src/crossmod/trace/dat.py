@@ -5,10 +5,13 @@ command lines, options), walking each CPU's ring-buffer pages in bounded memory 
 of pages or one compressed chunk per CPU at a time), decoding records into `events.Event`
 and merging the CPUs by timestamp as ``trace-cmd report`` does (ties go to the lower CPU).
 
-Bad input: metadata that cannot be read raises `TraceFormatError` at once. A corrupt page
-is recorded in `problems` (with its file offset) and skipped, or raised when ``strict``;
-CPU data cut short by the end of the file is recorded in `errors` after everything before
-it was yielded.
+Bad input: metadata the events cannot be read without raises `TraceFormatError` at once;
+a damaged kallsyms or cmdlines section is recorded in `errors` and the events are read
+without it. A corrupt page or record is recorded in `problems` (with its file offset) and
+skipped, or raised when ``strict``. A compressed chunk that does not decompress is lost
+alone (the walk resumes at the next chunk, found past a damaged header by the next zstd
+frame), and CPU data cut short by the end of the file is recorded in `errors`, each after
+everything before it was yielded.
 
 May import: the standard library, zstandard, and `crossmod.trace.events/formats/layout`.
 """

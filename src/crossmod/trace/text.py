@@ -13,8 +13,10 @@ reaches the compiled scanner as the bytes read, undecoded.
 
 Bad input: a line that is neither an event, a stack frame nor a known header line, or an
 event of `SCHEMA` whose fields do not parse, is recorded in `problems` with its line
-number (raised at once when ``strict``) and the rest is still read. The reader never
-raises anything but `TraceFormatError`.
+number (raised at once when ``strict``) and the rest is still read; so is an event on, or
+aimed at, a CPU the trace cannot have (its ``cpus=``/``#P:`` header bounds them), and a line
+longer than `_MAX_LINE` (dropped as it streams, never held). The reader never raises
+anything but `TraceFormatError`.
 
 May import: the standard library and `crossmod.trace.events/speedups`.
 """
