@@ -204,7 +204,7 @@ def test_an_offset_past_the_file_is_a_trace_format_error(tmp_path: Path) -> None
     r = DatReader.from_path(str(_write(tmp_path / "t.dat", version=7)))
     for offset in (1 << 63, 1 << 64, -1, r.file_size + 1):
         with pytest.raises(TraceFormatError, match="file ends inside section header"):
-            r._read_at(offset, 8, "section header")
+            r.read_at(offset, 8, "section header")
 
 
 def test_merge_goes_on_when_a_stream_goes_back_in_time() -> None:

@@ -12,12 +12,13 @@ whose queue was already non-empty gets no IPI of its own, so the batch is droppe
 send). An IPI with a NULL callback is a reschedule IPI; one whose callback is not the
 generic CSD handler names its function itself (irq_work self-IPIs).
 
-Phases: ``print`` markers ``PHASE <name> start|end [anything]``; the events go to the
-innermost open phase; an end with no start runs from the start of the trace (the events
-counted outside any phase until then move to it), a start with no end runs to the end, and
-nesting, interleaving or a malformed ``PHASE`` print is said in `phase_warnings`.
+Phases: ``print`` markers, read by `phases.Phases`; the events go to the innermost open
+phase, and an end with no start moves the events counted outside any phase until then to it.
 
-May import: the standard library and `crossmod.trace.events/causes/whatif/speedups`.
+Past 400 lines on purpose: `_run` is the command's hot loop, one function (a call per event
+cost more than most handlers' work), and the counters it fills live beside it.
+
+May import: the standard library and `crossmod.trace.events/causes/phases/whatif/speedups`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from itertools import islice
 
 from crossmod.trace.causes import signature
 from crossmod.trace.events import Event, symbol_name
+from crossmod.trace.phases import Phases
 from crossmod.trace.speedups import scan as _scan
 from crossmod.trace.whatif import Classifier
 
@@ -130,9 +132,7 @@ class Analysis:
         self.cls = classifier or Classifier()
         self.sink = sink
         self.phase = OUTSIDE
-        self.phases: list[dict[str, object]] = []
-        self._open: list[str] = []  # open phases, innermost last: the events go to it
-        self.phase_warnings: list[str] = []
+        self.marks = Phases(OUTSIDE)
         # ipi_send_cpu/ipi_send_cpumask events naming at least one isolated CPU, by phase
         # (one event may target many CPUs: the cover letters' first counting unit)
         self.send_events: Counter[str] = Counter()
@@ -360,67 +360,15 @@ class Analysis:
 
     # -- phases and modes ---------------------------------------------------------------
     def _print(self, ev: Event) -> None:
-        """A ``print`` event: ``PHASE <name> start|end [anything]`` opens or closes a
-        phase; any other print that starts with PHASE is reported, not guessed at."""
-        buf = str(ev.fields.get("buf", ""))
-        words = buf.split()
-        if not words or words[0].upper() != "PHASE":
-            return
-        at = f"at {ev.ts / 1e9:.6f} s"
-        if len(words) < 3 or words[2].lower() not in ("start", "end"):
-            self.phase_warnings.append(f"print {at} {buf.strip()[:60]!r} is not a phase "
-                                       "marker ('PHASE <name> start' or 'end'): ignored")
-            return
-        name = words[1]
-        if words[2].lower() == "start":
-            self._start(name, ev.ts, at)
-        else:
-            self._end(name, ev.ts, at)
-        self._set_phase(self._open[-1] if self._open else OUTSIDE)
+        """A ``print`` event: a phase marker switches the counters (`phases.Phases`)."""
+        moved = self.marks.marker(str(ev.fields.get("buf", "")), ev.ts, self.first_ts)
+        if moved is not None:
+            self._from_trace_start(moved)
+        self._set_phase(self.marks.current)
 
-    def _start(self, name: str, ts: int, at: str) -> None:
-        if name in self._open:
-            self.phase_warnings.append(f"phase {name} starts again {at} while it is open: "
-                                       "the open one ends there")
-            self._close(name, ts)
-        if self._open:
-            self.phase_warnings.append(
-                f"phase {name} starts {at} inside phase {self._open[-1]}: until one of them "
-                f"ends, events are counted under {name} only")
-        self._open.append(name)
-        self.phases.append({"name": name, "start_ns": ts, "end_ns": None})
-
-    def _end(self, name: str, ts: int, at: str) -> None:
-        if name in self._open:
-            if self._open[-1] != name:
-                self.phase_warnings.append(
-                    f"phase {name} ends {at} inside phase {self._open[-1]} (interleaved): "
-                    f"events since {self._open[-1]} started were counted under "
-                    f"{self._open[-1]}, not {name}")
-            self._close(name, ts)
-        elif any(p["name"] == name for p in self.phases):
-            self.phase_warnings.append(f"phase {name} ends {at} again, with no start since "
-                                       "it last ended: ignored")
-        else:
-            self._from_trace_start(name, ts)
-
-    def _close(self, name: str, ts: int) -> None:
-        self._open.remove(name)
-        for p in reversed(self.phases):
-            if p["name"] == name and p["end_ns"] is None:
-                p["end_ns"] = ts
-                break
-
-    def _from_trace_start(self, name: str, ts: int) -> None:
-        """An end with no start (tracing began inside the phase): the phase runs from the
-        start of the trace, and the events counted outside any phase until here are
-        moved to it (events inside other phases stay there)."""
-        others = sorted({str(p["name"]) for p in self.phases})
-        note = "no start marker: runs from the start of the trace"
-        if others:
-            note += f" (its events inside phase(s) {', '.join(others)} stay there)"
-        self.phases.insert(0, {"name": name, "start_ns": self.first_ts, "end_ns": ts,
-                               "note": note})
+    def _from_trace_start(self, name: str) -> None:
+        """Phase `name` ended with no start: the events counted outside any phase until
+        here move to it (events inside other phases stay there)."""
         outside = self._by_phase.pop(OUTSIDE, {})
         into = self._by_phase.setdefault(name, {})
         for ev_name, per_cpu in outside.items():
@@ -438,15 +386,20 @@ class Analysis:
         self.send_events[name] += self.send_events.pop(OUTSIDE, 0)
         self._derived = None
 
+    @property
+    def phases(self) -> list[dict[str, object]]:
+        return self.marks.phases
+
+    @property
+    def phase_warnings(self) -> list[str]:
+        return self.marks.warnings
+
+    def finish_phases(self) -> None:
+        self.marks.finish()
+
     def _set_phase(self, name: str) -> None:
         self.phase = name
         self._counts = self._by_phase.setdefault(name, {})
-
-    def finish_phases(self) -> None:
-        """At the end of the trace: each phase still open runs to the end (said so)."""
-        for p in self.phases:
-            if p["end_ns"] is None and "note" not in p:
-                p["note"] = "no end marker: runs to the end of the trace"
 
     # -- sender side --------------------------------------------------------------------
     def _cause(self, callback: str) -> str:

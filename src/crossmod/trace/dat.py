@@ -74,7 +74,7 @@ class DatReader:
         return f"{self.path}@0x{offset:x}"
 
     # -- metadata ---------------------------------------------------------------------
-    def _read_at(self, offset: int, n: int, what: str) -> bytes:
+    def read_at(self, offset: int, n: int, what: str) -> bytes:
         if not 0 <= offset <= self.file_size:  # cut short, or damaged past what seek() takes
             raise TraceFormatError(self.where(offset), f"file ends inside {what}")
         self.f.seek(offset)
@@ -138,7 +138,7 @@ class DatReader:
         del c
 
     def _read_v7(self, pos: int) -> None:
-        head = self._read_at(pos, 256, "compression header")
+        head = self.read_at(pos, 256, "compression header")
         name_end = head.find(b"\0")
         ver_end = head.find(b"\0", name_end + 1)
         if name_end < 0 or ver_end < 0:
@@ -210,7 +210,7 @@ class DatReader:
         and chunks, CPUs in order, each starting on a page boundary."""
         hdr = struct.Struct(self.e + L.SECTION_HEADER)
         try:
-            sid, flags, _d, _s = hdr.unpack(self._read_at(offset, hdr.size, "flyrecord"))
+            sid, flags, _d, _s = hdr.unpack(self.read_at(offset, hdr.size, "flyrecord"))
         except TraceFormatError:
             return
         if sid != L.SEC_FLYRECORD or not flags & L.SECTION_FLAG_COMPRESSED:
@@ -220,12 +220,12 @@ class DatReader:
         cpu = 0
         while pos + 4 <= self.file_size and cpu < 4096:
             start = pos
-            (count,) = struct.unpack(self.e + "I", self._read_at(pos, 4, "chunk count"))
+            (count,) = struct.unpack(self.e + "I", self.read_at(pos, 4, "chunk count"))
             pos += 4
             for _ in range(count):
                 if pos + 8 > self.file_size:
                     break
-                csize, _u = struct.unpack(self.e + "II", self._read_at(pos, 8, "chunk"))
+                csize, _u = struct.unpack(self.e + "II", self.read_at(pos, 8, "chunk"))
                 pos += 8 + csize
             self.cpu_data.append((cpu, start, pos - start))
             cpu += 1
@@ -235,21 +235,21 @@ class DatReader:
 
     def _section(self, offset: int, expect: int) -> _Cursor:
         hdr = struct.Struct(self.e + L.SECTION_HEADER)
-        sid, flags, _desc, size = hdr.unpack(self._read_at(offset, hdr.size, "section header"))
+        sid, flags, _desc, size = hdr.unpack(self.read_at(offset, hdr.size, "section header"))
         if sid != expect:
             raise TraceFormatError(self.where(offset), f"expected section {expect}, found {sid}")
         body = offset + hdr.size
         self._section_end = body + size
         if not flags & L.SECTION_FLAG_COMPRESSED:
-            return _Cursor(self._read_at(body, size, f"section {sid}"), body, self.where, self.e)
+            return _Cursor(self.read_at(body, size, f"section {sid}"), body, self.where, self.e)
         csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
-                                     self._read_at(body, 8, "compression header"))
-        data = self._decompress(self._read_at(body + 8, csize, f"section {sid}"), usize, body)
+                                     self.read_at(body, 8, "compression header"))
+        data = self.decompress(self.read_at(body + 8, csize, f"section {sid}"), usize, body)
         # offsets inside a decompressed section are reported as the section's offset
         return _Cursor(data, body, lambda _o, b=body: f"{self.path}@0x{b:x} (compressed section)",
                        self.e)
 
-    def _decompress(self, data: bytes, usize: int, offset: int) -> bytes:
+    def decompress(self, data: bytes, usize: int, offset: int) -> bytes:
         try:
             if self.compression == "zstd":
                 import zstandard
@@ -286,7 +286,7 @@ class DatReader:
         c.u("I", "page size")
         ncpus = c.u("I", "CPU count")
         hdr = struct.Struct(self.e + L.SECTION_HEADER)
-        _sid, flags, _d, _s = hdr.unpack(self._read_at(offset, hdr.size, "flyrecord header"))
+        _sid, flags, _d, _s = hdr.unpack(self.read_at(offset, hdr.size, "flyrecord header"))
         self.compressed = bool(flags & L.SECTION_FLAG_COMPRESSED)
         for _ in range(ncpus):
             cpu = c.u("I", "CPU id")
@@ -391,70 +391,13 @@ class DatReader:
             pos += whole
 
     def _chunks(self, cpu: int, offset: int, size: int) -> Iterator[tuple[bytes, int, str]]:
-        """One CPU's compressed chunks, decompressed. A chunk that does not decompress is
-        lost alone (recorded, with its size); the walk goes on at the next chunk, found by
-        its header, or, when the header itself is damaged, by the next zstd frame."""
-        # the size trace-cmd records leaves out the 4-byte chunk count
-        end = min(offset + 4 + size, self.file_size)
-        try:
-            (count,) = struct.unpack(self.e + "I", self._read_at(offset, 4, "chunk count"))
-        except TraceFormatError as err:
-            self._cpu_error(cpu, err)
-            return
-        pos, i = offset + 4, 0
-        while i < count and pos < end:
-            try:
-                csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
-                                             self._read_at(pos, 8, f"CPU {cpu} chunk header"))
-                if pos + 8 + csize > self.file_size and offset + 4 + size > self.file_size:
-                    self._cpu_error(cpu, TraceFormatError(self.where(self.file_size),
-                                    f"file ends inside CPU {cpu} chunk {i}"))
-                    return
-                if pos + 8 + csize > end or usize > 1 << 30 or usize % self.page_size:
-                    raise TraceFormatError(self.where(pos), f"CPU {cpu} chunk {i} header "
-                                           f"damaged ({csize:,} bytes, {usize:,} unpacked)")
-            except TraceFormatError as err:
-                nxt = self._next_frame(pos + 9, end)
-                self._cpu_error(cpu, err, lost=f"its data from 0x{pos:x} to 0x{nxt:x} "
-                                "is lost" if nxt < end else "the rest of its data is lost")
-                pos, i = nxt, i + 1
-                continue
-            try:
-                data = self._read_at(pos + 8, csize, f"CPU {cpu} chunk {i}")
-                yield self._decompress(data, usize, pos), pos, f" (CPU {cpu} chunk {i})"
-            except TraceFormatError as err:
-                self._cpu_error(cpu, err, lost=f"chunk {i} ({usize // self.page_size} pages) "
-                                "is lost")
-            pos, i = pos + 8 + csize, i + 1
-        if i < count:
-            self._cpu_error(cpu, TraceFormatError(self.where(end), f"file ends inside CPU "
-                            f"{cpu} chunk {i} of {count}"), lost="the rest is lost")
+        from crossmod.trace.datchunks import chunks
 
-    def _cpu_error(self, cpu: int, err: TraceFormatError, lost: str = "") -> None:
+        return chunks(self, cpu, offset, size)
+
+    def cpu_error(self, cpu: int, err: TraceFormatError, lost: str = "") -> None:
         what = err.what if err.what.startswith(f"CPU {cpu}") else f"CPU {cpu}: {err.what}"
         err = TraceFormatError(err.where, f"{what}; {lost or 'read what was there'}")
         if self.strict:
             raise err from None
         self.errors.append(err)
-
-    def _next_frame(self, start: int, end: int) -> int:
-        """The header offset of the next chunk after damage: a zstd frame's magic right
-        after a plausible (compressed size, unpacked size) header; `end` if none."""
-        if self.compression != "zstd":
-            return end
-        magic = b"\x28\xb5\x2f\xfd"
-        pos = start
-        while pos < end:
-            self.f.seek(pos)
-            window = self.f.read(min(1 << 20, end - pos) + 3)
-            j = window.find(magic)
-            while j >= 0:
-                at = pos + j
-                if at >= start:
-                    self.f.seek(at - 8)
-                    csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER, self.f.read(8))
-                    if at + csize <= end and usize and not usize % self.page_size:
-                        return at - 8
-                j = window.find(magic, j + 1)
-            pos += max(len(window) - 3, 1)
-        return end

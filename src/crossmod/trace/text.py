@@ -18,6 +18,9 @@ aimed at, a CPU the trace cannot have (its ``cpus=``/``#P:`` header bounds them)
 longer than `_MAX_LINE` (dropped as it streams, never held). The reader never raises
 anything but `TraceFormatError`.
 
+Past 400 lines on purpose: the scanner's reference (`_scan_chunk_py`) and the callbacks the
+compiled port calls are one unit with `_scan.c`, kept side by side so they stay equal.
+
 May import: the standard library and `crossmod.trace.events/speedups`.
 """
 
