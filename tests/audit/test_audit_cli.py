@@ -103,3 +103,22 @@ def test_help():
     assert result.exit_code == 0
     for flag in ("--symbols", "--json", "--allow", "--allow-file", "--region", "--tracepoints"):
         assert flag in result.output
+
+
+def test_allow_file_that_is_not_utf8_names_its_line(fx, tmp_path):
+    (tmp_path / "allow.txt").write_bytes(b"rw_key\n# a comment\n\xff\xfe key\n")
+    result = run(str(fx.vmlinux), "--allow-file", str(tmp_path / "allow.txt"))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (f"crossmod audit: error: {tmp_path / 'allow.txt'}: --allow-file "
+                             "line 3: byte 0xff is not UTF-8 (a key list is plain text)\n")
+
+
+def test_full_standard_output_is_exit_2_with_one_line(fx):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "crossmod", "audit", str(fx.vmlinux)],
+                           stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+    assert (r.returncode, r.stderr) == (
+        2, "crossmod: error: cannot write standard output: No space left on device\n")

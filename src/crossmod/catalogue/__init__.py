@@ -223,6 +223,7 @@ def build(name: str, variant: str = "default", **knobs: Any) -> System:
         raise CatalogueError(f"unknown variant {variant!r} of {name}; valid: "
                              f"{', '.join(entry.variants)}")
     knobs = {**entry.defaults, **{k: v for k, v in knobs.items() if v is not None}}
+    _check_knobs(entry, knobs)
     _check_range(entry, "cpus", knobs.get("cpus", 2), entry.cpus)
     _check_range(entry, "nmis", knobs.get("nmis", 0), entry.nmis)
     if "fetch" in knobs and knobs["fetch"] not in entry.fetch:
@@ -238,10 +239,39 @@ def build(name: str, variant: str = "default", **knobs: Any) -> System:
         if entry.sites is None:
             raise CatalogueError(f"--sites does not apply to {name} (one patch site)")
         _check_range(entry, "sites", knobs["sites"], entry.sites)
+    _check_names(entry, knobs)
     try:
         return entry.build(variant, **knobs)
     except ValueError as e:  # a knob combination the protocol's builder rejects
         raise CatalogueError(str(e)) from None
+
+
+def _check_knobs(entry: Entry, knobs: dict[str, Any]) -> None:
+    """Knob names the entry's builder takes, with values of the type it declares (a replay
+    token carries its knobs as data: a damaged or foreign one must not reach the builder)."""
+    import inspect
+
+    params = inspect.signature(entry.build).parameters
+    for k, v in knobs.items():
+        if k not in params or k == "variant":
+            continue  # named by `_check_names`, after the checks that say more
+        ann = str(params[k].annotation)
+        ok = (isinstance(v, bool) if "bool" in ann else
+              isinstance(v, int) and not isinstance(v, bool) if "int" in ann else
+              isinstance(v, str) if "str" in ann else True)
+        if not ok and not (v is None and "None" in ann):
+            raise CatalogueError(f"knob {k}={v!r} of {entry.name} is not a{'n' * ('int' in ann)} "
+                                 f"{ann.split(' ')[0]}")
+
+
+def _check_names(entry: Entry, knobs: dict[str, Any]) -> None:
+    import inspect
+
+    params = [p for p in inspect.signature(entry.build).parameters if p != "variant"]
+    for k in knobs:
+        if k not in params:
+            raise CatalogueError(f"knob {k!r} does not apply to {entry.name} (it takes "
+                                 f"{', '.join(params)})")
 
 
 def _check_range(entry: Entry, knob: str, value: int, bounds: tuple[int, int]) -> None:

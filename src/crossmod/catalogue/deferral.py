@@ -10,6 +10,7 @@ then checked on it); NMIs, when allowed, hit those CPUs and run the same kernel 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -281,4 +282,8 @@ def builder(protocol: str):
     def build(variant: str = "default", **knobs: Any) -> System:
         return build_deferral(protocol, variant, **knobs)
     build.__name__ = f"build_{protocol.replace('-', '_')}"
+    # the knobs it takes are build_deferral's (catalogue.build checks them against this)
+    sig = inspect.signature(build_deferral)
+    build.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for n, p in sig.parameters.items() if n != "protocol"])
     return build

@@ -43,9 +43,15 @@ class Schedule:
         try:
             raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
             doc = json.loads(raw)
+            if not isinstance(doc, dict):
+                raise ScheduleError("corrupt schedule token (not a schedule's fields)")
             if doc.get("v") != VERSION:
                 raise ScheduleError(f"schedule format {doc.get('v')} (this crossmod reads "
                                     f"{VERSION})")
+            if not (isinstance(doc.get("p"), str) and isinstance(doc.get("var"), str)
+                    and isinstance(doc.get("k"), dict) and isinstance(doc.get("c"), list)
+                    and all(isinstance(k, str) for k in doc["k"])):
+                raise ScheduleError("corrupt schedule token (not a schedule's fields)")
             return cls(doc["p"], doc["var"], dict(doc["k"]), tuple(int(c) for c in doc["c"]))
         except (binascii.Error, zlib.error, ValueError, KeyError, TypeError) as e:
             if isinstance(e, ScheduleError):

@@ -17,10 +17,16 @@ from crossmod.audit.rules import SENSITIVE
 
 def _read_allow_file(path: str) -> set[str]:
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as exc:
         raise ImageFormatError(exc.strerror or "cannot read", path) from None
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ImageFormatError(f"--allow-file line {line}: byte 0x{raw[exc.start]:02x} is not "
+                               "UTF-8 (a key list is plain text)", path) from None
     keys = set()
     for line in lines:
         key = line.split("#", 1)[0].strip()

@@ -18,6 +18,7 @@ from crossmod.catalogue import ENTRIES, ROWS, CatalogueError, Row, build
 from crossmod.check.explore import ReplayError, explore, replay_schedule
 from crossmod.check.schedule import Schedule, ScheduleError
 from crossmod.check.verdict import Bounds, Verdict
+from crossmod.cli.output import unwritable
 from crossmod.machine.state import MEMORY_MODELS
 from crossmod.machine.system import System
 from crossmod.machine.text import FETCH_MODELS
@@ -28,6 +29,36 @@ from crossmod.report.tables import table
 def _fail(msg: str) -> int:
     click.echo(f"crossmod: error: {msg}", err=True)
     return 2
+
+
+class PositiveSeconds(click.ParamType):
+    """A wall-clock limit: a positive number of seconds (0, negatives and nan are not)."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not f > 0:  # also false for nan
+            self.fail(f"{value!r} is not a positive number of seconds (leave the option "
+                      "out for no limit)", param, ctx)
+        return f
+
+
+def _write_perfetto(path: str | None, steps: Any, ncpus: int, title: str) -> int:
+    """Write the trail (0), or say on stderr why it could not be written (2)."""
+    if not path:
+        return 0
+    try:
+        perfetto.write(path, steps, ncpus, title)
+    except OSError as e:
+        click.echo(f"crossmod: error: --perfetto {path}: cannot write: {e.strerror or e}",
+                   err=True)
+        return 2
+    return 0
 
 
 def _progress(enabled: bool):
@@ -70,10 +101,12 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
               help="Write the counterexample as Chrome trace-event JSON.")
-@click.option("--max-states", type=int, default=Bounds.max_states, show_default=True)
+@click.option("--max-states", type=click.IntRange(1), default=Bounds.max_states,
+              show_default=True)
 @click.option("--max-depth", type=click.IntRange(1), default=Bounds.max_depth,
               show_default=True, help="Step bound: explore paths of at most this many moves.")
-@click.option("--max-seconds", type=float, help="Wall-clock limit per check.")
+@click.option("--max-seconds", type=PositiveSeconds(),
+              help="Wall-clock limit per check (default: none).")
 @click.option("--no-symmetry", is_flag=True, help="Do not identify symmetric CPUs.")
 @click.option("--no-por", is_flag=True, help="Do not use the partial-order reduction.")
 @click.option("--ignore", "ignored", multiple=True, metavar="PROPERTY",
@@ -95,6 +128,8 @@ def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
         if ignored:
             return _fail("--ignore applies to one PROTOCOL: --all checks the catalogue's "
                          "expected verdicts")
+        if perfetto_out:
+            return _fail("--perfetto writes one counterexample: give a PROTOCOL, not --all")
         return _check_all(bounds, as_json)
     if not protocol:
         return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))
@@ -106,17 +141,24 @@ def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
         system = build(protocol, variant, **knobs)
     except (CatalogueError, ValueError, TypeError) as e:
         return _fail(str(e).splitlines()[0])
+    if perfetto_out and (why := unwritable(perfetto_out, "--perfetto")):
+        return _fail(why)
     v = _verdict_for(system, knobs, bounds, _progress(sys.stderr.isatty() and not as_json))
     if sys.stderr.isatty() and not as_json:
         click.echo("", err=True)
-    if perfetto_out and v.counterexample:
-        perfetto.write(perfetto_out, v.counterexample, system.config.ncpus,
-                       f"{system.name} {system.variant}")
     if as_json:
         click.echo(json.dumps(v.to_json(), indent=2))
     else:
         click.echo(_describe(v, system))
-    return 0 if v.verdict == "safe" else 1
+    status = 0 if v.verdict == "safe" else 1
+    if perfetto_out and not v.counterexample:
+        click.echo(f"crossmod: no counterexample ({v.verdict}): --perfetto {perfetto_out} "
+                   "not written", err=True)
+    elif perfetto_out:
+        status = max(status, _write_perfetto(perfetto_out, v.counterexample,
+                                             system.config.ncpus,
+                                             f"{system.name} {system.variant}"))
+    return status
 
 
 def _describe(v: Verdict, system: System) -> str:
@@ -134,20 +176,27 @@ def _describe(v: Verdict, system: System) -> str:
 def _check_all(bounds: Bounds, as_json: bool) -> int:
     results, rows, bad = [], [], 0
     t0 = time.perf_counter()
+    show = sys.stderr.isatty()
+    heading = None
     for i, row in enumerate(ROWS, 1):
-        click.echo(f"[{i}/{len(ROWS)}] {row.protocol} {row.variant} {row.knobs or ''}",
-                   err=True)
+        if show:  # one line rewritten in place; nothing when stderr is a file or a pipe
+            knobs = " ".join(f"{k}={v}" for k, v in row.knobs.items())
+            click.echo(f"\r\033[K[{i}/{len(ROWS)}] {row.protocol} {row.variant} {knobs}"[:99],
+                       err=True, nl=False)
         system = build(row.protocol, row.variant, **row.knobs)
         v = _verdict_for(system, row.knobs, bounds)
         ok = _matches(row, v)
         bad += not ok
         results.append({**v.to_json(), "expected": row.expected, "as_expected": ok,
                         "why": row.why})
-        if not rows or rows[-1][0] != row.protocol:
+        if row.protocol != heading:  # one heading per protocol, its rows under it
+            heading = row.protocol
             rows.append((row.protocol,))
         rows.append(("", row.variant, _short_config(system, row), row.expected,
                      v.verdict if ok else f"{v.verdict}!", v.property, v.states,
                      round(v.seconds, 2)))
+    if show:
+        click.echo("\r\033[K", err=True, nl=False)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
@@ -224,9 +273,9 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
         steps = replay_schedule(system, list(sched.choices))
     except (ScheduleError, CatalogueError, ReplayError, ValueError) as e:
         return _fail(str(e))
+    if perfetto_out and (why := unwritable(perfetto_out, "--perfetto")):
+        return _fail(why)
     failed = bool(steps) and steps[-1].text.startswith(("VIOLATION", "DEADLOCK"))
-    if perfetto_out:
-        perfetto.write(perfetto_out, steps, system.config.ncpus, f"{system.name} replay")
     if as_json:
         click.echo(json.dumps({"protocol": system.name, "variant": system.variant,
                                "knobs": sched.knobs, "violation": failed,
@@ -234,7 +283,8 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
     else:
         click.echo(f"{system.name} --variant {system.variant} {system.describe_config()}")
         click.echo(narrate.columns(steps, system.config.ncpus))
-    return 1 if failed else 0
+    return max(1 if failed else 0,
+               _write_perfetto(perfetto_out, steps, system.config.ncpus, f"{system.name} replay"))
 
 
 

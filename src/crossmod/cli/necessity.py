@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 import click
 
-from crossmod.catalogue import ENTRIES, build
+from crossmod.catalogue import ENTRIES, CatalogueError, build
 from crossmod.check.explore import explore
 from crossmod.check.verdict import Bounds
+from crossmod.cli.model import PositiveSeconds
+from crossmod.machine.state import MEMORY_MODELS
+from crossmod.machine.text import FETCH_MODELS
 from crossmod.report.tables import table
 
 
@@ -90,12 +93,15 @@ def render(base: StepResult, rows: list[StepResult]) -> str:
 
 @click.command("necessity")
 @click.argument("protocol")
-@click.option("--fetch", "fetches", multiple=True, help="Fetch model(s); default: the entry's.")
-@click.option("--memory", "memories", multiple=True,
-              help="Memory model(s); default: tso and pso where the entry allows them.")
+@click.option("--fetch", "fetches", multiple=True, type=click.Choice(FETCH_MODELS),
+              help="Fetch model; repeat for several (--fetch per-byte --fetch snapshot); "
+                   "default: every model the entry allows.")
+@click.option("--memory", "memories", multiple=True, type=click.Choice(MEMORY_MODELS),
+              help="Memory model; repeat for several (--memory tso --memory pso); default: "
+                   "tso and pso where the entry allows them.")
 @click.option("--cpus", type=int, help="Number of CPUs.")
 @click.option("--nmis", type=int, help="NMI budget per run.")
-@click.option("--max-seconds", type=float, help="Wall-clock limit per check.")
+@click.option("--max-seconds", type=PositiveSeconds(), help="Wall-clock limit per check.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def necessity_cmd(protocol: str, fetches: tuple[str, ...], memories: tuple[str, ...],
                   cpus: int | None, nmis: int | None, max_seconds: float | None,
@@ -109,6 +115,13 @@ def necessity_cmd(protocol: str, fetches: tuple[str, ...], memories: tuple[str, 
     fetches = fetches or entry.fetch
     memories = memories or tuple(m for m in ("tso", "pso") if m in entry.memory)
     knobs = {k: v for k, v in (("cpus", cpus), ("nmis", nmis)) if v is not None}
+    try:  # every combination is built before any is checked: a bad knob costs no work
+        for variant in ("default", *entry.steps.values()):
+            for f in fetches:
+                for mem in memories:
+                    build(protocol, variant, fetch=f, memory=mem, **knobs)
+    except CatalogueError as e:
+        raise click.UsageError(str(e).splitlines()[0]) from None
     t0 = time.perf_counter()
     base, rows = necessity(protocol, tuple(fetches), tuple(memories), knobs,
                            Bounds(max_seconds=max_seconds))

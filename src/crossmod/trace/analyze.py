@@ -12,7 +12,13 @@ whose queue was already non-empty gets no IPI of its own, so the batch is droppe
 send). An IPI with a NULL callback is a reschedule IPI; one whose callback is not the
 generic CSD handler names its function itself (irq_work self-IPIs).
 
-May import: the standard library and `crossmod.trace.events/causes/whatif/speedups`.
+Phases: ``print`` markers, read by `phases.Phases`; the events go to the innermost open
+phase, and an end with no start moves the events counted outside any phase until then to it.
+
+Past 400 lines on purpose: `_run` is the command's hot loop, one function (a call per event
+cost more than most handlers' work), and the counters it fills live beside it.
+
+May import: the standard library and `crossmod.trace.events/causes/phases/whatif/speedups`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from itertools import islice
 
 from crossmod.trace.causes import signature
 from crossmod.trace.events import Event, symbol_name
+from crossmod.trace.phases import Phases
 from crossmod.trace.speedups import scan as _scan
 from crossmod.trace.whatif import Classifier
 
@@ -125,7 +132,11 @@ class Analysis:
         self.cls = classifier or Classifier()
         self.sink = sink
         self.phase = OUTSIDE
-        self.phases: list[dict[str, object]] = []
+        self.marks = Phases(OUTSIDE)
+        # ipi_send_cpu/ipi_send_cpumask events naming at least one isolated CPU, by phase
+        # (one event may target many CPUs: the cover letters' first counting unit)
+        self.send_events: Counter[str] = Counter()
+        self._max_target = -1  # the highest CPU an IPI or a csd was aimed at
         # events seen per phase: name -> a list indexed by CPU (a CPU number is >= 0);
         # cheaper in the hot loop than a dict keyed by (name, cpu)
         self._by_phase: dict[str, dict[str, list[int]]] = {OUTSIDE: {}}
@@ -201,123 +212,145 @@ class Analysis:
         tracked = self.context_tracking
         ev = None
         count_upto = _scan.count_upto if _scan is not None else _count_upto_py
-        for batch in source:
-            if not batch:
-                continue
-            if self.first_ts is None:
-                self.first_ts = batch[0].ts  # type: ignore[index]
-            if batch.__class__ is not list:
-                batch = list(batch)
-            # every event is counted (by name and CPU, in the current phase) a run at a
-            # time, in C when it is built: a run ends after a phase marker
-            n = len(batch)
-            done = 0
-            while done < n:
-                upto = count_upto(batch, done, counts, kind, _OTHER)
-                run = batch if done == 0 and upto == n else batch[done:upto]
-                done = upto
-                for ev in run:
-                    name = ev.name
-                    cpu = ev.cpu
-                    k = kind[name]
-                    if k <= _KERNEL:  # user_enter / user_exit: the CPU's new mode
-                        mode[cpu] = "user" if k == _USER else "kernel"
-                        if not tracked:
-                            tracked = self.context_tracking = True
-                    elif k == _OTHER:
-                        continue
-                    elif k == _CSD_ENTRY:
-                        if cpu in iso:
-                            func = ev.fields["func"]
-                            key = (cpu, "ran", func, phase)
-                            c[key] = cget(key, 0) + 1
+        send_events = self.send_events
+        top = self._max_target
+        try:
+            for batch in source:
+                if not batch:
+                    continue
+                if self.first_ts is None:
+                    self.first_ts = batch[0].ts  # type: ignore[index]
+                if batch.__class__ is not list:
+                    batch = list(batch)
+                # every event is counted (by name and CPU, in the current phase) a run at a
+                # time, in C when it is built: a run ends after a phase marker
+                n = len(batch)
+                done = 0
+                while done < n:
+                    upto = count_upto(batch, done, counts, kind, _OTHER)
+                    run = batch if done == 0 and upto == n else batch[done:upto]
+                    done = upto
+                    for ev in run:
+                        name = ev.name
+                        cpu = ev.cpu
+                        k = kind[name]
+                        if k <= _KERNEL:  # user_enter / user_exit: the CPU's new mode
+                            mode[cpu] = "user" if k == _USER else "kernel"
+                            if not tracked:
+                                tracked = self.context_tracking = True
+                        elif k == _OTHER:
+                            continue
+                        elif k == _CSD_ENTRY:
+                            if cpu in iso:
+                                func = ev.fields["func"]
+                                key = (cpu, "ran", func, phase)
+                                c[key] = cget(key, 0) + 1
+                                stack = open_csd.get(cpu)
+                                if stack is None:
+                                    stack = open_csd[cpu] = []
+                                if len(stack) < 16:
+                                    stack.append((func, ev.ts))
+                        elif k == _CSD_EXIT:
                             stack = open_csd.get(cpu)
-                            if stack is None:
-                                stack = open_csd[cpu] = []
-                            if len(stack) < 16:
-                                stack.append((func, ev.ts))
-                    elif k == _CSD_EXIT:
-                        stack = open_csd.get(cpu)
-                        if stack and stack[-1][0] == ev.fields["func"]:
-                            func, start = stack.pop()
-                            _add_time(handler, (cpu, func), ev.ts - start)
-                            if sink:
-                                sink("slice", ev, {"name": func, "start": start})
-                    elif k == _VECTOR_ENTRY:
-                        if cpu in iso:
-                            key = (cpu, "handled", name, phase)
-                            c[key] = cget(key, 0) + 1
-                            open_vec[cpu] = (name, ev.ts)
-                            if sink:
-                                sink("recv", ev, {})
-                    elif k == _CSD_QUEUE:
-                        f = ev.fields
-                        target = f["cpu"]
-                        if target in iso:
-                            func = f["func"]
-                            key = (target, "queued", func, phase)
-                            c[key] = cget(key, 0) + 1
-                            qkey = (cpu, f["callsite"])
-                            batch_q = queued.get(qkey)
-                            if batch_q is None:
-                                batch_q = queued[qkey] = {}
-                            items = batch_q.get(target)
-                            if items is None:
-                                items = batch_q[target] = []
-                            if len(items) < _MAX_QUEUED:
-                                items.append((func, mode.get(target, "unknown"),
-                                              signature_of(ev.stack)))
-                    elif k == _VECTOR_EXIT:
-                        entry = open_vec.pop(cpu, None)
-                        if entry and entry[0] == _VECTOR_EXITS[name]:
-                            _add_time(handler, (cpu, _VECTOR_LABEL[entry[0]]),
-                                      ev.ts - entry[1])
-                            if sink:
-                                sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
-                    elif k == _IPI_SEND:
-                        # an IPI: which of the csds queued by this sender at this callsite it
-                        # carries to each isolated target, counted under everything the
-                        # report breaks it down by
-                        f = ev.fields
-                        callsite = f["callsite"]
-                        batch_q = queued.pop((cpu, callsite), None)
-                        ts = ev.ts
-                        for t in (f["cpu"],) if "cpu" in f else f["cpumask"]:
-                            if t not in iso:
-                                continue
-                            items = batch_q.get(t) if batch_q else None
-                            if items:
-                                if len(items) == 1:
-                                    cause, tmode, sig = items[0]
+                            if stack and stack[-1][0] == ev.fields["func"]:
+                                func, start = stack.pop()
+                                _add_time(handler, (cpu, func), ev.ts - start)
+                                if sink:
+                                    sink("slice", ev, {"name": func, "start": start})
+                        elif k == _VECTOR_ENTRY:
+                            if cpu in iso:
+                                key = (cpu, "handled", name, phase)
+                                c[key] = cget(key, 0) + 1
+                                open_vec[cpu] = (name, ev.ts)
+                                if sink:
+                                    sink("recv", ev, {})
+                        elif k == _CSD_QUEUE:
+                            f = ev.fields
+                            target = f["cpu"]
+                            if target > top:
+                                top = target
+                            if target in iso:
+                                func = f["func"]
+                                key = (target, "queued", func, phase)
+                                c[key] = cget(key, 0) + 1
+                                qkey = (cpu, f["callsite"])
+                                batch_q = queued.get(qkey)
+                                if batch_q is None:
+                                    batch_q = queued[qkey] = {}
+                                items = batch_q.get(target)
+                                if items is None:
+                                    items = batch_q[target] = []
+                                if len(items) < _MAX_QUEUED:
+                                    items.append((func, mode.get(target, "unknown"),
+                                                  signature_of(ev.stack)))
+                        elif k == _VECTOR_EXIT:
+                            entry = open_vec.pop(cpu, None)
+                            if entry and entry[0] == _VECTOR_EXITS[name]:
+                                _add_time(handler, (cpu, _VECTOR_LABEL[entry[0]]),
+                                          ev.ts - entry[1])
+                                if sink:
+                                    sink("recv_exit", ev, {"name": entry[0], "start": entry[1]})
+                        elif k == _IPI_SEND:
+                            # an IPI: which of the csds queued by this sender at this callsite it
+                            # carries to each isolated target, counted under everything the
+                            # report breaks it down by
+                            f = ev.fields
+                            callsite = f["callsite"]
+                            batch_q = queued.pop((cpu, callsite), None)
+                            ts = ev.ts
+                            sent = False
+                            for t in (f["cpu"],) if "cpu" in f else f["cpumask"]:
+                                if t > top:
+                                    top = t
+                                if t not in iso:
+                                    continue
+                                if not sent:  # the event, once, however many targets
+                                    sent = True
+                                    send_events[phase] += 1
+                                items = batch_q.get(t) if batch_q else None
+                                if items:
+                                    if len(items) == 1:
+                                        cause, tmode, sig = items[0]
+                                    else:
+                                        cause = "+".join(sorted({i[0] for i in items}))
+                                        tmode, sig = items[0][1], items[0][2]
                                 else:
-                                    cause = "+".join(sorted({i[0] for i in items}))
-                                    tmode, sig = items[0][1], items[0][2]
-                            else:
-                                cause = cause_of(f["callback"])
-                                tmode, sig = mode.get(t, "unknown"), "(no stack)"
-                            if ev.stack:
-                                sig = signature_of(ev.stack)
-                            key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
-                                   sig, tmode, phase)
-                            ipis[key] = ipis_get(key, 0) + 1
-                            hist = hists.get((t, cause))
-                            if hist is None:
-                                hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
-                            i = (ts - hist.origin) // hist.width
-                            bins = hist.bins
-                            if 0 <= i < len(bins):
-                                bins[i] += 1
-                            else:
-                                hist.add(ts)
-                            if sink:
-                                sink("send", ev, {"target": t, "cause": cause})
-                    else:  # a print: a phase marker switches the counters
-                        self._print(ev)
-                        counts = self._counts
-                        phase = self.phase
-        if ev is not None:
-            self.last_ts = ev.ts
+                                    cause = cause_of(f["callback"])
+                                    tmode, sig = mode.get(t, "unknown"), "(no stack)"
+                                if ev.stack:
+                                    sig = signature_of(ev.stack)
+                                key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
+                                       sig, tmode, phase)
+                                ipis[key] = ipis_get(key, 0) + 1
+                                hist = hists.get((t, cause))
+                                if hist is None:
+                                    hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
+                                i = (ts - hist.origin) // hist.width
+                                bins = hist.bins
+                                if 0 <= i < len(bins):
+                                    bins[i] += 1
+                                else:
+                                    hist.add(ts)
+                                if sink:
+                                    sink("send", ev, {"target": t, "cause": cause})
+                        else:  # a print: a phase marker switches the counters
+                            self._print(ev)
+                            counts = self._counts
+                            phase = self.phase
+        finally:
+            # also when the source raised (^C between two batches): the counters then
+            # cover exactly the events up to `ev`
+            if ev is not None:
+                self.last_ts = ev.ts
+            self._max_target = top
         return self
+
+    @property
+    def max_cpu(self) -> int:
+        """The highest CPU number an event ran on or named as a target (-1: none)."""
+        ran = max((len(per_cpu) - 1 for d in self._by_phase.values() for per_cpu in d.values()),
+                  default=-1)
+        return max(ran, self._max_target)
 
     @property
     def events(self) -> Counter[tuple[str, int, str]]:
@@ -327,15 +360,42 @@ class Analysis:
 
     # -- phases and modes ---------------------------------------------------------------
     def _print(self, ev: Event) -> None:
-        words = str(ev.fields.get("buf", "")).split()
-        if len(words) != 3 or words[0] != "PHASE" or words[2] not in ("start", "end"):
-            return
-        if words[2] == "start":
-            self._set_phase(words[1])
-            self.phases.append({"name": words[1], "start_ns": ev.ts, "end_ns": None})
-        elif self.phase == words[1]:
-            self._set_phase(OUTSIDE)
-            self.phases[-1]["end_ns"] = ev.ts
+        """A ``print`` event: a phase marker switches the counters (`phases.Phases`)."""
+        moved = self.marks.marker(str(ev.fields.get("buf", "")), ev.ts, self.first_ts)
+        if moved is not None:
+            self._from_trace_start(moved)
+        self._set_phase(self.marks.current)
+
+    def _from_trace_start(self, name: str) -> None:
+        """Phase `name` ended with no start: the events counted outside any phase until
+        here move to it (events inside other phases stay there)."""
+        outside = self._by_phase.pop(OUTSIDE, {})
+        into = self._by_phase.setdefault(name, {})
+        for ev_name, per_cpu in outside.items():
+            mine = into.setdefault(ev_name, [])
+            if len(mine) < len(per_cpu):
+                mine.extend([0] * (len(per_cpu) - len(mine)))
+            for cpu, n in enumerate(per_cpu):
+                mine[cpu] += n
+        self._by_phase[OUTSIDE] = {}
+        for counter in (self._c, self.ipis):
+            moved = [(k, n) for k, n in counter.items() if k[-1] == OUTSIDE]
+            for k, n in moved:
+                del counter[k]
+                counter[(*k[:-1], name)] += n  # type: ignore[index]
+        self.send_events[name] += self.send_events.pop(OUTSIDE, 0)
+        self._derived = None
+
+    @property
+    def phases(self) -> list[dict[str, object]]:
+        return self.marks.phases
+
+    @property
+    def phase_warnings(self) -> list[str]:
+        return self.marks.warnings
+
+    def finish_phases(self) -> None:
+        self.marks.finish()
 
     def _set_phase(self, name: str) -> None:
         self.phase = name

@@ -5,10 +5,13 @@ command lines, options), walking each CPU's ring-buffer pages in bounded memory 
 of pages or one compressed chunk per CPU at a time), decoding records into `events.Event`
 and merging the CPUs by timestamp as ``trace-cmd report`` does (ties go to the lower CPU).
 
-Bad input: metadata that cannot be read raises `TraceFormatError` at once. A corrupt page
-is recorded in `problems` (with its file offset) and skipped, or raised when ``strict``;
-CPU data cut short by the end of the file is recorded in `errors` after everything before
-it was yielded.
+Bad input: metadata the events cannot be read without raises `TraceFormatError` at once;
+a damaged kallsyms or cmdlines section is recorded in `errors` and the events are read
+without it. A corrupt page or record is recorded in `problems` (with its file offset) and
+skipped, or raised when ``strict``. A compressed chunk that does not decompress is lost
+alone (the walk resumes at the next chunk, found past a damaged header by the next zstd
+frame), and CPU data cut short by the end of the file is recorded in `errors`, each after
+everything before it was yielded.
 
 May import: the standard library, zstandard, and `crossmod.trace.events/formats/layout`.
 """
@@ -41,10 +44,15 @@ class DatReader:
         self.problem_count = 0
         self.errors: list[TraceFormatError] = []
         self.lost_events = 0
+        self.events_read = 0
+        self.ncpus: int | None = None  # the CPUs the file holds data for
         self.formats: dict[int, EventFormat] = {}
         self.cmdlines: dict[int, str] = {0: "<idle>"}
         self.cpu_data: list[tuple[int, int, int]] = []  # (cpu, file offset, size)
         self.compressed = False
+        self.compression = "none"
+        self._cpu_count = 0  # the CPUCOUNT option (v7)
+        self.section_offsets: dict[int, int] = {}  # v7: option id -> its section's offset
         self.ts_offset = 0
         self._section_end = 0
         self._kallsyms_blob = b""
@@ -52,6 +60,8 @@ class DatReader:
         self.file_size = stream.seek(0, os.SEEK_END)
         stream.seek(0)
         self._read_header()
+        if self.cpu_data:
+            self.ncpus = max(self._cpu_count, *(cpu + 1 for cpu, _o, _s in self.cpu_data))
 
     @classmethod
     def from_path(cls, path: str, *, strict: bool = False) -> DatReader:
@@ -64,7 +74,7 @@ class DatReader:
         return f"{self.path}@0x{offset:x}"
 
     # -- metadata ---------------------------------------------------------------------
-    def _read_at(self, offset: int, n: int, what: str) -> bytes:
+    def read_at(self, offset: int, n: int, what: str) -> bytes:
         if not 0 <= offset <= self.file_size:  # cut short, or damaged past what seek() takes
             raise TraceFormatError(self.where(offset), f"file ends inside {what}")
         self.f.seek(offset)
@@ -128,7 +138,7 @@ class DatReader:
         del c
 
     def _read_v7(self, pos: int) -> None:
-        head = self._read_at(pos, 256, "compression header")
+        head = self.read_at(pos, 256, "compression header")
         name_end = head.find(b"\0")
         ver_end = head.find(b"\0", name_end + 1)
         if name_end < 0 or ver_end < 0:
@@ -163,19 +173,35 @@ class DatReader:
                     sections[opt] = struct.unpack(self.e + "Q", data[:8])[0]
                 else:
                     self._option(opt, data, v6=False)
+        self.section_offsets = sections
         for opt, parse in ((L.OPT_HEADER_INFO, self._parse_header_info),
                            (L.OPT_FTRACE_EVENTS, self._parse_ftrace_formats),
                            (L.OPT_EVENT_FORMATS, self._parse_event_formats)):
             if opt in sections:
                 parse(self._section(sections[opt], opt))
         if L.OPT_KALLSYMS in sections:
-            c = self._section(sections[L.OPT_KALLSYMS], L.OPT_KALLSYMS)
-            self._kallsyms_blob = c.take(c.u("I", "kallsyms size"), "kallsyms")
+            with self._optional("kallsyms", "callbacks, callsites and stacks are shown as "
+                                "addresses"):
+                c = self._section(sections[L.OPT_KALLSYMS], L.OPT_KALLSYMS)
+                self._kallsyms_blob = c.take(c.u("I", "kallsyms size"), "kallsyms")
         if L.OPT_CMDLINES in sections:
-            c = self._section(sections[L.OPT_CMDLINES], L.OPT_CMDLINES)
-            self._parse_cmdlines(c.take(c.u("Q", "cmdlines size"), "saved cmdlines"))
+            with self._optional("saved cmdlines", "sending tasks are shown as <...>"):
+                c = self._section(sections[L.OPT_CMDLINES], L.OPT_CMDLINES)
+                self._parse_cmdlines(c.take(c.u("Q", "cmdlines size"), "saved cmdlines"))
         if not self.cpu_data and first_end:
             self._recover_cpu_table(first_end)
+
+    @contextlib.contextmanager
+    def _optional(self, what: str, consequence: str) -> Iterator[None]:
+        """A section the events can be read without: damage there is an error recorded
+        (the command fails after the report), not a reason to reject the trace."""
+        try:
+            yield
+        except TraceFormatError as err:
+            if self.strict:
+                raise
+            self.errors.append(TraceFormatError(err.where, f"{what} section unreadable "
+                                                f"({err.what}): {consequence}"))
 
     def _recover_cpu_table(self, offset: int) -> None:
         """Find the CPU data of a cut v7 file whose CPU table (the BUFFER option, which
@@ -184,7 +210,7 @@ class DatReader:
         and chunks, CPUs in order, each starting on a page boundary."""
         hdr = struct.Struct(self.e + L.SECTION_HEADER)
         try:
-            sid, flags, _d, _s = hdr.unpack(self._read_at(offset, hdr.size, "flyrecord"))
+            sid, flags, _d, _s = hdr.unpack(self.read_at(offset, hdr.size, "flyrecord"))
         except TraceFormatError:
             return
         if sid != L.SEC_FLYRECORD or not flags & L.SECTION_FLAG_COMPRESSED:
@@ -194,12 +220,12 @@ class DatReader:
         cpu = 0
         while pos + 4 <= self.file_size and cpu < 4096:
             start = pos
-            (count,) = struct.unpack(self.e + "I", self._read_at(pos, 4, "chunk count"))
+            (count,) = struct.unpack(self.e + "I", self.read_at(pos, 4, "chunk count"))
             pos += 4
             for _ in range(count):
                 if pos + 8 > self.file_size:
                     break
-                csize, _u = struct.unpack(self.e + "II", self._read_at(pos, 8, "chunk"))
+                csize, _u = struct.unpack(self.e + "II", self.read_at(pos, 8, "chunk"))
                 pos += 8 + csize
             self.cpu_data.append((cpu, start, pos - start))
             cpu += 1
@@ -209,21 +235,21 @@ class DatReader:
 
     def _section(self, offset: int, expect: int) -> _Cursor:
         hdr = struct.Struct(self.e + L.SECTION_HEADER)
-        sid, flags, _desc, size = hdr.unpack(self._read_at(offset, hdr.size, "section header"))
+        sid, flags, _desc, size = hdr.unpack(self.read_at(offset, hdr.size, "section header"))
         if sid != expect:
             raise TraceFormatError(self.where(offset), f"expected section {expect}, found {sid}")
         body = offset + hdr.size
         self._section_end = body + size
         if not flags & L.SECTION_FLAG_COMPRESSED:
-            return _Cursor(self._read_at(body, size, f"section {sid}"), body, self.where, self.e)
+            return _Cursor(self.read_at(body, size, f"section {sid}"), body, self.where, self.e)
         csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
-                                     self._read_at(body, 8, "compression header"))
-        data = self._decompress(self._read_at(body + 8, csize, f"section {sid}"), usize, body)
+                                     self.read_at(body, 8, "compression header"))
+        data = self.decompress(self.read_at(body + 8, csize, f"section {sid}"), usize, body)
         # offsets inside a decompressed section are reported as the section's offset
         return _Cursor(data, body, lambda _o, b=body: f"{self.path}@0x{b:x} (compressed section)",
                        self.e)
 
-    def _decompress(self, data: bytes, usize: int, offset: int) -> bytes:
+    def decompress(self, data: bytes, usize: int, offset: int) -> bytes:
         try:
             if self.compression == "zstd":
                 import zstandard
@@ -243,6 +269,9 @@ class DatReader:
     def _option(self, opt: int, data: bytes, *, v6: bool) -> None:
         if opt == L.OPT_BUFFER and not v6:
             self._parse_buffer_option(data)
+        elif opt == L.OPT_CPUCOUNT and len(data) >= 4:
+            count = struct.unpack(self.e + "I", data[:4])[0]
+            self._cpu_count = count if count < MAX_CPUS else 0
         elif opt == L.OPT_OFFSET:
             with contextlib.suppress(ValueError):
                 self.ts_offset = int(data.split(b"\0")[0].strip() or b"0")
@@ -257,7 +286,7 @@ class DatReader:
         c.u("I", "page size")
         ncpus = c.u("I", "CPU count")
         hdr = struct.Struct(self.e + L.SECTION_HEADER)
-        _sid, flags, _d, _s = hdr.unpack(self._read_at(offset, hdr.size, "flyrecord header"))
+        _sid, flags, _d, _s = hdr.unpack(self.read_at(offset, hdr.size, "flyrecord header"))
         self.compressed = bool(flags & L.SECTION_FLAG_COMPRESSED)
         for _ in range(ncpus):
             cpu = c.u("I", "CPU id")
@@ -323,8 +352,17 @@ class DatReader:
         from crossmod.trace.merge import merge_blocks
 
         dec = PageDecoder(self)
-        return merge_blocks([dec.cpu_blocks(cpu, off, size)
-                             for cpu, off, size in sorted(self.cpu_data)])
+        for batch in merge_blocks([dec.cpu_blocks(cpu, off, size)
+                                   for cpu, off, size in sorted(self.cpu_data)]):
+            self.events_read += len(batch)
+            yield batch
+
+    def describe(self) -> str:
+        """What the file looked like, when no event was found in it."""
+        sizes = sum(size for _c, _o, size in self.cpu_data)
+        return (f"a trace.dat v{self.version} whose {len(self.cpu_data)} CPU data section(s) "
+                f"({sizes:,} bytes) hold no event"
+                + (" that could be read" if self.errors or self.problem_count else ""))
 
     def decoders(self) -> dict[int, FieldDecoder]:
         sym = self.kallsyms.lookup
@@ -338,7 +376,7 @@ class DatReader:
             return
         step = self.page_size * _BLOCK_PAGES
         end = offset + size
-        if end > self.file_size:
+        if size and end > self.file_size:  # an empty CPU loses nothing to a cut
             self.errors.append(TraceFormatError(
                 self.where(self.file_size), f"file truncated: CPU {cpu} data runs to "
                 f"0x{end:x}, file ends at 0x{self.file_size:x}; read what was there"))
@@ -353,18 +391,13 @@ class DatReader:
             pos += whole
 
     def _chunks(self, cpu: int, offset: int, size: int) -> Iterator[tuple[bytes, int, str]]:
-        try:
-            pos = offset
-            (count,) = struct.unpack(self.e + "I", self._read_at(pos, 4, "chunk count"))
-            pos += 4
-            for i in range(count):
-                csize, usize = struct.unpack(self.e + L.COMPRESS_HEADER,
-                                             self._read_at(pos, 8, f"CPU {cpu} chunk header"))
-                data = self._read_at(pos + 8, csize, f"CPU {cpu} chunk {i}")
-                yield self._decompress(data, usize, pos), pos, f" (CPU {cpu} chunk {i})"
-                pos += 8 + csize
-        except TraceFormatError as err:
-            err = TraceFormatError(err.where, f"CPU {cpu}: {err.what}; read what was there")
-            if self.strict:
-                raise err from None
-            self.errors.append(err)
+        from crossmod.trace.datchunks import chunks
+
+        return chunks(self, cpu, offset, size)
+
+    def cpu_error(self, cpu: int, err: TraceFormatError, lost: str = "") -> None:
+        what = err.what if err.what.startswith(f"CPU {cpu}") else f"CPU {cpu}: {err.what}"
+        err = TraceFormatError(err.where, f"{what}; {lost or 'read what was there'}")
+        if self.strict:
+            raise err from None
+        self.errors.append(err)

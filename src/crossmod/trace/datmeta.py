@@ -10,8 +10,10 @@ May import: the standard library and `crossmod.trace.events`.
 from __future__ import annotations
 
 import bisect
+import re
 import struct
 import sys
+from array import array
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -80,22 +82,36 @@ class _FileCursor(_Cursor):
 
 
 class Kallsyms:
-    """Address -> symbol, as libtraceevent resolves ``%pS``/``%ps`` from the file's kallsyms."""
+    """Address -> symbol, as libtraceevent resolves ``%pS``/``%ps`` from the file's kallsyms.
+
+    A distribution kernel has ~160,000 symbols: they are kept as two arrays (addresses and
+    the offset of each name in the file's own text, sorted by address) over that text, not
+    as 160,000 Python ints and strings, so the table costs about the text's size once
+    (names are decoded when looked up, and cached)."""
+
+    _LINE = re.compile(rb"^([0-9a-fA-F]{1,16})[ \t]+([^aA \t\n])[ \t]+([^ \t\n]+)", re.M)
 
     def __init__(self, text: bytes) -> None:
-        pairs: list[tuple[int, str]] = []
-        for line in text.split(b"\n"):
-            parts = line.split()
-            if len(parts) < 3 or parts[1] in (b"A", b"a"):
-                continue
-            try:
-                pairs.append((int(parts[0], 16), parts[2].decode("utf-8", "replace")))
-            except ValueError:
-                continue
-        pairs.sort()
-        self.addrs = [a for a, _ in pairs]
-        self.names = [n for _, n in pairs]
+        self.text = text
+        addrs, starts = array("Q"), array("Q")
+        for m in self._LINE.finditer(text):
+            addrs.append(int(m[1], 16))
+            starts.append(m.start(3))
+        if any(addrs[i] > addrs[i + 1] for i in range(len(addrs) - 1)):  # modules, mostly
+            order = sorted(range(len(addrs)), key=addrs.__getitem__)
+            addrs = array("Q", (addrs[i] for i in order))
+            starts = array("Q", (starts[i] for i in order))
+        self.addrs, self._starts = addrs, starts
         self._cache: dict[tuple[int, bool], str] = {}
+
+    def name(self, i: int) -> str:
+        """The i-th symbol's name (in address order)."""
+        start = self._starts[i]
+        end = start
+        text = self.text
+        while end < len(text) and text[end] not in b" \t\n":
+            end += 1
+        return text[start:end].decode("utf-8", "replace")
 
     def lookup(self, addr: int, with_offset: bool) -> str:
         key = (addr, with_offset)
@@ -106,9 +122,9 @@ class Kallsyms:
         if i < 0:
             s = f"0x{addr:x}"
         elif with_offset:
-            s = f"{self.names[i]}+0x{addr - self.addrs[i]:x}"
+            s = f"{self.name(i)}+0x{addr - self.addrs[i]:x}"
         else:
-            s = self.names[i]
+            s = self.name(i)
         if len(self._cache) < 1 << 16:
             self._cache[key] = s
         return s

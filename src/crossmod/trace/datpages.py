@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from crossmod.trace import layout as L
-from crossmod.trace.events import Event
+from crossmod.trace.events import MAX_CPUS, Event
+from crossmod.trace.formats import EventFormat
 from crossmod.trace.speedups import scan as _scan
 
 if TYPE_CHECKING:
@@ -33,6 +34,33 @@ if TYPE_CHECKING:
 
 _EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+# rb_calculate_event_length() (kernel/trace/ring_buffer.c) pads a record's payload to the
+# arch alignment (8 where RB_FORCE_8BYTE_ALIGNMENT), plus 4 for a 12-byte event: a payload
+# longer than the format's size by more than this is a damaged length field
+_RB_SLACK = 8
+
+
+def _fixed_size(fmt: EventFormat) -> int | None:
+    """The payload size of an event whose records all have one size (no ``__data_loc`` or
+    flexible array; ftrace's own events, such as print and kernel_stack, vary), or None."""
+    if fmt.system == "ftrace" or not fmt.fields:
+        return None
+    if any(f.data_loc or f.array == 0 for f in fmt.fields):
+        return None
+    return max(f.offset + f.size for f in fmt.fields)
+
+
+def _bad_target(fields: dict[str, object], limit: int) -> int | None:
+    """The target CPU (``cpu`` or the highest of ``cpumask``) the file cannot have."""
+    cpu = fields.get("cpu")
+    if isinstance(cpu, int) and not 0 <= cpu < limit:
+        return cpu
+    mask = fields.get("cpumask")
+    if mask and max(mask) >= limit:  # type: ignore[call-overload]
+        return max(mask)  # type: ignore[call-overload, no-any-return]
+    return None
 
 
 class PageDecoder:
@@ -74,6 +102,8 @@ class PageDecoder:
         self._head_lo = min(self.type_off, self.pid_off)
         self._head_end = self._head_lo + head.size  # a record shorter than this is damaged
         self.names = {fid: f.name for fid, f in r.formats.items()}
+        self._fixed = {fid: size for fid, f in r.formats.items()
+                       if (size := _fixed_size(f)) is not None}
         self.decoders = r.decoders()
         self._stacks: dict[bytes, tuple[str, ...]] = {}
         self._fields: dict[bytes, tuple[str, int, str, dict[str, object]]] = {}
@@ -135,6 +165,11 @@ class PageDecoder:
                 etype, pid = head_u(blob, data + lo)
             dec = self.decoders.get(etype)
             fcache = self._fields
+            fixed = self._fixed.get(etype)
+            if fixed is not None and nxt - data > fixed + _RB_SLACK:
+                problem(pos, f"CPU {cpu} {self.names[etype]} record of {nxt - data} bytes, "
+                        f"its format's {fixed}: a damaged length (what it covers is lost)")
+                return
             if dec is None:
                 if etype == self.stack_id:
                     try:
@@ -161,6 +196,11 @@ class PageDecoder:
                     fields = dec.decode(blob, data, nxt)
                 except (ValueError, struct.error) as exc:
                     problem(pos, f"CPU {cpu} {name}: {exc}")
+                    return
+                bad = _bad_target(fields, r.ncpus or MAX_CPUS)
+                if bad is not None:
+                    problem(pos, f"CPU {cpu} {name}: target CPU {bad} out of range (the file "
+                            f"has CPUs 0-{(r.ncpus or MAX_CPUS) - 1})")
                     return
                 hit = (name, pid, r.cmdlines.get(pid, "<...>"), fields)
                 if len(fcache) < 1 << 16:

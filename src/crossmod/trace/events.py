@@ -54,6 +54,10 @@ RELEVANT = frozenset(SCHEMA)
 #: analysis keeps lists indexed by CPU, so the readers refuse them.
 MAX_CPUS = 1 << 16
 
+#: The largest NR_CPUS a kernel can be built with (x86 MAXSMP, arch/x86/Kconfig NR_CPUS_RANGE_END):
+#: the bound of a CPU list a user gives before the trace says how many CPUs it has.
+NR_CPUS_MAX = 8192
+
 
 class TraceFormatError(Exception):
     """Bad input: carries where (``path:line N`` or ``path@offset 0x..``) and what."""
@@ -97,18 +101,29 @@ def symbol_name(value: str) -> str:
     return value[:plus] if plus > 0 else value
 
 
-def parse_cpulist(text: str) -> tuple[int, ...]:
-    """``"0,2-3"`` -> ``(0, 2, 3)``; raises ValueError on anything else."""
+def parse_cpulist(text: str, limit: int = MAX_CPUS) -> tuple[int, ...]:
+    """``"0,2-3"`` -> ``(0, 2, 3)``, as the kernel's ``cpulist_parse()`` reads a list
+    (lib/bitmap-str.c; its ``a-b:used/group`` strides are not taken). Raises ValueError,
+    saying what is wrong, on an empty item, a reversed range, or a CPU at or above
+    `limit`."""
     cpus: set[int] = set()
     text = text.strip()
     if not text:
         return ()
     for part in text.split(","):
+        part = part.strip()
         lo, sep, hi = part.partition("-")
+        if not part:
+            raise ValueError(f"empty item in CPU list {text[:40]!r}")
+        if not lo.isdigit() or (sep and not hi.isdigit()) or len(part) > 24:
+            raise ValueError(f"{part[:24]!r} is not a CPU number or a range like 2-3")
         a = int(lo)
         b = int(hi) if sep else a
-        if a < 0 or b < a or b - a > 65536:
-            raise ValueError(f"bad CPU range {part!r}")
+        if b < a:
+            raise ValueError(f"CPU range {part!r} is reversed (write {b}-{a})")
+        if b >= limit:
+            raise ValueError(f"CPU {b} is beyond the largest CPU number allowed "
+                             f"({limit - 1})")
         cpus.update(range(a, b + 1))
     return tuple(sorted(cpus))
 

@@ -44,8 +44,9 @@ def _color(cause: str, cls: Classifier, used: dict[str, str]) -> str:
     return used[cause]
 
 
-def plot(a: Analysis, cls: Classifier, path: str, title: str = "") -> None:
-    """Write the PNG to `path` (raises OSError if it cannot be written)."""
+def plot(a: Analysis, cls: Classifier, path: str, title: str = "", fmt: str = "png") -> None:
+    """Write the figure to `path` as `fmt` (a matplotlib format; raises OSError if it
+    cannot be written)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,8 +88,10 @@ def plot(a: Analysis, cls: Classifier, path: str, title: str = "") -> None:
     axes[-1][0].set_xlabel(f"seconds since first event (bins of {width / 1e9:g} s)")
     fig.suptitle(title or "IPIs aimed at isolated CPUs, by callback")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110, format=fmt)
+    finally:
+        plt.close(fig)
 
 
 def _phases(ax: object, a: Analysis, origin: int) -> None:

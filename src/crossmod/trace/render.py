@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from crossmod.trace.events import format_cpulist
-from crossmod.trace.report import duration
+from crossmod.trace.report import UNITS, duration
 from crossmod.trace.whatif import DEFERRABLE, Classifier
 
 W = 100
@@ -41,7 +41,24 @@ def _header(r: dict) -> list[str]:
     else:
         out.append("no context_tracking events: the what-if assumes the isolated CPUs stay in "
                    "userspace")
-    return [*out, "", r["summary"], ""]
+    for p in r["phases"]:
+        if p.get("note"):
+            out += _wrap(f"phase {p['name']}: {p['note']}", "    ")
+    for w in r.get("phase_warnings", []):
+        out += _wrap(f"phase markers: {w}", "    ")
+    return [*out, "", r["summary"], *_units(r), ""]
+
+
+def _units(r: dict) -> list[str]:
+    """The same interference in each unit the series' cover letters used."""
+    per_cpu = {num: cpu["units"] for num, cpu in r["cpus"].items()}
+    out = ["", "in the units of the deferral series' tables (they differ by up to 20x):"]
+    for key, what in UNITS.items():
+        n = r["units"][key]
+        split = ", ".join(f"CPU {c} {u[key]}" for c, u in per_cpu.items())
+        line = f"  {n:>9}  {what}" + (f"; {split}" if len(per_cpu) > 1 else "")
+        out += _wrap(line, " " * 13)
+    return out
 
 
 def _callbacks(cpu: dict, cls: Classifier) -> list[str]:
@@ -74,8 +91,9 @@ def _cpu_block(num: str, cpu: dict, cls: Classifier, by_phase: bool) -> list[str
                     if k != "local_timer_entry")
     mi = cpu["mean_interval_ns"]
     out = [f"== CPU {num} " + "=" * (W - 8 - len(num)),
-           f"aimed at it (sender side): {cpu['aimed']} IPIs, {cpu['rate_per_s']:.2f}/s, "
-           f"one every {duration(mi) if mi else '-'}",
+           f"aimed at it (sender side): {cpu['aimed']} IPIs, "
+           + (f"{cpu['rate_per_s']:.2f}/s, " if cpu["rate_per_s"] is not None else "")
+           + f"one every {duration(mi) if mi else '-'}",
            *_wrap(f"handled on it (receiver side): {cpu['handled']} IPIs "
                   f"({vec or 'none traced'})"
                   + (f"; local_timer {hv['local_timer_entry']} (not an IPI)"
@@ -111,15 +129,16 @@ def _whatif_lines(wi: dict) -> list[str]:
 
 
 def _phase_table(phases: dict) -> list[str]:
-    out = [f"  {'phase':<14}{'aimed':>7}{'handled':>8}{'removable':>10}{'in kernel':>10}"
-           f"{'w/ deferral':>12}  top cause"]
+    out = [f"  {'phase':<14}{'aimed':>7}{'csds':>7}{'handled':>8}{'removable':>10}"
+           f"{'in kernel':>10}{'w/ deferral':>12}  top cause"]
     for p, d in phases.items():
         wi = d["whatif"]
         top = d["by_callback"][0] if d["by_callback"] else None
         topc = f"{top[0]} {top[1]}" if top else "-"
-        out.append(f"  {_cut(p, 13):<14}{d['aimed']:>7}{d['handled']:>8}{wi['removable']:>10}"
+        out.append(f"  {_cut(p, 13):<14}{d['aimed']:>7}{d['units']['csds_queued']:>7}"
+                   f"{d['handled']:>8}{wi['removable']:>10}"
                    f"{wi['deferrable_but_target_in_kernel']:>10}{wi['with_deferral']:>12}  "
-                   f"{_cut(topc, 36)}")
+                   f"{_cut(topc, 29)}")
     return out
 
 
@@ -128,6 +147,12 @@ def render(r: dict, cls: Classifier, *, by_phase: bool = False) -> str:
     for num, cpu in r["cpus"].items():
         lines += _cpu_block(num, cpu, cls, by_phase)
     if by_phase and "events_by_phase" in r:
+        lines.append("ipi_send events / csds queued / IPIs received, by phase (all isolated "
+                     "CPUs):")
+        for p, u in r.get("units_by_phase", {}).items():
+            lines.append(f"  {_cut(p, 13):<14}{u['ipi_send_events']:>7} sends {u['csds_queued']:>7}"
+                         f" csds {u['ipis_received']:>7} received")
+        lines.append("")
         lines.append("events by phase (all CPUs):")
         for p, names in r["events_by_phase"].items():
             lines += _wrap(f"  {p:<14}" + ", ".join(f"{k} {v}" for k, v in names.items()),

@@ -68,8 +68,9 @@ def _cpu(a: Analysis, cpu: int, span: int, top: int, by_phase: bool) -> dict[str
     out: dict[str, object] = {
         "aimed": aimed,
         "handled": sum(handled[v] for v in IPI_VECTORS),
-        "rate_per_s": aimed / (span / 1e9) if span else 0.0,
-        "mean_interval_ns": span / aimed if aimed else None,
+        "rate_per_s": aimed / (span / 1e9) if span > 0 else None,
+        "mean_interval_ns": span / aimed if aimed and span > 0 else None,
+        "units": _units(a, cpu, None),
         "handled_by_vector": dict(sorted(handled.items())),
         "by_callback": _top(_table(a, cpu, "cause")),
         "callbacks_queued": _top(_table(a, cpu, "queued")),
@@ -90,8 +91,39 @@ def _cpu(a: Analysis, cpu: int, span: int, top: int, by_phase: bool) -> dict[str
                                "handled": sum(_table(a, cpu, "handled", p)[v]
                                               for v in IPI_VECTORS),
                                "by_callback": _top(_table(a, cpu, "cause", p)),
+                               "units": _units(a, cpu, p),
                                "whatif": _whatif(a, cpu, p)}
                            for p in _phase_names(a)}
+    return out
+
+
+#: The three units the deferral series' cover letters counted interference in (they differ
+#: by up to 20x on one recording), and the per-target count the tables above use.
+UNITS = {
+    "ipi_send_events": "ipi_send_cpu/ipi_send_cpumask events naming an isolated CPU "
+                       "(one event may target many CPUs)",
+    "ipis_aimed": "IPIs aimed at an isolated CPU, one per target (sender side)",
+    "csds_queued": "CSDs queued for an isolated CPU (csd_queue_cpu: one per target and "
+                   "callback)",
+    "ipis_received": "IPIs received on the isolated CPUs (IPI vectors taken there)",
+}
+
+
+def _units(a: Analysis, cpu: int | None, phase: str | None) -> dict[str, int]:
+    """The counts in `UNITS`, for one isolated CPU or (cpu None) all of them. A send event
+    is per CPU the events naming that CPU, in total each event once."""
+    cpus = sorted(a.iso) if cpu is None else [cpu]
+    out = {"ipi_send_events": 0, "ipis_aimed": 0, "csds_queued": 0, "ipis_received": 0}
+    for c in cpus:
+        out["ipis_aimed"] += sum(_table(a, c, "ipi", phase).values())
+        out["csds_queued"] += sum(_table(a, c, "queued", phase).values())
+        handled = _table(a, c, "handled", phase)
+        out["ipis_received"] += sum(handled[v] for v in IPI_VECTORS)
+    if cpu is None:
+        out["ipi_send_events"] = (sum(a.send_events.values()) if phase is None
+                                  else a.send_events.get(phase, 0))
+    else:
+        out["ipi_send_events"] = out["ipis_aimed"]
     return out
 
 
@@ -105,7 +137,8 @@ def _phase_names(a: Analysis) -> list[str]:
 
 def build(a: Analysis, *, sources: list[dict[str, object]], top: int = 8,
           by_phase: bool = False) -> dict[str, object]:
-    span = a.last_ts - (a.first_ts or 0)
+    a.finish_phases()
+    span = max(0, a.last_ts - (a.first_ts or 0))
     iso = sorted(a.iso)
     cpus = {str(c): _cpu(a, c, span, top, by_phase) for c in iso}
     total = sum(int(v["aimed"]) for v in cpus.values())  # type: ignore[call-overload]
@@ -121,9 +154,11 @@ def build(a: Analysis, *, sources: list[dict[str, object]], top: int = 8,
         "span_ns": span,
         "context_tracking": a.context_tracking,
         "phases": a.phases,
+        "phase_warnings": a.phase_warnings,
         "events": events,
         "cpus": cpus,
         "total_aimed": total,
+        "units": _units(a, None, None),
         "summary": summary(total, len(iso), span),
     }
     if by_phase:
@@ -131,6 +166,7 @@ def build(a: Analysis, *, sources: list[dict[str, object]], top: int = 8,
         for (name, _c, p), n in a.events.items():
             by.setdefault(p, Counter())[name] += n
         report["events_by_phase"] = {p: dict(sorted(c.items())) for p, c in by.items()}
+        report["units_by_phase"] = {p: _units(a, None, p) for p in by}
     return report
 
 
@@ -139,8 +175,8 @@ def summary(total: int, ncpus: int, span: int) -> str:
     if not total or not ncpus:
         return f"0 IPIs received on {ncpus} isolated CPU(s) in {duration(span)}"
     per = total / ncpus
-    return (f"{total} IPIs received, about {per:.0f} per isolated CPU, "
-            f"one every {duration(span / per)}")
+    every = f"one every {duration(span / per)}" if span > 0 else "all at one instant"
+    return f"{total} IPIs received, about {per:.0f} per isolated CPU, {every}"
 
 
 def cpulist(cpus: list[int]) -> str:

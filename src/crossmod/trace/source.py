@@ -4,14 +4,13 @@ Owns: format detection (trace.dat magic; otherwise text, optionally xz/gzip/zstd
 compressed, streamed without unpacking to disk) and `open_trace`, the one entry point
 the CLI and tests use. Several files are merged by timestamp.
 
-May import: the standard library, zstandard, and `crossmod.trace.dat/text/events/layout/merge`.
+May import: the standard library and `crossmod.trace.dat/decompress/text/events/layout/merge`.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
-import lzma
+import re
 import shutil
 import sys
 import tempfile
@@ -20,14 +19,11 @@ from itertools import chain, islice
 from typing import BinaryIO, Protocol
 
 from crossmod.trace.dat import DatReader
+from crossmod.trace.decompress import Decompressed, kind_of
 from crossmod.trace.events import Event, TraceFormatError
 from crossmod.trace.layout import MAGIC
 from crossmod.trace.merge import merge_blocks
 from crossmod.trace.text import TextReader
-
-_XZ = b"\xfd7zXZ\x00"
-_GZ = b"\x1f\x8b"
-_ZSTD = b"\x28\xb5\x2f\xfd"
 
 
 class Reader(Protocol):
@@ -38,20 +34,12 @@ class Reader(Protocol):
     problem_count: int
     errors: list[TraceFormatError]
     lost_events: int
+    events_read: int
+    ncpus: int | None  # the CPUs the trace says it has (header), None if it does not say
 
     def __iter__(self) -> Iterator[Event]: ...
 
-
-def _decompressed(raw: BinaryIO, head: bytes) -> tuple[BinaryIO, str]:
-    if head.startswith(_XZ):
-        return lzma.LZMAFile(raw), "xz "
-    if head.startswith(_GZ):
-        return gzip.GzipFile(fileobj=raw), "gzip "
-    if head.startswith(_ZSTD):
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(raw), "zstd "  # type: ignore[return-value]
-    return raw, ""
+    def describe(self) -> str: ...
 
 
 def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
@@ -65,19 +53,32 @@ def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
     else:
         try:
             raw = open(path, "rb")  # noqa: SIM115 - the reader owns it until the process ends
+            head = raw.read(16)
+            raw.seek(0)
         except OSError as exc:
             raise TraceFormatError(path, f"cannot open: {exc.strerror or exc}") from None
-        head = raw.read(16)
-        raw.seek(0)
     if head.startswith(MAGIC):
         reader = DatReader(raw, path, strict=strict)
         comp = getattr(reader, "compression", "none")
         extra = f", {comp}-compressed" if comp not in ("none", "") else ""
         return reader, f"trace.dat v{reader.version}{extra}"
-    stream, comp = _decompressed(raw, head)
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
-    peek = _peek_kind(path, comp) if path != "-" else "text from standard input"
-    return TextReader(_CheckedText(text, path, stream), path, strict=strict), f"{comp}{peek}"
+    if head and len(head) < len(MAGIC) and MAGIC.startswith(head):
+        raise TraceFormatError(path, f"the first {len(head)} bytes of a trace.dat file and "
+                               "nothing more: it was cut inside its file header")
+    kind = kind_of(head)
+    stream: BinaryIO = Decompressed(raw, kind, path) if kind else raw  # type: ignore[assignment]
+    checked = _CheckedText(stream, path)
+    reader = TextReader(checked, path, strict=strict)
+    checked.errors = reader.errors
+    if isinstance(stream, Decompressed):
+        stream.errors = reader.errors
+        stream.warn = reader.warn
+    comp = f"{kind} " if kind else ""
+    if path == "-":
+        return reader, f"{comp}text from standard input"
+    peek, ncpus = _peek(path)
+    reader.ncpus = ncpus
+    return reader, f"{comp}{peek}"
 
 
 def _stdin() -> tuple[BinaryIO, bytes]:
@@ -113,56 +114,50 @@ class _Prepended(io.RawIOBase):
         return len(data)
 
 
-def _peek_kind(path: str, comp: str) -> str:
-    """trace-cmd report or tracefs text, from the first lines (best effort, for the header)."""
+_NCPUS = re.compile(r"^cpus=(\d+)|#P:(\d+)", re.M)
+
+
+def _peek(path: str) -> tuple[str, int | None]:
+    """(trace-cmd report or tracefs text, the CPU count its header gives) from the first
+    lines (best effort, for the report's header and the --isolated bound)."""
     try:
         with open(path, "rb") as raw:
             head = raw.read(16)
             raw.seek(0)
-            stream, _ = _decompressed(raw, head)
+            kind = kind_of(head)
+            stream = Decompressed(raw, kind, path) if kind else raw
             first = stream.read(4096).decode("utf-8", "replace")
-    except (OSError, EOFError, lzma.LZMAError, ValueError):
-        return "text"
+    except OSError:
+        return "text", None
+    m = _NCPUS.search(first)
+    ncpus = int(m[1] or m[2]) if m and len(m[1] or m[2]) < 6 else None
     if first.startswith(("cpus=", "version =")):
-        return "trace-cmd report text"
+        return "trace-cmd report text", ncpus
     if "# tracer:" in first or "#P:" in first:
-        return "tracefs trace text"
-    return "ftrace text"
+        return "tracefs trace text", ncpus
+    return "ftrace text", ncpus
 
 
 class _CheckedText:
-    """A (possibly compressed) text read in large pieces (the text reader uses `read`);
-    a damaged archive is reported as a `TraceFormatError`, not raised raw."""
+    """A (possibly compressed) text read in large pieces through `read_bytes`; a read
+    error of the file is recorded in the reader's `errors` (via `errors`), not raised."""
 
-    _ERRORS = (EOFError, lzma.LZMAError, OSError, ValueError)
-
-    def __init__(self, text: io.TextIOWrapper, path: str, raw: BinaryIO) -> None:
-        self.text, self.path, self.raw = text, path, raw
-
-    def _damaged(self, exc: Exception) -> TraceFormatError:
-        return TraceFormatError(self.path, f"compressed text is damaged or truncated: {exc}")
+    def __init__(self, raw: BinaryIO, path: str) -> None:
+        self.raw, self.path = raw, path
+        self.errors: list[TraceFormatError] = []
 
     def read_bytes(self, n: int) -> bytes:
-        """The undecoded bytes under `text` (the reader uses one or the other, never both):
-        up to `n`, what one read gives (so a live pipe's events are analysed as they come,
-        not once a whole chunk has arrived); b"" only at the end."""
+        """Up to `n` undecoded bytes, what one read gives (so a live pipe's events are
+        analysed as they come, not once a whole chunk has arrived); b"" only at the end
+        (or after a read error, recorded)."""
         read1 = getattr(self.raw, "read1", None)
         try:
             return read1(n) if read1 is not None else self.raw.read(n)
-        except self._ERRORS as exc:
-            raise self._damaged(exc) from None
-
-    def read(self, n: int) -> str:
-        try:
-            return self.text.read(n)
-        except self._ERRORS as exc:
-            raise self._damaged(exc) from None
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            yield from self.text
-        except self._ERRORS as exc:
-            raise self._damaged(exc) from None
+        except (OSError, ValueError) as exc:
+            self.errors.append(TraceFormatError(
+                self.path, f"cannot read: {getattr(exc, 'strerror', None) or exc}; "
+                "read what came before"))
+            return b""
 
 
 class _Single:

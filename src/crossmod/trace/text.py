@@ -13,8 +13,13 @@ reaches the compiled scanner as the bytes read, undecoded.
 
 Bad input: a line that is neither an event, a stack frame nor a known header line, or an
 event of `SCHEMA` whose fields do not parse, is recorded in `problems` with its line
-number (raised at once when ``strict``) and the rest is still read. The reader never
-raises anything but `TraceFormatError`.
+number (raised at once when ``strict``) and the rest is still read; so is an event on, or
+aimed at, a CPU the trace cannot have (its ``cpus=``/``#P:`` header bounds them), and a line
+longer than `_MAX_LINE` (dropped as it streams, never held). The reader never raises
+anything but `TraceFormatError`.
+
+Past 400 lines on purpose: the scanner's reference (`_scan_chunk_py`) and the callbacks the
+compiled port calls are one unit with `_scan.c`, kept side by side so they stay equal.
 
 May import: the standard library and `crossmod.trace.events/speedups`.
 """
@@ -60,12 +65,17 @@ _CHUNK = re.compile(
     + r")|(?P<other>[^\n]*\n)"
 )
 _CHUNK_CHARS = 1 << 20
+# No trace line is near this long (the kernel prints an event into one trace_seq page):
+# a longer run without a newline is damage, skipped and reported, not held in memory.
+_MAX_LINE = 1 << 20
+_LONG = "\ufffe long line "  # stands for a skipped long line in the text scanned
 _MAX_SEC_DIGITS = 20  # 10**20 s of trace clock is junk, and int() refuses 4300 digits
 _EMPTY: dict[str, object] = {}  # the fields of events outside SCHEMA (shared, read-only)
 _PARSED = frozenset(k for k, v in SCHEMA.items() if v) | {"print"}
 _HEADER = re.compile(
     r"\s*(#|cpus=\d+|version = \d+|CPU \d+ is empty|CPU:\s*\d+ \[LOST|\[LOST|$)"
 )
+_NCPUS = re.compile(r"cpus=(\d{1,5})\s*$|#.*#P:(\d{1,5})\s*$")
 _KV = re.compile(r"(\w+)[=:]\s*(\([^)]*\)|\S*)")
 
 
@@ -166,6 +176,11 @@ class TextReader:
         self.errors: list[TraceFormatError] = []
         self.lost_events = 0
         self.line_count = 0
+        self.events_read = 0
+        self.ncpus: int | None = None  # from a "cpus=N" or "#P:N" header line
+        self.head = b""  # the first bytes read, to say what a file with no events held
+        self.size = 0  # bytes (or characters, from a source of str) read
+        self.long_lines = 0
         self._stacks: dict[str, tuple[str, ...]] = {}
         # raw tracefs text unless a trace-cmd report header says otherwise
         self.hexmask = True
@@ -181,12 +196,38 @@ class TextReader:
                    strict=strict)
 
     def problem(self, lineno: int, what: str) -> None:
-        err = TraceFormatError(f"{self.path}:{lineno}", what)
+        self.warn(TraceFormatError(f"{self.path}:{lineno}", what))
+
+    def warn(self, err: TraceFormatError) -> None:
+        """A problem read past (raised at once when ``strict``)."""
         if self.strict:
             raise err
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(err)
+
+    def describe(self) -> str:
+        """What the input looked like, for a file in which no event was found."""
+        head = self.head
+        if not self.size:
+            return ("no text could be decoded from it (see the error above)" if self.errors
+                    else "it is empty (0 bytes)")
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (
+                len(head) >= 8 and head[1::2].count(0) + head[0::2].count(0) >= len(head) // 3):
+            return ("it is UTF-16 text; tracefs and trace-cmd write UTF-8 (convert it: "
+                    "iconv -f UTF-16 -t UTF-8)")
+        text = head.decode("utf-8", "replace")
+        junk = sum(1 for ch in text if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r\f\v"))
+        if junk * 10 > len(text):
+            return (f"it is binary data (it starts {head[:8].hex(' ')}), neither a trace.dat "
+                    "nor trace text")
+        if self.long_lines and self.line_count <= self.long_lines:
+            return (f"{self.size:,} bytes without a line break of their own: not trace text")
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        if self.problem_count:
+            return (f"{self.line_count:,} line(s) of text, none of them a trace event "
+                    f"(the first: {first.strip()[:50]!r})")
+        return f"{self.line_count:,} header line(s) and no event"
 
     def _pieces(self) -> Iterator[str | bytes]:
         """The text as it comes, in large pieces. From a source that offers ``read_bytes``
@@ -198,13 +239,21 @@ class TextReader:
         if read_bytes is None:
             read = getattr(self.lines, "read", None)
             if read is not None:
-                yield from iter(lambda: read(_CHUNK_CHARS), "")
+                texts = iter(lambda: read(_CHUNK_CHARS), "")
             else:
                 lines = iter(self.lines)
-                yield from iter(lambda: "".join(islice(lines, 8192)), "")
+                texts = iter(lambda: "".join(islice(lines, 8192)), "")
+            for text in texts:
+                if not self.size:
+                    self.head = text[:512].encode("utf-8", "replace")
+                self.size += len(text)
+                yield text
             return
         dec: io.IncrementalNewlineDecoder | None = None
         while piece := read_bytes(_CHUNK_CHARS):
+            if not self.size:
+                self.head = piece[:512]
+            self.size += len(piece)
             if dec is None and piece.isascii() and b"\r" not in piece:
                 yield piece
                 continue
@@ -219,6 +268,7 @@ class TextReader:
         """The text in pieces of whole lines, each ending in a newline (str, or ASCII
         bytes where `_pieces` gave bytes)."""
         carry: str | bytes = ""
+        skipped = 0  # characters of a too long line dropped so far
         for piece in self._pieces():
             if not piece:
                 continue
@@ -226,12 +276,29 @@ class TextReader:
                 carry = carry.decode("ascii") if isinstance(carry, bytes) else carry.encode()
             piece = carry + piece  # type: ignore[operator]
             nl = "\n" if isinstance(piece, str) else b"\n"
+            if skipped:  # the rest of a too long line, up to its newline, is dropped too
+                first = piece.find(nl)  # type: ignore[arg-type]
+                skipped += len(piece) if first < 0 else first
+                carry = piece[:0]
+                if first < 0:
+                    continue
+                yield self._long_line(skipped)
+                skipped, piece = 0, piece[first + 1 :]
             cut = _cut_before_frames(piece, piece.rfind(nl) + 1)  # type: ignore[arg-type]
             carry = piece[cut:]
             if cut:
                 yield piece[:cut]
-        if carry:
+            if len(carry) > _MAX_LINE and carry.find(nl) < 0:  # type: ignore[arg-type]
+                skipped, carry = len(carry), carry[:0]
+        if skipped:
+            yield self._long_line(skipped)
+        elif carry:
             yield carry + ("\n" if isinstance(carry, str) else b"\n")  # type: ignore[operator]
+
+    def _long_line(self, n: int) -> str:
+        """The line that stands for a dropped line of `n` characters (`_other` reports it)."""
+        self.long_lines += 1
+        return f"{_LONG}{n}\n"
 
     def __iter__(self) -> Iterator[Event]:
         return chain.from_iterable(self.batches())
@@ -253,8 +320,11 @@ class TextReader:
             m = _HEAD_PARTS.fullmatch(text)
             pid, cpu = m["pid"], m["cpu"]  # type: ignore[index]
             # a CPU number indexes per-CPU lists: a damaged one must not allocate millions
-            if len(pid) > 10 or len(cpu) > 6 or int(cpu) >= MAX_CPUS:
-                self.problem(lineno, f"CPU or pid out of range in {text.strip()[:60]!r}")
+            if len(cpu) > 6 or int(cpu) >= (self.ncpus or MAX_CPUS):
+                self.problem(lineno, f"{self._out_of_range(cpu)} in {text.strip()[:60]!r}")
+                return None
+            if len(pid) > 10:
+                self.problem(lineno, f"pid out of range in {text.strip()[:60]!r}")
                 return None
             hit = (m["comm"].strip(), int(pid), int(cpu))  # type: ignore[index]
             if len(heads) < 1 << 16:
@@ -276,11 +346,13 @@ class TextReader:
                 while cut < len(evs) and cut not in keep:
                     cut += 1
             if cut:
+                self.events_read += cut
                 yield evs[:cut]
                 evs = evs[cut:]
                 held = {c: i - cut for c, i in held.items() if i >= cut}
         self.line_count = state[0]  # type: ignore[assignment]
         if evs:
+            self.events_read += len(evs)
             yield evs
 
     @staticmethod
@@ -361,13 +433,33 @@ class TextReader:
                 self._bodies[body] = hit  # cache them only while the cache is small
             return hit
         try:
-            hit = (name, _parse_fields(name, rest, self.hexmask))
+            fields = _parse_fields(name, rest, self.hexmask)
+            self._check_targets(name, fields)
         except ValueError as exc:
             self.problem(lineno, str(exc))
             return None
+        hit = (name, fields)
         if len(self._bodies) < 1 << 16:
             self._bodies[body] = hit
         return hit
+
+    def _out_of_range(self, cpu: object) -> str:
+        text = str(cpu)
+        text = text if len(text) <= 12 else text[:12] + "..."
+        if self.ncpus:
+            return f"CPU {text} out of range (the trace has CPUs 0-{self.ncpus - 1})"
+        return f"CPU {text} out of range"
+
+    def _check_targets(self, name: str, fields: dict[str, object]) -> None:
+        """A target CPU the trace cannot have is damage: the event is skipped, reported."""
+        limit = self.ncpus or MAX_CPUS
+        cpu = fields.get("cpu")
+        if isinstance(cpu, int) and not 0 <= cpu < limit:
+            raise ValueError(f"{name}: target {self._out_of_range(cpu)}")
+        mask = fields.get("cpumask")
+        if mask and max(mask) >= limit:  # type: ignore[call-overload]
+            raise ValueError(f"{name}: cpumask names "
+                             f"{self._out_of_range(max(mask))}")  # type: ignore[call-overload]
 
     def _frames(self, raw: str) -> tuple[str, ...]:
         key = raw
@@ -379,6 +471,12 @@ class TextReader:
         return hit
 
     def _other(self, lineno: int, line: str) -> None:
+        if line.startswith(_LONG):
+            self.problem(lineno, f"a line of {int(line[len(_LONG):]):,} characters, longer "
+                         "than any trace line: skipped")
+            return
+        if self.ncpus is None and (m := _NCPUS.match(line)):
+            self.ncpus = int(m[1] or m[2])
         if line.startswith(("cpus=", "version =")) and self.hexmask:
             self.hexmask = False  # trace-cmd report: cpumasks are lists from here on
             self._bodies.clear()
