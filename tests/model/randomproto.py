@@ -55,6 +55,7 @@ ARM64_TEXT = {"new": (0, a64_b(0x40)), "old": (0, a64(A64_NOP)),
               "int3": (0, a64(BRK64_OPCODE_KPROBES)), "mov": (0, A64_MOV)}
 
 GLOBALS = (("x", 0), ("y", 0), ("emu", None), ("m", None))
+EFFECTS = ("nop", "jmp", "b", "mov")
 VALUES = (0, 1, 2)
 
 
@@ -156,6 +157,12 @@ def model_program(prog: tuple[Instr, ...], text: tuple[tuple[str, tuple], ...]) 
         elif kind == "check":
             yield ops.Check((_addr(ins[1]),), _differs(ins[2]), "assert",
                             f"{ins[1]} == {ins[2]}")
+        elif kind == "see":  # a litmus outcome: this load must not read that value
+            got = yield ops.Load(_addr(ins[1]))
+            yield ops.Check((), _constant(got != ins[2]), "assert", f"{ins[1]} read {ins[2]}")
+        elif kind == "runs":  # an outcome of an execution: it must not take that path
+            got = yield ops.ExecSite("site")
+            yield ops.Check((), _constant(got != ins[1]), "assert", f"site ran {ins[1]}")
         elif kind == "checkreg":
             ok = not regs or regs[-1] != ins[1]
             yield ops.Check((), _constant(ok), "assert", f"loaded {ins[1]}")
@@ -175,7 +182,7 @@ def model_program(prog: tuple[Instr, ...], text: tuple[tuple[str, tuple], ...]) 
 # Instructions a reader may run (check/reduction.py, assumption A): it writes only its own
 # per-CPU variable and reads no other CPU's.
 READER_KINDS = frozenset({"load", "fence", "exec", "serialize", "irqsave", "irqrestore",
-                          "wait", "poll", "check", "checkreg"})
+                          "wait", "poll", "check", "checkreg", "see", "runs"})
 
 
 def reader_legal(prog: tuple[Instr, ...]) -> bool:
@@ -244,6 +251,8 @@ def _instr(arch: str, ncpus: int) -> st.SearchStrategy[Instr]:
         st.tuples(st.just("poll"), st.sampled_from(("x", "y", "r")), _VAL),
         st.tuples(st.just("check"), _ADDR, _VAL),
         st.tuples(st.just("checkreg"), _VAL),
+        st.tuples(st.just("see"), _ADDR, _VAL),
+        st.tuples(st.just("runs"), st.sampled_from(EFFECTS)),
         st.tuples(st.just("storeall"), _VAL),
         st.tuples(st.just("waitall"), _VAL),
         st.tuples(st.just("lock")), st.tuples(st.just("unlock")), st.tuples(st.just("held")),
@@ -262,6 +271,8 @@ def _reader_instr() -> st.SearchStrategy[Instr]:
         st.tuples(st.just("poll"), st.sampled_from(("x", "y")), _VAL),
         st.tuples(st.just("check"), _ADDR, _VAL),
         st.tuples(st.just("checkreg"), _VAL),
+        st.tuples(st.just("see"), _ADDR, _VAL),
+        st.tuples(st.just("runs"), st.sampled_from(EFFECTS)),
         st.tuples(st.just("irqsave")), st.tuples(st.just("irqrestore")),
     )
 
@@ -295,6 +306,10 @@ def _watcher_instr() -> st.SearchStrategy[Instr]:
         st.tuples(st.just("load"), st.sampled_from(("x", "y"))),
         st.tuples(st.just("check"), st.sampled_from(("x", "y")), _VAL),
         st.tuples(st.just("checkreg"), _VAL),
+        st.tuples(st.just("see"), st.sampled_from(("x", "y")), _VAL),
+        st.tuples(st.just("see"), st.sampled_from(("x", "y")), _VAL),
+        st.tuples(st.just("runs"), st.sampled_from(EFFECTS)),
+        st.tuples(st.just("runs"), st.sampled_from(EFFECTS)),
         st.tuples(st.just("serialize")),
         st.tuples(st.just("fence"), st.sampled_from(("mb", "rmb"))),
         st.tuples(st.just("store"), st.just("r"), st.sampled_from((1, 2))),
@@ -316,7 +331,7 @@ def protocols(draw: st.DrawFn, max_cpus: int = 3, max_len: int = 4) -> Protocol:
     # Two shapes: free programs over the whole instruction set, or the shape every kernel
     # protocol here has -- one patching CPU and CPUs that run the patched code -- where the
     # reductions apply most and a wrong "safe" would matter most.
-    patcher = draw(st.booleans())
+    patcher = draw(st.sampled_from((True, True, False)))
     progs: list[tuple[Instr, ...]] = []
     for c in range(ncpus):
         if c and draw(st.booleans()):
@@ -326,7 +341,8 @@ def protocols(draw: st.DrawFn, max_cpus: int = 3, max_len: int = 4) -> Protocol:
             gen = _watcher_instr() if c else _writer_instr(arch)
         else:
             gen = _reader_instr() if c and draw(st.booleans()) else _instr(arch, ncpus)
-        progs.append(tuple(draw(st.lists(gen, min_size=1, max_size=max_len))))
+        least = 2 if patcher and not c else 1
+        progs.append(tuple(draw(st.lists(gen, min_size=least, max_size=max(least, max_len)))))
     nmis = draw(st.integers(0, 1))
     nmi_program = tuple(draw(st.lists(_reader_instr(), min_size=1, max_size=2))) if nmis else ()
     nmi_cpus = draw(st.sampled_from((None, (0,), (ncpus - 1,)))) if nmis else None
