@@ -250,3 +250,40 @@ LABEL_BRANCHES = ("B", "B.cond", "BL", "CBZ", "CBNZ")
 def can_overwrite(insn: Insn) -> bool:
     base = "B.cond" if insn.op.startswith("B.") else insn.op
     return not (base in LABEL_BRANCHES and any(isinstance(a, Code) for a in insn.args))
+
+
+def as_value(insn: Insn, at: Code) -> Insn:
+    """The instruction as memory holds it at `at`: label targets become offsets from its
+    own address (an A64 branch or ADR encodes one), so that a copy compares and executes
+    like the encoding it is (herd7 prints `B L1` at L0 read as data as `instr:"B .+4"`)."""
+    if not any(isinstance(a, Code) for a in insn.args):
+        return insn if insn.text == fmt(insn) else Insn(insn.op, insn.args, fmt(insn))
+    args = tuple(Rel(a.addr - at.addr) if isinstance(a, Code) else a for a in insn.args)
+    out = Insn(insn.op, args)
+    return Insn(insn.op, args, fmt(out))
+
+
+def fmt(insn: Insn) -> str:
+    """An instruction's canonical text (`B .+4`, `LDR W4,[X5,W6,SXTW]`)."""
+    if not insn.args:
+        return insn.op
+    return f"{insn.op} {','.join(_fmt_arg(a) for a in insn.args)}"
+
+
+def _fmt_arg(a: object) -> str:
+    if isinstance(a, tuple):
+        return ("XZR" if a[0] == "X" else "WZR") if a[1] == 31 else f"{a[0]}{a[1]}"
+    if isinstance(a, bool):
+        return str(a)
+    if isinstance(a, int):
+        return f"#{a}"
+    if isinstance(a, Mem):
+        parts = [_fmt_arg(a.base)]
+        if a.index is not None:
+            parts.append(_fmt_arg(a.index))
+            if a.extend:
+                parts.append(a.extend + (f" #{a.shift}" if a.shift else ""))
+        elif a.imm:
+            parts.append(f"#{a.imm}")
+        return f"[{','.join(parts)}]"
+    return str(a)

@@ -376,7 +376,7 @@ class _Reader:
         while not self.at(")"):
             parts.append(self.next("')'").text)
         self.next(")")
-        return Opaque("(" + "".join(p if p in (":", ",") else p for p in parts) + ")")
+        return Opaque("(" + "".join(parts) + ")")
 
     def _quoted(self, kind: str, s: Tok) -> Any:
         body = s.text[1:-1]

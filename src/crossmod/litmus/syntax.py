@@ -31,6 +31,9 @@ class Sym:
         return self.name
 
 
+PROC_SIZE, FUNC_SIZE = 100_000, 1_000
+
+
 @dataclass(frozen=True, order=True)
 class Code:
     """The address of an instruction: thread `proc`'s main code or fault handler (`.F`),
@@ -42,14 +45,25 @@ class Code:
     name: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        if self.name:
-            return self.name
-        return f"P{self.proc}{'.F' if self.handler else ''}+{4 * self.index}"
+        return self.name or str(self.addr)
+
+    @property
+    def addr(self) -> int:
+        """The address herd7 gives it: (proc + 1) * 100000, handlers 1000 further, 4 bytes
+        an instruction (herd/loader.ml); unlabelled return addresses print as this."""
+        return (self.proc + 1) * PROC_SIZE + (FUNC_SIZE if self.handler else 0) + 4 * self.index
+
+    @classmethod
+    def at_addr(cls, addr: int) -> Code:
+        proc, rest = divmod(addr, PROC_SIZE)
+        handler = rest >= FUNC_SIZE
+        rest -= FUNC_SIZE if handler else 0
+        if proc < 1 or rest % 4:
+            raise ValueError(f"{addr}: not an instruction address")
+        return cls(proc - 1, handler, rest // 4)
 
     def offset(self, nbytes: int) -> Code:
-        if nbytes % 4:
-            raise ValueError(f"{self} + {nbytes}: not an instruction boundary")
-        return Code(self.proc, self.handler, self.index + nbytes // 4)
+        return Code.at_addr(self.addr + nbytes)
 
 
 @dataclass(frozen=True, order=True)

@@ -262,7 +262,7 @@ class A64Machine:
     def _invalidate(self, w: list, s: tuple, t: int, path: _Path, i: int) -> str:
         """IC IVAU / IALLU: only an IC that a full DSB follows (`C_IC`) makes newer writes
         the only fetchable ones, and records IC-ordered-before's debt."""
-        e, loc = path.events[i], path.loc[i]
+        loc = path.loc[i]
         where = self._name(loc) if loc >= 0 else "all instructions"
         if not path.o.c_ic[i] or self.cfg.fetch == "cse":
             return f"{where} invalidated (no DSB follows: no effect)" if \
