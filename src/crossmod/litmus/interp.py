@@ -238,7 +238,9 @@ class Interp:
         if insn is None or insn.op == "UDF":
             st.ran.append(f"{self.prog.name(at)}: {insn or '<invalid>'} -> UndefinedInstruction")
             return self._fault(st, at, "UndefinedInstruction", at)
-        st.ran.append(f"{self.prog.name(at)}: {insn}" if at in self.prog.names else str(insn))
+        orig = self.prog.code[at]
+        shown = orig if insn == as_value(orig, at) else insn
+        st.ran.append(f"{self.prog.name(at)}: {shown}" if at in self.prog.names else str(shown))
         st.pc = Code(at.proc, at.handler, at.index + 1)
         op = "B.cond" if insn.op.startswith("B.") else insn.op
         handler = _SEM.get(op)

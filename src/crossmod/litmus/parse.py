@@ -147,7 +147,7 @@ class _Parser:
         t.exported = frozenset(self.named)
         cond = _CondReader(self, cond_toks)
         t.locations, t.quantifier, t.prop = cond.read()
-        t.condition_text = " ".join(tok.text for tok in cond_toks)
+        t.condition_text = " ".join(" ".join(self.lines[n:]).split())
         return t
 
     def label(self, proc: int, name: str, tok: Tok) -> Code:

@@ -50,13 +50,16 @@ class Result:
     witness: list[Step] | None = None
     witness_paths: list[list[str]] | None = None
     witness_state: str | None = None
+    witness_first: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("witness", "witness_paths")}
+        d = {k: v for k, v in self.__dict__.items()
+             if k not in ("witness", "witness_paths", "witness_first")}
         d["seconds"] = round(self.seconds, 3)
         if self.witness is not None:
             d["witness"] = [s.__dict__ for s in self.witness]
             d["witness_paths"] = self.witness_paths
+            d["witness_first"] = self.witness_first
         return d
 
 
@@ -223,7 +226,7 @@ def check(test: Litmus, memory: str = "arm", fetch: str = "arm", explain: bool =
     result = Result(
         test.file, test.name, verdict_of(test.quantifier, pos, neg), out.states,
         time.perf_counter() - t0, test.quantifier, test.condition_text,
-        " ".join(w for w, on in (("DIC", run.dic), ("IDC", run.idc)) if on) or "-",
+        f"DIC{int(run.dic)}-IDC{int(run.idc)}",
         memory, fetch, sorted(finals), pos, neg, [len(ps) for ps in run.paths],
         out.dead_ends, out.transitions,
         sorted({w for ps in run.paths for p in ps for w in p.warnings}))
@@ -231,14 +234,17 @@ def check(test: Litmus, memory: str = "arm", fetch: str = "arm", explain: bool =
         wanted = test.quantifier != "forall" or result.verdict == "Required"
         target = witness_of.get(wanted)
         if target is not None:
-            result.witness, result.witness_paths = witness(run, out, target)
+            result.witness, result.witness_paths, result.witness_first = witness(
+                run, out, target)
             result.witness_state = run.show(target)
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def witness(run: Run, out: Outcomes, state: tuple) -> tuple[list[Step], list[list[str]]]:
-    """The moves that reach `state`, replayed and told, and each thread's path in it."""
+def witness(run: Run, out: Outcomes, state: tuple
+            ) -> tuple[list[Step], list[list[str]], list[str]]:
+    """The moves that reach `state`, replayed and told, each thread's path in it, and the
+    barriers performed before any move."""
     start, moves = path_to(out, state)
     m = run.machine
     m.narrate = True
@@ -247,4 +253,5 @@ def witness(run: Run, out: Outcomes, state: tuple) -> tuple[list[Step], list[lis
         idx = m.moves(s).index(mv)
         s, text = m.step(s, mv)
         steps.append(Step(idx, mv[0], "perform", mv[1], text))
-    return steps, [list(run.path_of(start, t).ran) for t in range(len(run.paths))]
+    return steps, [list(run.path_of(start, t).ran) for t in range(len(run.paths))], \
+        m.performed_first(start)

@@ -215,7 +215,9 @@ class A64Machine:
         w = list(s)
         w[DONE] = _set(s[DONE], t, s[DONE][t] | 1 << i)
         text = self._apply(w, s, t, path, i)
-        self._barriers(w)
+        done = self._barriers(w)
+        if done and self.narrate:
+            text += "; then " + ", ".join(done)
         return tuple(w), f"P{t} {e.text}: {text}"
 
     def _apply(self, w: list, s: tuple, t: int, path: _Path, i: int) -> str:
@@ -287,10 +289,11 @@ class A64Machine:
         if any(masks):
             w[ICNEED] = tuple(sorted((*w[ICNEED], (t, c, tuple(masks)))))
 
-    def _barriers(self, w: list) -> None:
-        """Perform every barrier whose predecessors are all performed; a context
-        synchronization event refreshes the thread's fetch view under fetch="cse"."""
-        changed = True
+    def _barriers(self, w: list) -> list[str]:
+        """Perform every barrier whose predecessors are all performed (returns them, as
+        "P1 DSB ISH"); a context synchronization event refreshes the thread's fetch view
+        under fetch="cse"."""
+        changed, out = True, []
         while changed:
             changed = False
             for t, p in enumerate(w[PATHS]):
@@ -303,12 +306,20 @@ class A64Machine:
                     if path.o.preds[i] & ~done == 0:
                         done |= low
                         changed = True
+                        out.append(f"P{t} {path.events[i].text}")
                         if self.cfg.fetch == "cse" and path.events[i].kind in IFB:
                             w[CSE] = _set(w[CSE], t, tuple(len(c) - 1 for c in w[ICACHE]))
                 w[DONE] = _set(w[DONE], t, done)
         if w[ICNEED]:
             w[ICNEED] = tuple(x for x in w[ICNEED]
                               if any(m & ~d for m, d in zip(x[2], w[DONE], strict=True)))
+        return out
+
+    def performed_first(self, s: tuple) -> list[str]:
+        """The barriers an initial state has already performed (nothing orders them after
+        anything)."""
+        return [f"P{t} {e.text}" for t, p in enumerate(s[PATHS])
+                for i, e in enumerate(self.paths[t][p].events) if s[DONE][t] >> i & 1]
 
     def _name(self, loc: int) -> str:
         return self.cfg.names[loc]
