@@ -121,7 +121,7 @@ def _print(results: list[Result], kinds: dict[str, str] | None, tiers: dict[str,
     if explain:
         for r in results:
             click.echo(_explain(r) + "\n")
-    if len(results) != 1 or not explain:
+    if results and (len(results) != 1 or not explain):
         click.echo(table(heads, rows, width=100, shrink=0))
     if kinds is not None:
         click.echo("\n" + _agreement(results, kinds, tiers))

@@ -12,6 +12,9 @@ from pathlib import Path
 from crossmod.litmus.syntax import Litmus, LitmusError
 
 KINDS = ("Allowed", "Forbidden", "Required")
+# herd7 reads both spellings (lib/constrGen.ml's parse_kind)
+_SPELLINGS = {"Allow": "Allowed", "Allowed": "Allowed", "Forbid": "Forbidden",
+              "Forbidden": "Forbidden", "Require": "Required", "Required": "Required"}
 TIERS = ("jump-label core", "calls and arithmetic", "faults and exceptions")
 # The jump-label core: stores and loads (of instructions and of data), branches -- direct
 # and conditional, which the tests use to observe a fetch and to build control
@@ -69,12 +72,13 @@ def read_kinds(path: str | Path) -> dict[str, str]:
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
-        if len(parts) != 2 or parts[1] not in KINDS:
+        kind = _SPELLINGS.get(parts[1]) if len(parts) == 2 else None
+        if kind is None:
             raise LitmusError(str(path), n, 1, f"expected 'NAME {'|'.join(KINDS)}', not "
                                                f"{line.strip()[:60]!r}")
-        if out.get(parts[0], parts[1]) != parts[1]:
+        if out.get(parts[0], kind) != kind:
             raise LitmusError(str(path), n, 1, f"{parts[0]} given two kinds")
-        out[parts[0]] = parts[1]
+        out[parts[0]] = kind
     return out
 
 

@@ -170,8 +170,9 @@ class Interp:
     """The interpreter of one test: `paths(proc)` enumerates a thread's paths."""
 
     def __init__(self, prog: Program, domains: Domains, sc: bool = False,
-                 unroll: int = UNROLL) -> None:
+                 unroll: int = UNROLL, strong_cse: bool = False) -> None:
         self.prog, self.dom, self.sc, self.unroll = prog, domains, sc, unroll
+        self.strong_cse = strong_cse
         test = prog.test
         self.exported = prog.exported()
         # herd7's overwriting candidates: the test's instruction values, and the
@@ -190,7 +191,7 @@ class Interp:
         return [self._finish(st) for st in self._run(start)]
 
     def _finish(self, st: _St) -> Path:
-        order = order_thread(st.events, st.deps, sc=self.sc)
+        order = order_thread(st.events, st.deps, sc=self.sc, strong_cse=self.strong_cse)
         return Path(order, {n: v for n, (v, _, _) in st.regs.items()}, tuple(st.faults),
                     tuple(st.ran), tuple(st.warnings))
 
@@ -575,7 +576,8 @@ _SEM = {
 }
 
 
-def thread_paths(test: Litmus, sc: bool = False, unroll: int = UNROLL, rounds: int = 8
+def thread_paths(test: Litmus, sc: bool = False, unroll: int = UNROLL,
+                 strong_cse: bool = False, rounds: int = 8
                  ) -> tuple[Program, Domains, list[list[Path]]]:
     """Every path of every thread, with the value domains they were predicted from (grown
     until no path writes a value its location's domain lacks)."""
@@ -585,7 +587,7 @@ def thread_paths(test: Litmus, sc: bool = False, unroll: int = UNROLL, rounds: i
         if loc.reg is None:
             dom.add(loc.addr, _norm(v))
     for _ in range(rounds):
-        interp = Interp(prog, dom, sc, unroll)
+        interp = Interp(prog, dom, sc, unroll, strong_cse)
         paths = [interp.paths(th.proc) for th in test.threads]
         grew = False
         for ps in paths:

@@ -82,8 +82,8 @@ class Run:
         if memory not in MEMORY_MODELS:
             raise ValueError(f"unknown memory model {memory!r}; valid: {MEMORY_MODELS}")
         self.test, self.memory, self.fetch = test, memory, fetch
-        self.prog, self.domains, self.paths = thread_paths(test, sc=memory == "sc",
-                                                           unroll=unroll)
+        self.prog, self.domains, self.paths = thread_paths(
+            test, sc=memory == "sc", unroll=unroll, strong_cse=fetch == "cse")
         self.dic, self.idc = cache_type(test)
         self.observed = _observed(test)
         locs = self._locations()

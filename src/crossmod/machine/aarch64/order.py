@@ -77,14 +77,22 @@ class _Acc:
         self.ics_ifb: list[int] = []   # ... and then by an IFB
 
 
-def order_thread(events: Sequence[Event], deps: Sequence[Deps], sc: bool = False
-                 ) -> ThreadOrder:
-    """The static order of one thread's path (see the module docstring)."""
+def order_thread(events: Sequence[Event], deps: Sequence[Deps], sc: bool = False,
+                 strong_cse: bool = False) -> ThreadOrder:
+    """The static order of one thread's path (see the module docstring).
+
+    `strong_cse`: a context synchronization event waits for every earlier event -- the
+    in-order CPU of crossmod's earlier arm64 reading (machine/text.py), kept for
+    comparison; Arm's ISB is ordered only as IFB-ob says.
+    """
     acc = _Acc()
     preds, gates = [], []
     for i, (e, d) in enumerate(zip(events, deps, strict=True)):
         gates.append(tuple(acc.ics_ifb if e.kind == "F" else acc.ics_dsb))
-        preds.append(_preds(e, d, deps, acc, sc) & ~(1 << i))
+        p = _preds(e, d, deps, acc, sc)
+        if strong_cse and e.kind in IFB:
+            p |= (1 << i) - 1
+        preds.append(p & ~(1 << i))
         _account(i, e, d, acc)
     preds = _pick_lob(events, deps, preds)
     return ThreadOrder(tuple(events), tuple(preds), *_statics(events),
