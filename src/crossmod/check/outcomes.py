@@ -44,12 +44,31 @@ class Outcomes:
     dead_ends: int
     seconds: float
     parent: dict[Any, tuple[Any, Any] | None] = field(repr=False, default_factory=dict)
+    edges: dict[Any, list[tuple[Any, Any]]] | None = field(repr=False, default=None)
+
+    def can_finish(self) -> set:
+        """The states from which some final state is reachable (needs `edges`)."""
+        if self.edges is None:
+            raise ValueError("walk with keep_edges=True to ask which states can finish")
+        back: dict[Any, list[Any]] = {}
+        for s, out in self.edges.items():
+            for _, t in out:
+                back.setdefault(t, []).append(s)
+        seen, todo = set(self.finals), list(self.finals)
+        while todo:
+            for p in back.get(todo.pop(), ()):
+                if p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+        return seen
 
 
 def final_states(m: Walkable, max_states: int = 5_000_000,
-                 progress: Callable[[int, int], None] | None = None) -> Outcomes:
+                 progress: Callable[[int, int], None] | None = None,
+                 keep_edges: bool = False) -> Outcomes:
     """Walk every move of `m` from every initial state; raises `StateLimit` past
-    `max_states` distinct states."""
+    `max_states` distinct states. `keep_edges` keeps every (move, successor) of every
+    state, for questions about the whole graph (`Outcomes.can_finish`)."""
     t0 = time.perf_counter()
     narrate, m.narrate = m.narrate, False
     parent: dict[Any, tuple[Any, Any] | None] = {}
@@ -59,6 +78,7 @@ def final_states(m: Walkable, max_states: int = 5_000_000,
             parent[s] = None
             queue.append(s)
     finals, dead, transitions = [], 0, 0
+    edges: dict[Any, list[tuple[Any, Any]]] | None = {} if keep_edges else None
     try:
         while queue:
             s = queue.popleft()
@@ -69,9 +89,12 @@ def final_states(m: Walkable, max_states: int = 5_000_000,
                 else:
                     dead += 1
                 continue
+            out = edges.setdefault(s, []) if edges is not None else None
             for mv in moves:
                 t, _ = m.step(s, mv)
                 transitions += 1
+                if out is not None:
+                    out.append((mv, t))
                 if t not in parent:
                     parent[t] = (s, mv)
                     queue.append(t)
@@ -81,7 +104,8 @@ def final_states(m: Walkable, max_states: int = 5_000_000,
                 progress(len(parent), transitions)
     finally:
         m.narrate = narrate
-    return Outcomes(finals, len(parent), transitions, dead, time.perf_counter() - t0, parent)
+    return Outcomes(finals, len(parent), transitions, dead, time.perf_counter() - t0, parent,
+                    edges)
 
 
 def path_to(outcomes: Outcomes, state: Any) -> tuple[Any, list[Any]]:

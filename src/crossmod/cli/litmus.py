@@ -115,9 +115,10 @@ def _print(results: list[Result], kinds: dict[str, str] | None, tiers: dict[str,
         if kinds is not None:
             want = kinds.get(r.test)
             row.append("-" if want is None else want if want == r.verdict else f"{want} !")
-        rows.append([*row, r.states, len(r.final_states), f"{r.seconds:.3f}"])
+        rows.append([*row, r.states, len(r.final_states), f"{r.seconds:.3f}",
+                     "CMODX" if r.flags else ""])
     heads = ["test", "cache", "verdict", *(["kinds.txt"] if kinds is not None else []),
-             "states", "finals", "seconds"]
+             "states", "finals", "seconds", "flag"]
     if explain:
         for r in results:
             click.echo(_explain(r) + "\n")
@@ -155,6 +156,8 @@ def _explain(r: Result) -> str:
             f"{r.quantifier} {_condition(r)}",
             f"verdict: {r.verdict}  ({r.positive} of {r.positive + r.negative} final states "
             f"satisfy it; {r.states:,} states, {r.seconds:.3f}s)"]
+    if r.race:
+        head.append(f"flag violates-CMODX-requirements: {r.race}")
     if r.witness is None:
         if r.verdict == "Forbidden":
             head.append("no execution reaches the condition; final states: "

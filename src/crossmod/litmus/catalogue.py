@@ -21,7 +21,7 @@ TIERS = ("jump-label core", "calls and arithmetic", "faults and exceptions")
 # dependencies --, NOP and MOV, cache maintenance and barriers.
 CORE = frozenset({"LDR", "STR", "B", "B.cond", "CBZ", "CBNZ", "NOP", "MOV", "DC", "IC", "DMB",
                   "DSB", "ISB"})
-EXCEPTIONS = frozenset({"SVC", "ERET", "MSR", "MRS", "UDF"})
+EXCEPTIONS = frozenset({"SVC", "ERET", "MSR", "MRS", "UDF", "BRK"})
 
 
 def expand(paths: list[str]) -> list[Path]:

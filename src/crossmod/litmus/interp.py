@@ -17,7 +17,7 @@ fetched as the test wrote it. A fetch decodes the instruction written there or o
 test's instruction values that may overwrite it (isa.can_overwrite); any other value is an
 UndefinedInstruction fault, as is UDF.
 
-Faults and SVC enter the thread's handler column (`P0.F`) when it has one -- exception
+Faults, SVC and BRK enter the thread's handler column (`P0.F`) when it has one -- exception
 entry, with ELR_EL1 at the faulting instruction (SVC: the next one) -- and ERET returns to
 ELR_EL1; without a handler the thread stops there (herd7's default, `Variant=fatal`).
 A backward branch is followed at most twice (herd7's unrolling bound).
@@ -87,7 +87,7 @@ class Program:
             here = Code(loc.proc, loc.handler, loc.index)
             insn = self.code.get(here)
             return 0 if insn is None else as_value(insn, here)
-        return self.test.init.get(Loc(addr=loc), 0)
+        return _norm(self.test.init.get(Loc(addr=loc), 0))
 
     def exported(self) -> set[Code]:
         """The addresses whose instructions are fetched as events: the labels the initial
@@ -102,20 +102,24 @@ class Program:
 
 @dataclass
 class Domains:
-    """The values each location may hold at some point: its initial value and whatever
-    any path of any thread writes there."""
+    """The values a read by one thread may take: the location's initial value and what
+    any path of any *other* thread writes there -- its own thread's writes it sees only
+    po-earlier ones, which the path itself knows (a read never reads its own thread's
+    po-later write: coherence), so a thread's arithmetic on a location feeds back only
+    through another thread."""
 
     prog: Program
-    values: dict[Any, set] = field(default_factory=dict)
+    values: dict[Any, dict[int, set]] = field(default_factory=dict)
 
-    def of(self, loc: Any) -> list:
-        vals = self.values.get(loc)
-        if vals is None:
-            vals = self.values[loc] = {self.prog.initial(loc)}
+    def of(self, loc: Any, reader: int, own: set | frozenset = frozenset()) -> list:
+        vals = {self.prog.initial(loc), *own}
+        for writer, vs in self.values.get(loc, {}).items():
+            if writer != reader:
+                vals |= vs
         return sorted(vals, key=_value_key)
 
-    def add(self, loc: Any, value: Any) -> bool:
-        vals = self.values.setdefault(loc, {self.prog.initial(loc)})
+    def add(self, loc: Any, value: Any, writer: int) -> bool:
+        vals = self.values.setdefault(loc, {}).setdefault(writer, set())
         if value in vals:
             return False
         vals.add(value)
@@ -153,6 +157,7 @@ class _St:
     ctrl: int = 0
     pctrl: int = 0
     last_w: dict = field(default_factory=dict)
+    own: dict = field(default_factory=dict)
     visits: dict = field(default_factory=dict)
     faults: list = field(default_factory=list)
     ran: list = field(default_factory=list)
@@ -162,8 +167,8 @@ class _St:
     def copy(self) -> _St:
         return _St(self.proc, self.pc, dict(self.regs), self.flags, self.elr,
                    self.in_handler, list(self.events), list(self.deps), self.ctrl,
-                   self.pctrl, dict(self.last_w), dict(self.visits), list(self.faults),
-                   list(self.ran), list(self.warnings), self.steps)
+                   self.pctrl, dict(self.last_w), dict(self.own), dict(self.visits),
+                   list(self.faults), list(self.ran), list(self.warnings), self.steps)
 
 
 class Interp:
@@ -222,7 +227,7 @@ class Interp:
         if at not in self.exported:
             return [(st, orig)]
         decodes = frozenset([as_value(orig, at), *self.overwriters])
-        values = self.dom.of(at)
+        values = self.dom.of(at, st.proc, st.own.get(at, frozenset()))
         guesses: list = [v for v in sorted(decodes, key=_value_key) if v in values]
         if any(v not in decodes for v in values):
             guesses.append(INVALID)
@@ -345,7 +350,7 @@ def _ldr(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
     w = st.last_w.get(loc, -1)
     wd = st.deps[w] if w >= 0 else Deps()
     out = []
-    values = ip.dom.of(loc)
+    values = ip.dom.of(loc, st.proc, st.own.get(loc, frozenset()))
     for v in values:
         s = st.copy() if len(values) > 1 else st
         i = ip._event(s, Event("R", loc, v, text=str(insn)),
@@ -366,6 +371,7 @@ def _str(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
     i = ip._event(st, Event("W", loc, v, release=insn.op == "STLR", text=str(insn)),
                   Deps(addr=ad, data=d, ctrl=st.ctrl, paddr=ap, pdata=p, pctrl=st.pctrl))
     st.last_w[loc] = i
+    st.own[loc] = st.own.get(loc, frozenset()) | {v}
     return [st]
 
 
@@ -547,6 +553,11 @@ def _svc(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
     return ip._fault(st, at, "SupervisorCall", st.pc)
 
 
+def _brk(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
+    # a breakpoint (a kprobe's BRK): the exception returns to the BRK itself
+    return ip._fault(st, at, "Breakpoint", at)
+
+
 def _eret(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
     if not isinstance(st.elr, Code):
         raise Dropped
@@ -573,6 +584,7 @@ _SEM = {
     "ADR": _adr, "B": _b, "BL": _bl, "BR": _br, "BLR": _blr, "RET": _br, "CBZ": _cb,
     "CBNZ": _cb, "B.cond": _bcond, "NOP": _nop, "DC": _dc, "IC": _ic, "DMB": _barrier,
     "DSB": _barrier, "ISB": _isb, "SVC": _svc, "ERET": _eret, "MSR": _msr, "MRS": _mrs,
+    "BRK": _brk,
 }
 
 
@@ -583,18 +595,15 @@ def thread_paths(test: Litmus, sc: bool = False, unroll: int = UNROLL,
     until no path writes a value its location's domain lacks)."""
     prog = Program.of(test)
     dom = Domains(prog)
-    for loc, v in test.init.items():
-        if loc.reg is None:
-            dom.add(loc.addr, _norm(v))
     for _ in range(rounds):
         interp = Interp(prog, dom, sc, unroll, strong_cse)
         paths = [interp.paths(th.proc) for th in test.threads]
         grew = False
-        for ps in paths:
+        for th, ps in zip(test.threads, paths, strict=True):
             for p in ps:
                 for e in p.order.events:
                     if e.kind == "W":
-                        grew |= dom.add(_key(e.loc), e.value)
+                        grew |= dom.add(_key(e.loc), e.value, th.proc)
         if not grew:
             return prog, dom, paths
     raise LitmusError(test.file, 1, 1, f"the values written do not settle after {rounds} "

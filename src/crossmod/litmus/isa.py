@@ -3,11 +3,11 @@
 Owns: `parse_insn(text, resolve) -> Insn` and the list of mnemonics crossmod runs
 (`MNEMONICS`). Imports: litmus.syntax.
 
-The subset (29 mnemonics): loads and stores of data and of instruction encodings (LDR,
+The subset (33 mnemonics): loads and stores of data and of instruction encodings (LDR,
 STR, STLR), branches (B, B.cond, BL, BR, BLR, RET, CBZ, CBNZ), NOP, register arithmetic
 (MOV, ADD, SUB, EOR, AND, ORR, CMP, CSEL, CSET, ADR), cache maintenance (DC CVAU, IC IVAU,
 IC IALLU, IC IALLUIS), barriers (DMB, DSB, ISB) and exceptions (SVC, ERET, MSR/MRS of
-ELR_EL1, UDF). Anything else is an error naming the mnemonic.
+ELR_EL1, UDF, BRK). Anything else is an error naming the mnemonic.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ BARRIER_OPTS = {
 ARITH = ("ADD", "SUB", "EOR", "AND", "ORR")
 MNEMONICS = ("LDR", "STR", "STLR", "B", "B.cond", "BL", "BR", "BLR", "RET", "CBZ", "CBNZ",
              "NOP", "MOV", *ARITH, "CMP", "CSEL", "CSET", "ADR", "DC", "IC", "DMB", "DSB",
-             "ISB", "SVC", "ERET", "MSR", "MRS", "UDF")
+             "ISB", "SVC", "ERET", "MSR", "MRS", "UDF", "BRK")
 SYSREGS = ("ELR_EL1",)
 
 Resolve = Callable[[str], Code] | None
@@ -96,7 +96,11 @@ def imm(s: str) -> int:
     m = _IMM.match(s.strip())
     if not m:
         raise InsnError(f"expected an immediate, not {s!r}")
-    return int(m.group(1), 0)
+    text = m.group(1)
+    neg = text.startswith("-")
+    digits = text[1:] if neg else text
+    value = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 10)
+    return -value if neg else value
 
 
 def _reg_or_imm(s: str) -> tuple[str, int] | int:
@@ -239,12 +243,26 @@ _ARGS = {
     "NOP": _none, "MOV": _mov, **dict.fromkeys(ARITH, _arith), "CMP": _cmp, "CSEL": _csel,
     "CSET": _cset, "ADR": _adr, "DC": _dc, "IC": _ic, "DMB": _barrier, "DSB": _barrier,
     "ISB": _none, "SVC": _imm1, "ERET": _none, "MSR": _msr, "MRS": _mrs, "UDF": _imm1,
+    "BRK": _imm1,
 }
 
 # Branches with a label operand cannot be written by a test (herd7's AArch64.can_overwrite:
 # their encoding depends on where they sit); every other instruction a test holds as a
 # value may replace the one at a fetched address.
 LABEL_BRANCHES = ("B", "B.cond", "BL", "CBZ", "CBNZ")
+
+
+# Instructions a CPU may execute while another CPU modifies them (Arm ARM B2.2.5, as
+# herd7's AArch64Arch_herd.is_cmodx_restricted_instruction has it -- whose code, unlike its
+# comment, counts B.cond as restricted -- plus BRK, which herd7's ISA lacks and the Arm ARM
+# and the kernel's aarch64_insn_hotpatch_safe() both list).
+CMODX_SAFE = frozenset({"B", "BL", "CBNZ", "CBZ", "ISB", "NOP", "SVC", "BRK"})
+
+
+def cmodx_restricted(value: object) -> bool:
+    """Whether a value, fetched or written, is an instruction outside `CMODX_SAFE` (a
+    value that is no instruction is not: herd7's is_cmodx_restricted_value)."""
+    return isinstance(value, Insn) and value.op not in CMODX_SAFE
 
 
 def can_overwrite(insn: Insn) -> bool:

@@ -139,9 +139,10 @@ class _Parser:
         info, n = self._info(n)
         init_toks, n = self._init_block(n)
         threads, n = self._code(n)
+        self.nthreads = len(threads)
         cond_toks = tokens("\n".join(self.lines[n:]), self.file, n + 1)
         t = Litmus(self.file, name, info, {}, threads, "forall", ("true",),
-                   labels=self.labels)
+                   labels=self.labels, info_lines=self.info_lines)
         t.init = _InitReader(self, init_toks).read()
         # herd7 fetches, as events, the instructions at the labels the initial state names
         t.exported = frozenset(self.named)
@@ -173,6 +174,7 @@ class _Parser:
 
     def _info(self, n: int) -> tuple[dict[str, str], int]:
         info: dict[str, str] = {}
+        self.info_lines: dict[str, int] = {}
         while n < len(self.lines):
             s = self.lines[n].strip()
             if s.startswith("{"):
@@ -182,6 +184,7 @@ class _Parser:
                 if not eq or not re.match(r"^[A-Za-z][\w-]*$", key.strip()):
                     raise self.err(n + 1, 1, f"expected key=value or '{{', not {s[:40]!r}")
                 info[key.strip()] = value.strip()
+                self.info_lines[key.strip()] = n + 1
             n += 1
         raise self.err(n, 1, "no initial state '{ ... }'")
 
@@ -210,7 +213,11 @@ class _Parser:
             n += 1
         if n >= len(self.lines):
             raise self.err(n, 1, "no thread columns after the initial state")
-        cols = [self._column_name(c) for c in self._row(n)[0]]
+        self.header_line = n + 1
+        head = self._row(n)
+        if not head:
+            raise self.err(n + 1, 1, "expected the thread header (P0 | P1 ... ;)")
+        cols = [self._column_name(c) for c in head[0]]
         if len(set(cols)) != len(cols):
             raise self.err(n + 1, 1, "a thread column appears twice")
         rows, n = [], n + 1
@@ -267,12 +274,12 @@ class _Parser:
                 th.code = code
         for proc, handler in cols:
             if handler and (proc, False) not in cols:
-                raise self.err(1, 1, f"fault handler P{proc}.F for a thread P{proc} "
-                                     "that does not exist")
+                raise self.err(self.header_line, 1, f"fault handler P{proc}.F for a "
+                                                    f"thread P{proc} that does not exist")
         procs = sorted(threads)
         if procs != list(range(len(procs))):
-            raise self.err(1, 1, f"threads must be P0..P{len(procs) - 1}, not "
-                                 f"{', '.join(f'P{p}' for p in procs)}")
+            raise self.err(self.header_line, 1, f"threads must be P0..P{len(procs) - 1}, "
+                                                f"not {', '.join(f'P{p}' for p in procs)}")
         return [threads[p] for p in procs]
 
     def _line(self, proc: int, item: tuple) -> Line:
@@ -290,6 +297,14 @@ class _Parser:
             return Line(tuple(labs), parse_insn(body, resolve), line, col)
         except InsnError as e:
             raise self.err(line, col + len(body) - len(body.lstrip()), str(e)) from None
+
+
+def _int(text: str) -> int:
+    """A decimal or 0x-hexadecimal integer (a leading 0 is not octal)."""
+    neg = text.startswith("-")
+    digits = text[1:] if neg else text
+    value = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 10)
+    return -value if neg else value
 
 
 def _is_condition(line: str) -> bool:
@@ -351,7 +366,7 @@ class _Reader:
             if self.at(":") and self.peek(1) is not None and self.peek(1).kind == "name":
                 self.next(":")
                 return self.p.label(int(tok.text), self.next("a label").text, tok)
-            return int(tok.text, 0)
+            return _int(tok.text)
         if tok.kind != "name":
             raise self.p.err(tok.line, tok.col, f"expected a value, not {tok.text!r}")
         if tok.text in ("label", "instr") and self.at(":"):
@@ -411,6 +426,8 @@ class _Reader:
     def _reg_or_label(self, proc: int, at: Tok) -> Loc:
         name = self.next("a register or a label")
         if _REGNAME.match(name.text):
+            if proc >= self.p.nthreads:
+                raise self.p.err(at.line, at.col, f"no thread P{proc} for {proc}:{name.text}")
             return Loc(proc, "X" + name.text[1:])
         if name.kind != "name":
             raise self.p.err(name.line, name.col, f"expected a register, not {name.text!r}")

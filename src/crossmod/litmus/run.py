@@ -20,7 +20,9 @@ from typing import Any
 from crossmod.check.outcomes import Outcomes, final_states, path_to
 from crossmod.check.verdict import Step
 from crossmod.litmus.interp import UNROLL, Path, thread_paths
+from crossmod.litmus.isa import cmodx_restricted
 from crossmod.litmus.syntax import Code, Fault, Insn, Litmus, LitmusError, Loc, Prop
+from crossmod.machine.aarch64.cmodx import cmodx_race
 from crossmod.machine.aarch64.machine import MEM, PATHS, A64Config, A64Machine
 
 MEMORY_MODELS = ("arm", "sc")
@@ -47,6 +49,8 @@ class Result:
     dead_ends: int
     transitions: int
     warnings: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    race: str | None = None
     witness: list[Step] | None = None
     witness_paths: list[list[str]] | None = None
     witness_state: str | None = None
@@ -69,7 +73,8 @@ def cache_type(test: Litmus) -> tuple[bool, bool]:
     words = raw.replace(",", " ").split()
     bad = [w for w in words if w.upper() not in ("DIC", "IDC")]
     if bad:
-        raise LitmusError(test.file, 1, 1, f"CacheType={raw}: {bad[0]!r} is not DIC or IDC")
+        line = test.info_lines.get("CacheType", 1)
+        raise LitmusError(test.file, line, 1, f"CacheType={raw}: {bad[0]!r} is not DIC or IDC")
     dic = any(w.upper() == "DIC" for w in words)
     return dic, dic or any(w.upper() == "IDC" for w in words)
 
@@ -158,6 +163,29 @@ class Run:
     def path_of(self, state: tuple, t: int) -> Path:
         return self.paths[t][state[PATHS][t]]
 
+    def may_race(self) -> bool:
+        """Whether a fetch may meet a write of an instruction outside the CMODX list (only
+        then is the CMODX flag worth the graph it needs)."""
+        fetched = self.cfg.fetched
+        for ps in self.paths:
+            for p in ps:
+                for e in p.order.events:
+                    if e.kind == "F" and (cmodx_restricted(e.value) or any(
+                            cmodx_restricted(v) for v in e.decodes)):
+                        return True
+                    if e.kind == "W" and e.loc in fetched and cmodx_restricted(e.value):
+                        return True
+        return False
+
+    def tell_race(self, out: Outcomes, s: tuple, f: tuple[int, int], w: tuple[int, int]
+                  ) -> str:
+        m = self.machine
+        _, before = path_to(out, s)
+        ef, ew = m.path(s, f[0]).events[f[1]], m.path(s, w[0]).events[w[1]]
+        return (f"P{f[0]}'s {ef.text} (decoding {ef.value}) and P{w[0]}'s {ew.text} (writing "
+                f"{ew.value}) are ordered by nothing: after {len(before)} moves either may "
+                "be performed next")
+
 
 def _observed(test: Litmus) -> list[Any]:
     """The locations and faults a final state shows: `locations`, then the condition's."""
@@ -214,7 +242,8 @@ def check(test: Litmus, memory: str = "arm", fetch: str = "arm", explain: bool =
     """Every execution of `test`; with `explain`, the one behind the verdict too."""
     t0 = time.perf_counter()
     run = Run(test, memory, fetch, unroll)
-    out = final_states(run.machine, max_states=max_states)
+    cmodx = run.may_race()
+    out = final_states(run.machine, max_states=max_states, keep_edges=cmodx)
     finals: dict[str, bool] = {}
     witness_of: dict[bool, tuple] = {}
     for s in out.finals:
@@ -230,6 +259,10 @@ def check(test: Litmus, memory: str = "arm", fetch: str = "arm", explain: bool =
         memory, fetch, sorted(finals), pos, neg, [len(ps) for ps in run.paths],
         out.dead_ends, out.transitions,
         sorted({w for ps in run.paths for p in ps for w in p.warnings}))
+    race = cmodx_race(run.machine, out, cmodx_restricted) if cmodx else None
+    if race is not None:
+        result.flags.append("violates-CMODX-requirements")
+        result.race = run.tell_race(out, *race)
     if explain:
         wanted = test.quantifier != "forall" or result.verdict == "Required"
         target = witness_of.get(wanted)

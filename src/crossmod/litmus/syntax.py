@@ -180,3 +180,4 @@ class Litmus:
     labels: dict[int, dict[str, Code]] = field(default_factory=dict)
     exported: frozenset[Code] = frozenset()
     condition_text: str = ""
+    info_lines: dict[str, int] = field(default_factory=dict)
