@@ -119,11 +119,10 @@ def _print(results: list[Result], kinds: dict[str, str] | None, tiers: dict[str,
                      "CMODX" if r.flags else ""])
     heads = ["test", "cache", "verdict", *(["kinds.txt"] if kinds is not None else []),
              "states", "finals", "seconds", "flag"]
-    if explain:
-        for r in results:
-            click.echo(_explain(r) + "\n")
+    if explain and results:
+        click.echo("\n\n".join(_explain(r) for r in results))
     if results and (len(results) != 1 or not explain):
-        click.echo(table(heads, rows, width=100, shrink=0))
+        click.echo(("\n" if explain else "") + table(heads, rows, width=100, shrink=0))
     if kinds is not None:
         click.echo("\n" + _agreement(results, kinds, tiers))
     if len(results) > 1:
