@@ -19,8 +19,9 @@ from typing import Any
 
 from crossmod.check.outcomes import Outcomes, final_states, path_to
 from crossmod.check.verdict import Step
-from crossmod.litmus.interp import UNROLL, Path, thread_paths
+from crossmod.litmus.interp import UNROLL, thread_paths
 from crossmod.litmus.isa import cmodx_restricted
+from crossmod.litmus.program import Path
 from crossmod.litmus.syntax import Code, Fault, Insn, Litmus, LitmusError, Loc, Prop
 from crossmod.machine.aarch64.cmodx import cmodx_race
 from crossmod.machine.aarch64.machine import MEM, PATHS, A64Config, A64Machine
