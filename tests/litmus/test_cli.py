@@ -112,6 +112,12 @@ def test_input_errors_are_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in missing.stderr + r.stderr
 
 
+def test_a_state_limit_is_an_input_error():
+    r = run("--max-states", "5", case("cm-IRIW+addrs"))
+    assert r.returncode == 2
+    assert r.stderr.endswith("cm-IRIW+addrs.litmus: more than 5 states (raise --max-states)\n")
+
+
 def test_help():
     r = run("--help")
     assert r.returncode == 0 and "--explain" in r.stdout and "--kinds" in r.stdout

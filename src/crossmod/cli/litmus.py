@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from crossmod.check.outcomes import StateLimit
 from crossmod.litmus.catalogue import TIERS, expand, read_kinds, tier
 from crossmod.litmus.interp import UNROLL
 from crossmod.litmus.parse import parse_file
@@ -87,8 +88,9 @@ def _run_all(paths: list[Path], memory: str, fetch: str, unroll: int, max_states
             click.echo(("\n" if show else "") + f"crossmod: error: {e}", err=True)
             errors += 1
             continue
-        except Exception as e:  # a state limit, or a test beyond the subset
-            click.echo(("\n" if show else "") + f"crossmod: error: {path}: {e}", err=True)
+        except StateLimit as e:
+            click.echo(("\n" if show else "") + f"crossmod: error: {path}: {e} (raise "
+                       "--max-states)", err=True)
             errors += 1
             continue
         results.append(r)
