@@ -129,3 +129,15 @@ def test_a_damaged_test_is_read_or_refused_in_one_line(text, at, cut, junk):
         check(parse(damaged, "d.litmus"), max_states=20_000)
     except LitmusError as e:
         assert str(e).startswith("d.litmus:") and "\n" not in str(e)
+
+
+@pytest.mark.parametrize("variant,states", [
+    ("", ["0:X9=0; fault(P0:L0,UndefinedInstruction);"]),
+    ("Variant=fatal\n", ["0:X9=0; fault(P0:L0,UndefinedInstruction);"]),
+    ("Variant=skip\n", ["0:X9=1; fault(P0:L0,UndefinedInstruction);"]),
+    ("Variant=handled\n", []),   # UDF faults again when run once more: discarded
+])
+def test_a_fault_without_a_handler_goes_as_the_variant_says(variant, states):
+    t = parse(f"AArch64 t\n{variant}{{ }}\n P0 ;\nL0: UDF #0 ;\n MOV W9,#1 ;\n"
+              "exists (0:X9=1 /\\ fault(P0:L0,UndefinedInstruction))\n", "t")
+    assert check(t).final_states == states

@@ -31,7 +31,7 @@ COMMANDS = {
     "audit": ("crossmod.cli.audit", "audit",
               "runtime-flippable static keys/calls on an image's entry path"),
     "litmus": ("crossmod.cli.litmus", "litmus",
-               "herd7 AArch64 litmus tests on the arm64 machine (instruction fetch)"),
+               "herd7 AArch64 litmus tests on the arm64 instruction-fetch machine"),
 }
 
 

@@ -20,7 +20,8 @@ any other value is an UndefinedInstruction fault, as is UDF.
 
 Faults, SVC and BRK enter the thread's handler column (`P0.F`) when it has one -- exception
 entry, with ELR_EL1 at the faulting instruction (SVC: the next one) -- and ERET returns to
-ELR_EL1; without a handler the thread stops there (herd7's default, `Variant=fatal`).
+ELR_EL1; without a handler the thread stops there (herd7's default, `Variant=fatal`), or
+goes on as `Variant=skip` / `Variant=handled` say.
 A backward branch is followed at most twice (herd7's unrolling bound).
 """
 
@@ -88,6 +89,7 @@ class Interp:
                   if c in prog.code and can_overwrite(prog.code[c])}
         self.overwriters = sorted(cands, key=str)
         self.handlers = {th.proc for th in test.threads if th.handler}
+        self.handling = fault_handling(test)
 
     def paths(self, proc: int) -> list[Path]:
         regs = {int(loc.reg[1:]): (norm(v), 0, 0) for loc, v in self.prog.test.init.items()
@@ -157,8 +159,7 @@ class Interp:
     def _fault(self, st: _St, at: Code, kind: str, elr: Code) -> list[_St]:
         st.faults.append((self.prog.at(at), kind))
         if st.proc not in self.handlers:
-            st.pc = None
-            return [st]
+            return self._unhandled(st, at, kind)
         if st.in_handler:
             st.warnings.append(f"fault inside the fault handler of P{st.proc} (thread stops)")
             st.pc = None
@@ -167,6 +168,22 @@ class Interp:
                     Deps(ctrl=st.ctrl, pctrl=st.pctrl))
         st.elr, st.in_handler = self.prog.at(elr), True
         st.pc = Code(st.proc, True, 0)
+        return [st]
+
+    def _unhandled(self, st: _St, at: Code, kind: str) -> list[_St]:
+        """A fault with no handler column, as the test's `Variant=` says (herd7's
+        Fault.Handling): fatal (the default) ends the thread; skip goes on with the next
+        instruction; handled goes on after an SVC and runs a faulting instruction once
+        more, discarding the execution if it faults again."""
+        if self.handling == "skip" or (self.handling == "handled" and
+                                       kind == "SupervisorCall"):
+            st.pc = Code(at.proc, at.handler, at.index + 1)
+        elif self.handling == "handled":
+            if st.in_handler:
+                raise Dropped
+            st.in_handler, st.pc = True, at
+        else:
+            st.pc = None
         return [st]
 
     # ---- registers, events -------------------------------------------------------
@@ -236,6 +253,17 @@ class Interp:
                 st.pc = None
                 return
         st.pc = tgt
+
+
+HANDLING = {"fatal": "fatal", "precise": "fatal", "handled": "handled",
+            "imprecise": "handled", "skip": "skip", "faulttonext": "skip"}
+
+
+def fault_handling(test: Litmus) -> str:
+    """fatal, skip or handled, from the test's `Variant=` line (fatal by default)."""
+    words = test.info.get("Variant", "").replace(",", " ").lower().split()
+    chosen = [HANDLING[w] for w in words if w in HANDLING]
+    return chosen[-1] if chosen else "fatal"
 
 
 def thread_paths(test: Litmus, sc: bool = False, unroll: int = UNROLL,
