@@ -14,6 +14,7 @@ ALLOWED = {
     "check": {"machine"},
     "report": {"check", "machine"},
     "catalogue": {"machine", "kernel"},
+    "litmus": {"machine", "check", "report"},
     "trace": set(),
     "audit": set(),
 }

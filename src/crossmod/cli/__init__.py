@@ -30,6 +30,8 @@ COMMANDS = {
               "which IPIs hit isolated CPUs in a real trace-cmd/ftrace trace"),
     "audit": ("crossmod.cli.audit", "audit",
               "runtime-flippable static keys/calls on an image's entry path"),
+    "litmus": ("crossmod.cli.litmus", "litmus",
+               "herd7 AArch64 litmus tests on the arm64 instruction-fetch machine"),
 }
 
 

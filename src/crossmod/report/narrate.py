@@ -10,13 +10,17 @@ import textwrap
 from crossmod.check.verdict import Step
 
 
-def columns(steps: list[Step], ncpus: int, width: int = 100) -> str:
-    """The trail as a table: step number, then one column per CPU holding that CPU's step."""
+def columns(steps: list[Step], ncpus: int, width: int = 100,
+            names: list[str] | None = None) -> str:
+    """The trail as a table: step number, then one column per CPU holding that CPU's step
+    (`names`: the columns' headings, `cpu0`... by default; a step's text may start with
+    its CPU's)."""
+    names = names or [f"cpu{c}" for c in range(ncpus)]
     col = max(16, (width - 5 - ncpus) // ncpus)
-    head = "   # " + " ".join(f"cpu{c}".ljust(col) for c in range(ncpus))
+    head = "   # " + " ".join(name.ljust(col) for name in names)
     lines = [head.rstrip(), "-" * min(width, len(head))]
     for n, s in enumerate(steps, 1):
-        text = _strip_cpu(s.text, s.cpu)
+        text = _strip_cpu(s.text, names[s.cpu] if 0 <= s.cpu < ncpus else "")
         if s.cpu < 0 or text.startswith(("VIOLATION", "DEADLOCK")):
             lines.append(f"{'':>5}" + "\n     ".join(textwrap.wrap(text, width - 5)))
             continue
@@ -30,6 +34,6 @@ def columns(steps: list[Step], ncpus: int, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _strip_cpu(text: str, cpu: int) -> str:
-    prefix = f"cpu{cpu} "
-    return text[len(prefix):] if text.startswith(prefix) else text
+def _strip_cpu(text: str, name: str) -> str:
+    prefix = f"{name} "
+    return text[len(prefix):] if name and text.startswith(prefix) else text
