@@ -151,6 +151,8 @@ def model_program(prog: tuple[Instr, ...], text: tuple[tuple[str, tuple], ...]) 
             yield ops.IrqRestore(flags)
         elif kind == "wait":
             yield ops.WaitUntil(_addr(ins[1]), _equals(ins[2]))
+        elif kind == "waitfor":  # another CPU's per-CPU variable (forbids symmetry on it)
+            yield ops.WaitUntil(ops.per_cpu("r", ins[1]), _equals(ins[2]))
         elif kind == "poll":
             while (yield ops.Load(_addr(ins[1]))) != ins[2]:
                 pass
@@ -277,7 +279,7 @@ def _reader_instr() -> st.SearchStrategy[Instr]:
     )
 
 
-def _writer_instr(arch: str) -> st.SearchStrategy[Instr]:
+def _writer_instr(arch: str, ncpus: int) -> st.SearchStrategy[Instr]:
     """What a patching CPU does: text stores, barriers, serialization, the patch contract,
     flags for the others, IPIs, and waits -- including polls of a flag nobody sets (a
     cycle of the state graph that only the cycle proviso keeps from hiding the others)."""
@@ -296,6 +298,9 @@ def _writer_instr(arch: str) -> st.SearchStrategy[Instr]:
         st.tuples(st.just("waitall"), st.sampled_from((0, 1))),
         st.tuples(st.just("load"), st.sampled_from(("x", "y"))),
         st.tuples(st.just("rmw"), st.sampled_from(("x", "y")), st.sampled_from(("inc", "xchg"))),
+        st.tuples(st.just("peek"), st.integers(1, ncpus - 1)),
+        st.tuples(st.just("waitfor"), st.integers(1, ncpus - 1), st.sampled_from((1, 2))),
+        st.tuples(st.just("lock")), st.tuples(st.just("unlock")),
     )
 
 
@@ -308,6 +313,7 @@ def _watcher_instr() -> st.SearchStrategy[Instr]:
         st.tuples(st.just("checkreg"), _VAL),
         st.tuples(st.just("see"), st.sampled_from(("x", "y")), _VAL),
         st.tuples(st.just("see"), st.sampled_from(("x", "y")), _VAL),
+        st.tuples(st.just("see"), st.just("m"), st.sampled_from((None, 0))),
         st.tuples(st.just("runs"), st.sampled_from(EFFECTS)),
         st.tuples(st.just("runs"), st.sampled_from(EFFECTS)),
         st.tuples(st.just("serialize")),
@@ -319,7 +325,7 @@ def _watcher_instr() -> st.SearchStrategy[Instr]:
 
 
 def _names(prog: tuple[Instr, ...]) -> set[int]:
-    return {ins[1] for ins in prog if ins[0] == "peek"}
+    return {ins[1] for ins in prog if ins[0] in ("peek", "waitfor")}
 
 
 @st.composite
@@ -338,7 +344,7 @@ def protocols(draw: st.DrawFn, max_cpus: int = 3, max_len: int = 4) -> Protocol:
             progs.append(progs[draw(st.integers(0, c - 1))])  # a twin: symmetry candidate
             continue
         if patcher:
-            gen = _watcher_instr() if c else _writer_instr(arch)
+            gen = _watcher_instr() if c else _writer_instr(arch, ncpus)
         else:
             gen = _reader_instr() if c and draw(st.booleans()) else _instr(arch, ncpus)
         least = 2 if patcher and not c else 1

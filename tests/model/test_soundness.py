@@ -181,3 +181,114 @@ def test_patch_returned_counts_the_callers_own_buffered_text_store():
     v = explore(_flag_system("pso", wmb=False))
     assert v.property == "patch-visibility"
     assert "executes 'nop'" in v.message and "must now execute 'jmp l_yes'" in v.message
+
+
+# ---- independence rules a mutation run showed no test pinned --------------------------------
+
+def _differential(programs, readers):
+    from .randomproto import Protocol, compare
+    return compare(Protocol(programs=programs, readers=frozenset(readers)))
+
+
+def test_por_never_takes_a_mutex_lock_alone():
+    """A reader may read a mutex (its owner is a CPU-valued global no reader writes), so
+    `mutex_lock` is dependent on that read: taken alone first, the reader would only ever
+    see it held. The reader asserts it sees it held; the plain walk breaks that."""
+    c = _differential(((("lock",),), (("see", "m", None),)), {1})
+    assert c.properties == {"assert"}
+    assert c.runs[(False, True, "locals", "assert")].property == "assert"
+
+
+def test_por_never_takes_alone_a_load_of_a_readers_percpu_variable():
+    """A reader writes its own per-CPU variable, so the patcher's load of it is dependent
+    on that store: taken alone first, the patcher would only ever read the initial 0."""
+    c = _differential(((("peek", 1), ("checkreg", 1)), (("store", "r", 1),)), {1})
+    assert c.properties == {"assert"}
+    assert c.runs[(False, True, "locals", "assert")].property == "assert"
+
+
+def test_a_reader_is_ample_only_while_it_holds_the_patchers_csd():
+    """The patcher waits in csd_lock_wait for cpu1 and cpu2. Once cpu1 has run its callback
+    the patcher waits only for cpu2, so cpu1's moves alone are no longer a persistent set:
+    taking them would run cpu1's execution of the site to its end before the patcher, freed
+    by cpu2, writes the site -- and the torn fetch is lost."""
+    c = _differential(((("ipi", True, "sync"), ("text", "new")),
+                       (("exec",),), (("fence", "mb"),)), {1, 2})
+    assert "torn-instruction" in c.properties
+    assert c.runs[(False, True, "locals", "torn-instruction")].property == "torn-instruction"
+
+
+def test_a_reader_is_ample_only_if_the_patcher_waits_on_its_own_variable():
+    """The patcher waits until cpu2's per-CPU variable is 1; cpu1 cannot end that wait, so
+    cpu1's moves alone are no persistent set (cpu2's store frees the patcher, whose text
+    write then races with cpu1's execution)."""
+    c = _differential(((("waitfor", 2, 1), ("text", "new")),
+                       (("exec",),), (("store", "r", 1),)), {1, 2})
+    assert "torn-instruction" in c.properties
+    assert c.runs[(False, True, "locals", "torn-instruction")].property == "torn-instruction"
+
+
+def _xchg_one(v):
+    return 1, v
+
+
+def _maybe_lock():
+    """The first CPU through wins x and takes the mutex; both then stop at the same point
+    with the same locals, so their CPU tuples are equal and only `m` tells them apart."""
+    if (yield ops.Rmw("x", _xchg_one, label="xchg(&x, 1)")) == 0:
+        yield ops.MutexLock("m")
+    yield ops.WaitUntil("go", lambda v: v == 1)
+
+
+def _go():
+    yield ops.Store("go", 1)
+
+
+def _named_members_system() -> System:
+    cfg = MachineConfig(
+        ncpus=3, sites=(SNAP_SITE,), tasks=((_go, ()), (_maybe_lock, ()), (_maybe_lock, ())),
+        globals=(("x", 0), ("go", 0), ("m", None)), cpu_valued=frozenset({"m"}),
+        symmetric=((1, 2),))
+    return System("named-members", cfg)
+
+
+def test_symmetry_orbits_tell_members_apart_by_the_cpu_valued_globals_naming_them():
+    """Two interchangeable CPUs whose states are equal except that a CPU-valued global (the
+    mutex owner) names one of them: the canonical key must include which globals name each
+    member, else two states of one orbit get different canonical forms and both are kept."""
+    system = _named_members_system()
+    states, perms = _symmetric_states(system)
+    canon = Canonicalizer(system.config)
+    tied = 0
+    for s in states:
+        tied += s[2][1] == s[2][2] and s[0][system.config.gidx["m"]] in (1, 2)
+        images = [permute(system.config, s, p) for p in perms]
+        assert all(t in states for t in images)
+        assert len({canon(t)[0] for t in images}) == 1
+    assert tied >= 2
+    orbits = {canon(s)[0] for s in states}
+    with_sym = explore(system, Bounds(symmetry=True, por=False))
+    assert with_sym.states == len(orbits) < len(states)
+    assert with_sym.verdict == "safe"
+
+
+def test_the_parent_hint_never_changes_the_canonical_form():
+    """`Canonicalizer(state, parent)` may skip the sort when no class member's tuple changed
+    -- but only if no CPU-valued global changed either: here only the mutex owner moves
+    from one member to the other, and the hinted form must equal the fresh one."""
+    system = _named_members_system()
+    cfg = system.config
+    _, states = all_states(system)
+    canon = Canonicalizer(cfg)
+    mi = cfg.gidx["m"]
+    checked = 0
+    for s in states:
+        rep, _ = canon(s)
+        if rep[2][1] != rep[2][2] or rep[0][mi] not in (1, 2):
+            continue
+        mem = list(rep[0])
+        mem[mi] = 3 - rep[0][mi]  # the other member owns it; both tuples are untouched
+        child = (tuple(mem), *rep[1:])
+        assert canon(child, rep)[0] == canon(child)[0]
+        checked += 1
+    assert checked >= 1
