@@ -190,25 +190,15 @@ class Machine:
                 break
             if node.op is None or not X.invisible(self, w, c, node.op):
                 break
-            if initial:
-                done = self._apply_invisible_at_start(w, c, node.op)
-                if done is None:
-                    break
-                val, text = done
-            else:
+            try:
                 val, text = X.apply_invisible(self, w, c, node.op)
+            except X.Violation:
+                if not initial:
+                    raise
+                break  # left pending: the CPU's first move reports it, with a trail
             self._advance_top(w, c, val)
             parts.append(text)
         return "; " + "; ".join(parts) if parts else ""
-
-    def _apply_invisible_at_start(self, w: Work, c: int, op: Any) -> tuple[Any, str] | None:
-        """An invisible op that breaks a property (a lockdep assertion first thing in a
-        task) is left pending in the initial state, so that the first move of that CPU
-        reports it with a trail, rather than the machine failing to start."""
-        try:
-            return X.apply_invisible(self, w, c, op)
-        except X.Violation:
-            return None
 
     def _run(self, w: Work, state: tuple, c: int, alt: int) -> str:
         frame = state[CPUS][c][STACK][-1]
