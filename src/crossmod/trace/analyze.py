@@ -380,7 +380,8 @@ class Analysis:
             for cpu, n in enumerate(per_cpu):
                 mine[cpu] += n
         self._by_phase[OUTSIDE] = {}
-        for counter in (self._c, self.ipis):
+        counters: tuple[Counter[Any], ...] = (self._c, self.ipis)  # keys end in the phase
+        for counter in counters:
             moved = [(k, n) for k, n in counter.items() if k[-1] == OUTSIDE]
             for k, n in moved:
                 del counter[k]

@@ -69,7 +69,9 @@ def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
         raise TraceFormatError(path, f"the first {len(head)} bytes of a trace.dat file and "
                                "nothing more: it was cut inside its file header")
     kind = kind_of(head)
-    stream: _Readable = Decompressed(raw, kind, path) if kind else raw
+    stream: _Readable = raw
+    if kind:
+        stream = Decompressed(raw, kind, path)
     checked = _CheckedText(stream, path)
     reader = TextReader(checked, path, strict=strict)
     checked.errors = reader.errors
