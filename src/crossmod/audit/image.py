@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import Section as ElfSection
 
 from crossmod.audit import layout
 from crossmod.audit.errors import ImageFormatError
@@ -144,7 +146,8 @@ def _load_linked(elf: ELFFile, sections: list, unpacked: Unpacked, where: str) -
     return Image(where, unpacked, False, mem, secs, syms)
 
 
-def _raw_symbols(elf: ELFFile, symtab, data: bytes, place) -> list[tuple[int, str, str]]:
+def _raw_symbols(elf: ELFFile, symtab: ElfSection, data: bytes,
+                 place: Callable[[int, int], int]) -> list[tuple[int, str, str]]:
     """Read .symtab with struct instead of pyelftools: a vmlinux has ~10^5 symbols and the
     object-per-symbol path costs seconds."""
     strtab = elf.get_section(symtab["sh_link"])
@@ -219,7 +222,7 @@ def _layout_sections(
 
 
 def _symbol_addresses(
-    symtab, data: bytes, bases: dict[int, int]
+    symtab: ElfSection, data: bytes, bases: dict[int, int]
 ) -> tuple[list[int], dict[int, str]]:
     """Address of every symbol index; undefined symbols get distinct slots so that a call to
     an external trampoline still names its target."""

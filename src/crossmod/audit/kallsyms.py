@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -104,7 +105,7 @@ def _token_table_at(data: bytes, digits: int) -> TokenTable | None:
     return TokenTable(start, index, tuple(tokens))
 
 
-def _marker_candidates(data: bytes, token_table: int):
+def _marker_candidates(data: bytes, token_table: int) -> Iterator[tuple[int, list[int]]]:
     """Yield (offset, markers) for every plausible kallsyms_markers array before the tokens.
 
     At least two markers are required (a kernel has far more than 256 symbols); that keeps

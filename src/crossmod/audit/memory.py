@@ -9,23 +9,26 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+# A range's contents: a segment of a linked image is a view of the file (not copied).
+Data = bytes | bytearray | memoryview
+
 
 @dataclass(slots=True)
 class Memory:
     """Ranges are (start, size, bytes); bytes may be shorter than size (the rest reads as 0,
     like .bss)."""
 
-    ranges: list[tuple[int, int, bytes | bytearray]] = field(default_factory=list)
+    ranges: list[tuple[int, int, Data]] = field(default_factory=list)
     _starts: list[int] = field(default_factory=list)
 
-    def add(self, start: int, size: int, data: bytes | bytearray) -> None:
+    def add(self, start: int, size: int, data: Data) -> None:
         if size <= 0:
             return
         i = bisect.bisect_left(self._starts, start)
         self._starts.insert(i, start)
         self.ranges.insert(i, (start, size, data))
 
-    def find(self, addr: int) -> tuple[int, int, bytes | bytearray] | None:
+    def find(self, addr: int) -> tuple[int, int, Data] | None:
         i = bisect.bisect_right(self._starts, addr) - 1
         if i < 0:
             return None

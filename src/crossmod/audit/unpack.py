@@ -165,7 +165,8 @@ def _zstd(payload: bytes) -> tuple[bytes, bytes | None]:
 def _lz4_legacy(payload: bytes) -> tuple[bytes, bytes | None]:
     """lz4 legacy frames have no end marker: blocks run until the input does
     (lib/decompress_unlz4.c)."""
-    pos, chunks = 4, []
+    pos = 4
+    chunks: list[bytes] = []
     while len(payload) - pos > 4:
         (size,) = struct.unpack_from("<I", payload, pos)
         if size == layout.LZ4_LEGACY_MAGIC:  # concatenated legacy streams restart here

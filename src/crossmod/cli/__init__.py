@@ -46,7 +46,7 @@ class _Group(click.Group):
         spec = COMMANDS.get(cmd_name)
         if spec is None:
             return None
-        return getattr(importlib.import_module(spec[0]), spec[1])  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(spec[0]), spec[1])
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):

@@ -24,10 +24,10 @@ def _read_allow_file(path: str) -> set[str]:
     try:
         lines = raw.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ImageFormatError(f"--allow-file line {line}: byte 0x{raw[exc.start]:02x} is not "
+        lineno = raw.count(b"\n", 0, exc.start) + 1
+        raise ImageFormatError(f"--allow-file line {lineno}: byte 0x{raw[exc.start]:02x} is not "
                                "UTF-8 (a key list is plain text)", path) from None
-    keys = set()
+    keys: set[str] = set()
     for line in lines:
         key = line.split("#", 1)[0].strip()
         if key:

@@ -133,13 +133,15 @@ def _print(results: list[Result], kinds: dict[str, str] | None, tiers: dict[str,
 
 
 def _agreement(results: list[Result], kinds: dict[str, str], tiers: dict[str, str]) -> str:
-    rows, lines = [], []
+    rows: list[tuple[str, int, int, int]] = []
+    lines: list[str] = []
     for t in TIERS:
         mine = [r for r in results if tiers.get(r.file) == t]
         known = [r for r in mine if r.test in kinds]
         same = [r for r in known if kinds[r.test] == r.verdict]
         rows.append((t, len(mine), len(known), len(same)))
-    rows.append(("all", *(sum(r[i] for r in rows) for i in (1, 2, 3))))
+    rows.append(("all", sum(r[1] for r in rows), sum(r[2] for r in rows),
+                 sum(r[3] for r in rows)))
     lines.append(table(("tier", "tests read", "with a kind", "verdict = kind"), rows))
     for r in results:
         if r.test in kinds and kinds[r.test] != r.verdict:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from itertools import chain
+from types import FrameType
+from typing import Any
 
 import click
 
@@ -113,7 +116,7 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
     cls = _classifier(classify)
     fmt = _check_outputs(plot, perfetto)
     readers: list[Reader] = []
-    sources = []
+    sources: list[dict[str, object]] = []
     try:
         for path in files:
             reader, kind = open_trace(path, strict=strict)
@@ -125,7 +128,7 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
         _warn(readers)
         _fail(err)
     _warn(readers)
-    errors = [e for r in readers for e in r.errors]
+    errors: list[TraceFormatError | str] = [e for r in readers for e in r.errors]
     empty = [TraceFormatError(r.path, f"no trace events in it: {r.describe()}")
              for r in readers if not r.events_read]
     if len(empty) == len(readers) and not interrupted:
@@ -146,7 +149,7 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
         click.echo(json.dumps(rep, indent=1))
     else:
         click.echo(render.render(rep, cls, by_phase=by_phase), nl=False)
-    for w in rep["phase_warnings"]:  # type: ignore[attr-defined]
+    for w in analysis.phase_warnings:
         click.echo(f"warning: phase markers: {w}", err=True)
     for e in errors:
         click.echo(f"error: {e}", err=True)
@@ -226,7 +229,8 @@ class _Interrupts:
     def __init__(self) -> None:
         self.critical = False
         self.pending = False
-        self._old: object = None
+        # what signal.signal() gave back: the handler to restore
+        self._old: Callable[[int, FrameType | None], Any] | int | None = None
 
     def __enter__(self) -> _Interrupts:
         import signal
@@ -240,7 +244,7 @@ class _Interrupts:
         import signal
 
         if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)  # type: ignore[arg-type]
+            signal.signal(signal.SIGINT, self._old)
 
     def _handler(self, _signum: int, _frame: object) -> None:
         if self.critical:
@@ -280,6 +284,9 @@ class _Progress:
                 click.echo(f"\rread {n:,} events, up to {batch[-1].ts / 1e9:,.1f} s of trace "
                            f"time, in {now - t0:.0f} s", err=True, nl=False)
                 self.shown = True
+
+    def __iter__(self) -> Iterator[Event]:
+        return chain.from_iterable(self.batches())
 
     def done(self) -> None:
         if self.shown:

@@ -14,6 +14,7 @@ Per-CPU memory: `kernel_cr3_loaded` (v7/v8 signal), `cr3` (register), `mode` (gh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from crossmod.kernel import context_tracking as ct
@@ -27,14 +28,14 @@ def _read(v: Any) -> tuple[Any, Any]:
     return v, v
 
 
-def _set(value: Any):
+def _set(value: Any) -> Callable[[Any], tuple[Any, Any]]:
     def fn(old: Any) -> tuple[Any, Any]:
         return value, old
     fn.__name__ = f"mode := {value}"
     return fn
 
 
-def _count(name: str):
+def _count(name: str) -> Callable[[tuple], tuple[tuple, None]]:
     def fn(counts: tuple) -> tuple[tuple, None]:
         d = dict(counts)
         d[name] = d.get(name, 0) + 1

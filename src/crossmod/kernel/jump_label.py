@@ -93,9 +93,9 @@ class JumpLabelArch:
     """
 
     name: str
-    transform: Callable | None = None
-    transform_queue: Callable | None = None
-    transform_apply: Callable | None = None
+    transform: Callable[[JumpEntry, int], Gen] | None = None
+    transform_queue: Callable[[JumpEntry, int], Gen] | None = None
+    transform_apply: Callable[[], Gen] | None = None
 
     @property
     def batch(self) -> bool:
@@ -185,13 +185,16 @@ def __jump_label_update(key: StaticKey, arch: JumpLabelArch) -> Gen:
     """
     for entry in key.entries:
         jtype = yield from jump_label_type(key, entry, "U1")
-        if not arch.batch:
+        if arch.transform_queue is None:  # not arch.batch
+            assert arch.transform is not None, f"{arch.name}: no arch_jump_label_transform"
             yield from arch.transform(entry, jtype)
         elif not (yield from arch.transform_queue(entry, jtype)):
+            assert arch.transform_apply is not None, f"{arch.name}: no transform_apply"
             yield from arch.transform_apply()
             if not (yield from arch.transform_queue(entry, jtype)):
                 yield ops.Warn("BUG_ON(!arch_jump_label_transform_queue())", label="U3")
     if arch.batch:
+        assert arch.transform_apply is not None, f"{arch.name}: no transform_apply"
         yield from arch.transform_apply()
 
 

@@ -125,6 +125,7 @@ class Interp:
         """The instruction at pc; for a fetched address, one successor per instruction
         it may decode (None: none, a fault)."""
         at = st.pc
+        assert at is not None  # run() fetches for a running thread only
         orig = self.prog.code[at]
         if at not in self.exported:
             return [(st, orig)]

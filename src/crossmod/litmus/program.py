@@ -35,7 +35,10 @@ class Program:
 
     @classmethod
     def of(cls, test: Litmus) -> Program:
-        code, lines, names, ends = {}, {}, {}, {}
+        code: dict[Code, Insn] = {}
+        lines: dict[Code, Any] = {}
+        names: dict[Code, str] = {}
+        ends: dict[tuple[int, bool], int] = {}
         for th in test.threads:
             for handler, column in ((False, th.code), (True, th.handler or [])):
                 index = 0

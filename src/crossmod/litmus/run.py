@@ -121,6 +121,7 @@ class Run:
     # ---- outcomes ------------------------------------------------------------------
     def value(self, state: tuple, loc: Loc) -> Any:
         if loc.reg is not None:
+            assert loc.proc is not None  # a register is always some thread's
             path = self.paths[loc.proc][state[PATHS][loc.proc]]
             return path.regs.get(int(loc.reg[1:]), 0)
         i = self.cfg.lidx.get(loc.addr)

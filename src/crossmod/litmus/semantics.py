@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 LINK = 30
 
 
+def _next_pc(st: _St) -> Code:
+    """The address after the executing instruction (Interp._execute has moved pc there)."""
+    assert st.pc is not None
+    return st.pc
+
+
 def _ldr(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
     rt, mem = insn.args
     loc, ad, ap = ip.address(st, mem)
@@ -153,7 +159,7 @@ def _b(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
 
 
 def _bl(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
-    ip.put(st, ("X", LINK), ip.prog.at(st.pc), 0, 0)
+    ip.put(st, ("X", LINK), ip.prog.at(_next_pc(st)), 0, 0)
     return _b(ip, st, insn, at)
 
 
@@ -171,7 +177,7 @@ def _br(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
 
 
 def _blr(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
-    link = ip.prog.at(st.pc)
+    link = ip.prog.at(_next_pc(st))
     _indirect(ip, st, insn.args[0], at)
     ip.put(st, ("X", LINK), link, 0, 0)
     return [st]
@@ -232,7 +238,7 @@ def _isb(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
 
 
 def _svc(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:
-    return ip._fault(st, at, "SupervisorCall", st.pc)
+    return ip._fault(st, at, "SupervisorCall", _next_pc(st))
 
 
 def _brk(ip: Interp, st: _St, insn: Insn, at: Code) -> list[_St]:

@@ -58,6 +58,7 @@ def tokens(text: str, file: str, line0: int = 1, col0: int = 1) -> list[Tok]:
         if not m:
             raise LitmusError(file, line, col, f"unexpected character {text[i]!r}")
         kind, s = m.lastgroup, m.group()
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind != "ws":
             out.append(Tok(kind, s, line, col))
         nl = s.count("\n")
@@ -91,11 +92,23 @@ class Reader:
     def next(self, what: str) -> Tok:
         tok = self.peek()
         if tok is None:
-            last = self.toks[-1] if self.toks else Tok("", "", len(self.p.lines), 1)
-            raise self.p.err(last.line, last.col + len(last.text), f"expected {what}, "
-                                                                   "found the end")
+            raise self._the_end(what)
         self.i += 1
         return tok
+
+    def _the_end(self, what: str) -> LitmusError:
+        """The error of a reader that wanted `what` and found no more tokens."""
+        last = self.toks[-1] if self.toks else Tok("", "", len(self.p.lines), 1)
+        return self.p.err(last.line, last.col + len(last.text), f"expected {what}, "
+                                                                "found the end")
+
+    def peek_kind(self, k: int) -> str | None:
+        tok = self.peek(k)
+        return None if tok is None else tok.kind
+
+    def peek_text(self, k: int) -> str | None:
+        tok = self.peek(k)
+        return None if tok is None else tok.text
 
     def expect(self, text: str) -> Tok:
         tok = self.next(repr(text))
@@ -115,7 +128,7 @@ class Reader:
         if tok.text == "&":
             return Sym(self.next("a location").text)
         if tok.kind == "num":
-            if self.at(":") and self.peek(1) is not None and self.peek(1).kind == "name":
+            if self.at(":") and self.peek_kind(1) == "name":
                 self.next(":")
                 return self.p.label(int(tok.text), self.next("a label").text, tok)
             return parse_int(tok.text)
@@ -191,11 +204,10 @@ class InitReader(Reader):
 
     def read(self) -> dict[Loc, Any]:
         init: dict[Loc, Any] = {}
-        while self.peek() is not None:
+        while (start := self.peek()) is not None:
             if self.at(";"):
                 self.next(";")
                 continue
-            start = self.peek()
             loc, value = self._entry()
             if loc in init:
                 raise self.p.err(start.line, start.col, f"{loc} initialised twice")
@@ -206,8 +218,9 @@ class InitReader(Reader):
 
     def _entry(self) -> tuple[Loc, Any]:
         first = self.peek()
+        assert first is not None  # read() calls this with a token ahead
         typed = (first.kind == "name" and not re.match(r"^P\d+$", first.text)
-                 and self.peek(1) is not None and self.peek(1).text not in ("=", ":", ";"))
+                 and self.peek_text(1) not in (None, "=", ":", ";"))
         if typed:
             self.next("a type")
         if self.at("*"):
@@ -244,9 +257,10 @@ class CondReader(Reader):
         quant, prop = self._constraint()
         if self.at(";"):
             self.next(";")
-        tok = self.peek()
-        if tok is not None:
-            raise self.p.err(tok.line, tok.col, f"unexpected {tok.text!r} after the condition")
+        rest = self.peek()
+        if rest is not None:
+            raise self.p.err(rest.line, rest.col,
+                             f"unexpected {rest.text!r} after the condition")
         return locations, quant, prop
 
     def _loc_item(self) -> Any:
@@ -258,7 +272,7 @@ class CondReader(Reader):
         tok = self.peek()
         if tok is None:
             return "forall", ("true",)
-        if tok.text == "~" and self.peek(1) is not None and self.peek(1).text == "exists":
+        if tok.text == "~" and self.peek_text(1) == "exists":
             self.i += 2
             return "~exists", self.prop()
         if tok.text in QUANTIFIERS:
@@ -291,7 +305,7 @@ class CondReader(Reader):
     def _unary(self) -> Prop:
         tok = self.peek()
         if tok is None:
-            self.next("a condition")
+            raise self._the_end("a condition")
         if tok.text in ("~", "not"):
             self.next(tok.text)
             return ("not", self._unary())

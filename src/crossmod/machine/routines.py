@@ -23,11 +23,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossmod.machine.ops import Op
 
 Routine = Callable[..., Generator[Op, Any, Any]]
+
+if TYPE_CHECKING:
+    from types import GeneratorType
+
+    # A live routine instance: a real generator object, whose frames (gi_frame,
+    # gi_yieldfrom) give a node its identity.
+    _Gen = GeneratorType[Any, Any, Any]
 
 
 class ModelError(Exception):
@@ -63,7 +70,7 @@ class RoutineTable:
         self._index: dict[Any, int] = {}
         self._edges: dict[tuple[int, Any], int] = {}
         self._starts: dict[tuple[Routine, tuple[Any, ...]], int] = {}
-        self._live: dict[int, Generator] = {}
+        self._live: dict[int, _Gen] = {}
         self.replays = 0
 
     def start(self, fn: Routine, args: tuple[Any, ...] = ()) -> int:
@@ -88,13 +95,13 @@ class RoutineTable:
         self._edges[ekey] = out
         return out
 
-    def _make(self, fn: Routine, args: tuple[Any, ...]) -> Generator:
+    def _make(self, fn: Routine, args: tuple[Any, ...]) -> _Gen:
         gen = fn(*args)
         if not inspect.isgenerator(gen):
             raise ModelError(f"routine {routine_name(fn)} is not a generator function")
         return gen
 
-    def _rebuild(self, node: Node) -> Generator:
+    def _rebuild(self, node: Node) -> _Gen:
         self.replays += 1
         fn, args = node.root
         gen = self._make(fn, args)
@@ -103,7 +110,7 @@ class RoutineTable:
             gen.send(v)
         return gen
 
-    def _settle(self, root: tuple, history: tuple, gen: Generator, resume: Callable) -> int:
+    def _settle(self, root: tuple, history: tuple, gen: _Gen, resume: Callable[[], Any]) -> int:
         try:
             op = resume()
         except StopIteration as stop:
@@ -121,7 +128,7 @@ class RoutineTable:
             ident = ("l", root, _frame_fingerprint(gen, root))
         return self._intern(ident, Node(root, history, op, None, line, func), gen)
 
-    def _intern(self, ident: Any, node: Node, gen: Generator | None) -> int:
+    def _intern(self, ident: Any, node: Node, gen: _Gen | None) -> int:
         nid = self._index.get(ident)
         if nid is None:
             nid = len(self.nodes)
@@ -132,13 +139,13 @@ class RoutineTable:
         return nid
 
 
-def _innermost(gen: Generator) -> tuple[int, str]:
+def _innermost(gen: _Gen) -> tuple[int, str]:
     while gen.gi_yieldfrom is not None and inspect.isgenerator(gen.gi_yieldfrom):
         gen = gen.gi_yieldfrom
     return (gen.gi_frame.f_lineno if gen.gi_frame else 0), gen.gi_code.co_name
 
 
-def _frame_fingerprint(gen: Generator, root: tuple) -> tuple:
+def _frame_fingerprint(gen: object, root: tuple) -> tuple:
     parts = []
     while gen is not None and inspect.isgenerator(gen):
         frame = gen.gi_frame

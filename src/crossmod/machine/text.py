@@ -24,6 +24,7 @@ offers as a torn outcome (witness: the old word's low half with the new word's h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 
@@ -78,6 +79,9 @@ def call32(disp: int) -> bytes:
 
 # A fetched outcome: ("effect", name, bytes) | ("int3", bytes) | ("torn", bytes)
 Outcome = tuple
+# What a CPU may fetch from one site: per byte, the set of values each byte held (per-byte
+# model); otherwise the set of whole values the site held (snapshot, arm64).
+View = tuple[frozenset[int], ...] | frozenset[bytes]
 
 
 def decode(site: Site, raw: bytes) -> Outcome:
@@ -96,20 +100,22 @@ def decode(site: Site, raw: bytes) -> Outcome:
     return ("effect", eff, raw)
 
 
-def initial_view(model: str, raw: bytes) -> tuple:
+def initial_view(model: str, raw: bytes) -> View:
     """The fetch view of a CPU that has just serialized with `raw` in memory."""
     if model == "per-byte":
         return tuple(frozenset((b,)) for b in raw)
     return frozenset((raw,))
 
 
-_widen_cache: dict[tuple, tuple | frozenset] = {}
+_widen_cache: dict[tuple[tuple[frozenset[int], ...], bytes], tuple[frozenset[int], ...]] = {}
 
 
-def widen_view(model: str, view: tuple | frozenset, raw: bytes) -> tuple | frozenset:
+def widen_view(model: str, view: View, raw: bytes) -> View:
     """Add the site's new memory contents `raw` to a CPU's set of fetchable values."""
     if model != "per-byte":
+        assert isinstance(view, frozenset)
         return view if raw in view else view | {raw}
+    assert isinstance(view, tuple)
     key = (view, raw)
     out = _widen_cache.get(key)
     if out is None:
@@ -124,7 +130,7 @@ _outcome_cache: dict[tuple, tuple[Outcome, ...]] = {}
 _cached_sites: dict[int, Site] = {}
 
 
-def fetch_outcomes(model: str, site: Site, view: tuple | frozenset) -> tuple[Outcome, ...]:
+def fetch_outcomes(model: str, site: Site, view: View) -> tuple[Outcome, ...]:
     """Every distinct outcome a fetch may have, in a fixed order (the explorer's choices).
 
     Byte combinations that decode alike are one outcome: the explorer branches on what the
@@ -136,20 +142,24 @@ def fetch_outcomes(model: str, site: Site, view: tuple | frozenset) -> tuple[Out
     if hit is not None:
         return hit
     _cached_sites[id(site)] = site
+    raws: Iterator[bytes]
+    words: list[bytes] = []
     if model == "per-byte":
+        assert isinstance(view, tuple)
         raws = (bytes(c) for c in product(*(sorted(s) for s in view)))
     else:
-        raws = iter(sorted(view))
+        assert isinstance(view, frozenset)
+        words = sorted(view)
+        raws = iter(words)
     seen: dict[tuple, Outcome] = {}
     for raw in raws:
         out = decode(site, raw)
         k = out[:2] if out[0] == "effect" else out[:1]
         if k not in seen:
             seen[k] = out
-    if model == "arm64" and site.arch == "arm64" and len(view) > 1 and ("torn",) not in seen:
-        words = sorted(view)
-        if not all(cmodx_safe(w) for w in words):
-            seen[("torn",)] = ("torn", words[0][:2] + words[-1][2:])
+    if (model == "arm64" and site.arch == "arm64" and len(view) > 1 and ("torn",) not in seen
+            and not all(cmodx_safe(w) for w in words)):
+        seen[("torn",)] = ("torn", words[0][:2] + words[-1][2:])
     res = tuple(seen[k] for k in sorted(seen, key=_outcome_order))
     _outcome_cache[key] = res
     return res

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
+from typing import Any
 
 from crossmod.trace.causes import signature
 from crossmod.trace.events import Event, symbol_name
-from crossmod.trace.phases import Phases
+from crossmod.trace.phases import Phase, Phases
 from crossmod.trace.speedups import scan as _scan
 from crossmod.trace.whatif import Classifier
 
@@ -90,7 +91,8 @@ def _add_time(handler: dict[tuple[int, str], list[int]], key: tuple[int, str], n
         h[2] = ns
 
 
-_last_stack: list[object] = [None, ""]  # the stack `_signature_of` saw last, its signature
+# the stack `_signature_of` saw last and its signature (a list: rebound without `global`)
+_last_stack: list[Any] = [None, ""]
 
 
 def _signature_of(stack: tuple[str, ...] | None) -> str:
@@ -99,7 +101,7 @@ def _signature_of(stack: tuple[str, ...] | None) -> str:
     if not stack:
         return "(no stack)"
     if stack is _last_stack[0]:
-        return _last_stack[1]  # type: ignore[return-value]
+        return _last_stack[1]
     sig = signature(stack)
     _last_stack[0], _last_stack[1] = stack, sig
     return sig
@@ -183,7 +185,7 @@ class Analysis:
         in CPython a method call per event cost more than most handlers' work). Rare
         events (phase markers, IPIs aimed at an isolated CPU) call out."""
         batches = getattr(events, "batches", None)
-        source: Iterable[Iterable[Event]]
+        source: Iterable[Sequence[Event]]
         if batches is not None:
             source = batches()
         elif isinstance(events, (list, tuple)):
@@ -219,7 +221,7 @@ class Analysis:
                 if not batch:
                     continue
                 if self.first_ts is None:
-                    self.first_ts = batch[0].ts  # type: ignore[index]
+                    self.first_ts = batch[0].ts
                 if batch.__class__ is not list:
                     batch = list(batch)
                 # every event is counted (by name and CPU, in the current phase) a run at a
@@ -319,9 +321,9 @@ class Analysis:
                                     tmode, sig = mode.get(t, "unknown"), "(no stack)"
                                 if ev.stack:
                                     sig = signature_of(ev.stack)
-                                key = (t, cause, callsite, ev.comm, cpu_names.get(cpu) or str(cpu),
-                                       sig, tmode, phase)
-                                ipis[key] = ipis_get(key, 0) + 1
+                                ikey = (t, cause, callsite, ev.comm,
+                                        cpu_names.get(cpu) or str(cpu), sig, tmode, phase)
+                                ipis[ikey] = ipis_get(ikey, 0) + 1
                                 hist = hists.get((t, cause))
                                 if hist is None:
                                     hist = hists[(t, cause)] = Histogram(self.first_ts or ts)
@@ -378,16 +380,17 @@ class Analysis:
             for cpu, n in enumerate(per_cpu):
                 mine[cpu] += n
         self._by_phase[OUTSIDE] = {}
-        for counter in (self._c, self.ipis):
+        counters: tuple[Counter[Any], ...] = (self._c, self.ipis)  # keys end in the phase
+        for counter in counters:
             moved = [(k, n) for k, n in counter.items() if k[-1] == OUTSIDE]
             for k, n in moved:
                 del counter[k]
-                counter[(*k[:-1], name)] += n  # type: ignore[index]
+                counter[(*k[:-1], name)] += n
         self.send_events[name] += self.send_events.pop(OUTSIDE, 0)
         self._derived = None
 
     @property
-    def phases(self) -> list[dict[str, object]]:
+    def phases(self) -> list[Phase]:
         return self.marks.phases
 
     @property

@@ -246,7 +246,7 @@ class DatReader:
                                      self.read_at(body, 8, "compression header"))
         data = self.decompress(self.read_at(body + 8, csize, f"section {sid}"), usize, body)
         # offsets inside a decompressed section are reported as the section's offset
-        return _Cursor(data, body, lambda _o, b=body: f"{self.path}@0x{b:x} (compressed section)",
+        return _Cursor(data, body, lambda _o: f"{self.path}@0x{body:x} (compressed section)",
                        self.e)
 
     def decompress(self, data: bytes, usize: int, offset: int) -> bytes:

@@ -22,7 +22,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crossmod.trace import layout as L
 from crossmod.trace.events import MAX_CPUS, Event
@@ -52,14 +52,14 @@ def _fixed_size(fmt: EventFormat) -> int | None:
     return max(f.offset + f.size for f in fmt.fields)
 
 
-def _bad_target(fields: dict[str, object], limit: int) -> int | None:
+def _bad_target(fields: dict[str, Any], limit: int) -> int | None:
     """The target CPU (``cpu`` or the highest of ``cpumask``) the file cannot have."""
     cpu = fields.get("cpu")
     if isinstance(cpu, int) and not 0 <= cpu < limit:
         return cpu
     mask = fields.get("cpumask")
-    if mask and max(mask) >= limit:  # type: ignore[call-overload]
-        return max(mask)  # type: ignore[call-overload, no-any-return]
+    if mask and max(mask) >= limit:
+        return max(mask)
     return None
 
 
@@ -106,7 +106,9 @@ class PageDecoder:
                        if (size := _fixed_size(f)) is not None}
         self.decoders = r.decoders()
         self._stacks: dict[bytes, tuple[str, ...]] = {}
-        self._fields: dict[bytes, tuple[str, int, str, dict[str, object]]] = {}
+        # a record's bytes -> (name, pid, comm, fields), or (frames,) for a kernel_stack
+        self._fields: dict[bytes, tuple[str, int, str, dict[str, Any]] | tuple[tuple[str, ...]]
+                           ] = {}
         self._memo = _scan.LineCache() if _scan is not None else None  # in front of _fields
         self.stack_id, self.stack_size_off, self.stack_caller_off = -1, 0, 0
         for fid, f in r.formats.items():

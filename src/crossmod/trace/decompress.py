@@ -22,9 +22,12 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from crossmod.trace.events import TraceFormatError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 XZ = b"\xfd7zXZ\x00"
 GZ = b"\x1f\x8b"
@@ -41,7 +44,17 @@ def kind_of(head: bytes) -> str:
     return ""
 
 
-def _decompressor(kind: str):  # type: ignore[no-untyped-def]
+class _Decompressor(Protocol):
+    """What the decompress objects of lzma, zlib and zstandard have in common."""
+
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    def decompress(self, data: bytes, /) -> bytes: ...
+
+
+def _decompressor(kind: str) -> _Decompressor:
     if kind == "xz":
         return lzma.LZMADecompressor()
     if kind == "gzip":
@@ -66,7 +79,7 @@ class Decompressed(io.RawIOBase):
         self.errors: list[TraceFormatError] = []
         self.warnings: list[TraceFormatError] = []
         self.warn: Callable[[TraceFormatError], None] = self.warnings.append
-        self.dec = _decompressor(kind)  # None between two streams
+        self.dec: _Decompressor | None = _decompressor(kind)  # None between two streams
         self.consumed = 0  # compressed bytes decoded so far
         self.produced = 0  # decoded bytes handed on so far
         self.pending = b""  # decoded bytes not yet handed on
@@ -131,6 +144,7 @@ class Decompressed(io.RawIOBase):
             # that call, so damage loses at most the text of one piece before it
             piece, self.leftover = data[:_FEED], data[_FEED:]
             dec = self.dec
+            assert dec is not None  # a stream is open, or `_next_stream` has started one
             try:
                 out = dec.decompress(piece)
             except self._catch as exc:
@@ -145,10 +159,11 @@ class Decompressed(io.RawIOBase):
                 self.consumed += len(piece)
             self.pending += out
 
-    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         self._fill()
-        n = min(len(buf), len(self.pending))
-        buf[:n] = self.pending[:n]
+        with memoryview(buffer) as buf:
+            n = min(len(buf), len(self.pending))
+            buf[:n] = self.pending[:n]
         self.pending = self.pending[n:]
         self.produced += n
         return n
@@ -160,7 +175,7 @@ class Decompressed(io.RawIOBase):
         self.produced += len(out)
         return out
 
-    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             return b"".join(iter(lambda: self.read1(), b""))
         out = bytearray()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 # Field schema per event the analysis reads; every reader must produce exactly these keys
 # with these Python types for these events (other events keep whatever fields they have).
@@ -77,7 +78,9 @@ class Event:
     pid: int
     comm: str
     name: str
-    fields: dict[str, object] = field(default_factory=dict)
+    # a value's type is SCHEMA's for the event's name and the key (the readers check it),
+    # not one type for the dict: hence Any, not object
+    fields: dict[str, Any] = field(default_factory=dict)
     stack: tuple[str, ...] | None = None
 
 

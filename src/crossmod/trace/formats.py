@@ -78,7 +78,9 @@ def _split_decl(decl: str) -> tuple[str, str, int | None, bool]:
 
 def _split_args(text: str) -> list[str]:
     """Split a C argument list at top-level commas (``__print_symbolic({..}, ..)`` stays whole)."""
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "({[":
             depth += 1

@@ -15,7 +15,7 @@ May import: the standard library and `crossmod.trace.events`.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import attrgetter
 
 from crossmod.trace.events import Event
@@ -61,10 +61,11 @@ def merge_blocks(streams: list[Iterator[list[Event]]]) -> Iterator[list[Event]]:
         yield batch
 
 
-def _take(bufs: list[list[Event]], pos: list[int], watermark: int, cut: object) -> list[Event]:
+def _take(bufs: list[list[Event]], pos: list[int], watermark: int,
+          cut: Callable[..., int]) -> list[Event]:
     batch: list[Event] = []
     for i, b in enumerate(bufs):
-        k = cut(b, watermark, lo=pos[i], key=_TS)  # type: ignore[operator]
+        k = cut(b, watermark, lo=pos[i], key=_TS)
         if k > pos[i]:
             batch.extend(b[pos[i] : k])
             pos[i] = k

@@ -18,13 +18,24 @@ May import: the standard library only.
 
 from __future__ import annotations
 
+from typing import NotRequired, TypedDict
+
+
+class Phase(TypedDict):
+    """One phase as the report gives it (JSON `phases`)."""
+
+    name: str
+    start_ns: int | None  # the trace's first event, for a phase with no start marker
+    end_ns: int | None  # None while open
+    note: NotRequired[str]  # how a missing marker was read
+
 
 class Phases:
     """The phases of one trace, fed its print events in order with `marker`."""
 
     def __init__(self, outside: str) -> None:
         self.outside = outside
-        self.phases: list[dict[str, object]] = []
+        self.phases: list[Phase] = []
         self.open: list[str] = []
         self.warnings: list[str] = []
 

@@ -9,8 +9,13 @@ May import: the standard library, matplotlib, `crossmod.trace.analyze/whatif`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from crossmod.trace.analyze import Analysis, Histogram
 from crossmod.trace.whatif import Classifier
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 _COOL = ["#1f77b4", "#2ca02c", "#17becf", "#9467bd", "#8c9eff", "#006d5b", "#4e79a7"]
 _WARM = ["#d62728", "#ff7f0e", "#e377c2", "#bcbd22", "#8c564b", "#f28e2b", "#b07aa1"]
@@ -94,12 +99,14 @@ def plot(a: Analysis, cls: Classifier, path: str, title: str = "", fmt: str = "p
         plt.close(fig)
 
 
-def _phases(ax: object, a: Analysis, origin: int) -> None:
+def _phases(ax: Axes, a: Analysis, origin: int) -> None:
     for i, p in enumerate(a.phases):
-        start = (int(p["start_ns"]) - origin) / 1e9  # type: ignore[call-overload]
+        start_ns = p["start_ns"]
+        assert start_ns is not None  # the analysis has seen an event before any marker
+        start = (int(start_ns) - origin) / 1e9
         end_ns = p["end_ns"] if p["end_ns"] is not None else a.last_ts
-        end = (int(end_ns) - origin) / 1e9  # type: ignore[call-overload]
-        ax.axvspan(start, end, color="#000000", alpha=0.04 if i % 2 else 0.08,  # type: ignore[attr-defined]
+        end = (int(end_ns) - origin) / 1e9
+        ax.axvspan(start, end, color="#000000", alpha=0.04 if i % 2 else 0.08,
                    linewidth=0)
-        ax.text(start, 1.0, f" {p['name']}", transform=ax.get_xaxis_transform(),  # type: ignore[attr-defined]
+        ax.text(start, 1.0, f" {p['name']}", transform=ax.get_xaxis_transform(),
                 fontsize=7, va="top", ha="left", color="#444444")

@@ -141,7 +141,11 @@ def build(a: Analysis, *, sources: list[dict[str, object]], top: int = 8,
     span = max(0, a.last_ts - (a.first_ts or 0))
     iso = sorted(a.iso)
     cpus = {str(c): _cpu(a, c, span, top, by_phase) for c in iso}
-    total = sum(int(v["aimed"]) for v in cpus.values())  # type: ignore[call-overload]
+    total = 0
+    for v in cpus.values():
+        aimed = v["aimed"]
+        assert isinstance(aimed, int)  # `_cpu` counts it
+        total += aimed
     events: dict[str, dict[str, int]] = {}
     for (name, cpu, _p), n in sorted(a.events.items()):
         events.setdefault(name, {})

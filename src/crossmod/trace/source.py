@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from itertools import chain, islice
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from crossmod.trace.dat import DatReader
 from crossmod.trace.decompress import Decompressed, kind_of
@@ -24,6 +24,9 @@ from crossmod.trace.events import Event, TraceFormatError
 from crossmod.trace.layout import MAGIC
 from crossmod.trace.merge import merge_blocks
 from crossmod.trace.text import TextReader
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 class Reader(Protocol):
@@ -58,15 +61,17 @@ def open_trace(path: str, *, strict: bool = False) -> tuple[Reader, str]:
         except OSError as exc:
             raise TraceFormatError(path, f"cannot open: {exc.strerror or exc}") from None
     if head.startswith(MAGIC):
-        reader = DatReader(raw, path, strict=strict)
-        comp = getattr(reader, "compression", "none")
+        dat = DatReader(raw, path, strict=strict)
+        comp = getattr(dat, "compression", "none")
         extra = f", {comp}-compressed" if comp not in ("none", "") else ""
-        return reader, f"trace.dat v{reader.version}{extra}"
+        return dat, f"trace.dat v{dat.version}{extra}"
     if head and len(head) < len(MAGIC) and MAGIC.startswith(head):
         raise TraceFormatError(path, f"the first {len(head)} bytes of a trace.dat file and "
                                "nothing more: it was cut inside its file header")
     kind = kind_of(head)
-    stream: BinaryIO = Decompressed(raw, kind, path) if kind else raw  # type: ignore[assignment]
+    stream: _Readable = raw
+    if kind:
+        stream = Decompressed(raw, kind, path)
     checked = _CheckedText(stream, path)
     reader = TextReader(checked, path, strict=strict)
     checked.errors = reader.errors
@@ -90,28 +95,31 @@ def _stdin() -> tuple[BinaryIO, bytes]:
         spool.write(head)
         shutil.copyfileobj(src, spool, 1 << 20)
         spool.seek(0)
-        return spool, head  # type: ignore[return-value]
-    return io.BufferedReader(_Prepended(head, src), 1 << 16), head  # type: ignore[arg-type]
+        return spool, head
+    # typeshed says BinaryIO; a process's stdin.buffer is a buffered reader (read1)
+    buffered = cast(io.BufferedIOBase, src)
+    return io.BufferedReader(_Prepended(head, buffered), 1 << 16), head
 
 
 class _Prepended(io.RawIOBase):
     """`head` (bytes already read from `rest`) followed by the rest of the stream."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: io.BufferedIOBase) -> None:
         self.head, self.rest = head, rest
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self.head:
-            n = min(len(buf), len(self.head))
-            buf[:n] = self.head[:n]
-            self.head = self.head[n:]
-            return n
-        data = self.rest.read1(len(buf))  # what the pipe has now, not a full buffer
-        buf[: len(data)] = data
-        return len(data)
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        with memoryview(buffer) as buf:
+            if self.head:
+                n = min(len(buf), len(self.head))
+                buf[:n] = self.head[:n]
+                self.head = self.head[n:]
+                return n
+            data = self.rest.read1(len(buf))  # what the pipe has now, not a full buffer
+            buf[: len(data)] = data
+            return len(data)
 
 
 _NCPUS = re.compile(r"^cpus=(\d+)|#P:(\d+)", re.M)
@@ -138,11 +146,17 @@ def _peek(path: str) -> tuple[str, int | None]:
     return "ftrace text", ncpus
 
 
+class _Readable(Protocol):
+    """A binary file, or the `Decompressed` stream over one."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class _CheckedText:
     """A (possibly compressed) text read in large pieces through `read_bytes`; a read
     error of the file is recorded in the reader's `errors` (via `errors`), not raised."""
 
-    def __init__(self, raw: BinaryIO, path: str) -> None:
+    def __init__(self, raw: _Readable, path: str) -> None:
         self.raw, self.path = raw, path
         self.errors: list[TraceFormatError] = []
 
@@ -172,7 +186,7 @@ class _Single:
     def batches(self) -> Iterator[list[Event]]:
         batches = getattr(self.reader, "batches", None)
         if batches is not None:
-            return batches()  # type: ignore[no-any-return]
+            return batches()
         it = iter(self.reader)
         return iter(lambda: list(islice(it, 4096)), [])
 

@@ -32,11 +32,11 @@ def compiled() -> ModuleType | None:
     """The compiled module, bound, or None if it was not built (whatever `PURE_ENV` says:
     the tests compare it with the references)."""
     try:
-        from crossmod.trace import _scan  # type: ignore[attr-defined]
+        from crossmod.trace import _scan
     except ImportError:
         return None
     _scan.bind(Event, _table(r"\w"), _table(r"\s"), _table(r"\d"), STACK)
-    return _scan  # type: ignore[no-any-return]
+    return _scan
 
 
 scan: ModuleType | None = None if os.environ.get(PURE_ENV, "") not in ("", "0") else compiled()

@@ -16,7 +16,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from crossmod.trace import layout as L
 from crossmod.trace.events import format_cpulist
@@ -89,7 +89,7 @@ class Rec:
     cpu: int
     name: str
     pid: int = 0
-    fields: dict[str, object] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)  # as `events.Event.fields`
     stack: tuple[str, ...] | None = None
 
 
@@ -136,8 +136,8 @@ class _Encoder:
             v = r.fields.get(f.name, "tracing_mark_write" if "tracing_mark_write" in self.addr
                              else 0)
             if f.data_loc:
-                mask = sum(1 << c for c in v)  # type: ignore[union-attr]
-                words = max(1, (max(v, default=0) // 64) + 1)  # type: ignore[type-var, arg-type]
+                mask = sum(1 << c for c in v)
+                words = max(1, (max(v, default=0) // 64) + 1)
                 data = mask.to_bytes(8 * words, "little")
                 struct.pack_into("<I", buf, f.offset, (len(data) << 16) | (size + len(tail)))
                 tail += data
@@ -147,7 +147,7 @@ class _Encoder:
                 struct.pack_into("<Q", buf, f.offset, self.pointer(v))
             else:
                 code = {1: "b", 2: "h", 4: "i", 8: "q"}[f.size]
-                n = int(v)  # type: ignore[call-overload]
+                n = int(v)
                 struct.pack_into("<" + (code if f.signed else code.upper()), buf, f.offset,
                                  n if f.signed else n & ((1 << (8 * f.size)) - 1))
         out = bytes(buf + tail)
@@ -255,7 +255,7 @@ def report_line(r: Rec, comm: str) -> str:
     f = r.fields
     n = r.name
     if n == "ipi_send_cpumask":
-        body = (f"cpumask={format_cpulist(f['cpumask'])} callsite={f['callsite']} "  # type: ignore[arg-type]
+        body = (f"cpumask={format_cpulist(f['cpumask'])} callsite={f['callsite']} "
                 f"callback={f['callback']}")
     elif n in ("ipi_send_cpu",):
         body = f"cpu={f['cpu']} callsite={f['callsite']} callback={f['callback']}"

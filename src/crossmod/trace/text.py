@@ -29,9 +29,9 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from itertools import chain, islice
-from typing import AnyStr
+from typing import Any, AnyStr, Protocol, runtime_checkable
 
 from crossmod.trace.events import (
     MAX_CPUS,
@@ -92,8 +92,8 @@ def _cut_before_frames(piece: AnyStr, cut: int) -> int:
     nl, blanks, arrow = ("\n", " \t", "=>") if isinstance(piece, str) else (b"\n", b" \t", b"=>")
     end = cut
     while cut > 0:
-        start = piece.rfind(nl, 0, cut - 1) + 1  # type: ignore[arg-type]
-        if piece[start:cut].lstrip(blanks)[:2] != arrow:  # type: ignore[arg-type]
+        start = piece.rfind(nl, 0, cut - 1) + 1
+        if piece[start:cut].lstrip(blanks)[:2] != arrow:
             return cut
         if start == 0:
             return end
@@ -165,10 +165,20 @@ def _parse_fields(name: str, rest: str, hexmask: bool = False) -> dict[str, obje
     return out
 
 
-class TextReader:
-    """Iterate `Event`s of a text trace given as lines (a file object or any iterable)."""
+@runtime_checkable
+class ByteSource(Protocol):
+    """Undecoded text read in large pieces (what `source.open_trace` gives a reader)."""
 
-    def __init__(self, lines: Iterable[str], path: str = "trace.txt", *,
+    def read_bytes(self, n: int) -> bytes:
+        """Up to `n` bytes; b"" only at the end."""
+        ...
+
+
+class TextReader:
+    """Iterate `Event`s of a text trace given as lines (a file object or any iterable), or
+    read from a `ByteSource`."""
+
+    def __init__(self, lines: Iterable[str] | ByteSource, path: str = "trace.txt", *,
                  strict: bool = False) -> None:
         self.lines, self.path, self.strict = lines, path, strict
         self.problems: list[TraceFormatError] = []
@@ -235,13 +245,13 @@ class TextReader:
         bytes, undecoded (the compiled scanner reads them as they are); any other piece,
         and every one after it, is decoded as ``TextIOWrapper(encoding="utf-8",
         errors="replace", newline=None)`` would."""
-        read_bytes = getattr(self.lines, "read_bytes", None)
-        if read_bytes is None:
-            read = getattr(self.lines, "read", None)
+        src = self.lines
+        if not isinstance(src, ByteSource):
+            read = getattr(src, "read", None)
             if read is not None:
                 texts = iter(lambda: read(_CHUNK_CHARS), "")
             else:
-                lines = iter(self.lines)
+                lines = iter(src)
                 texts = iter(lambda: "".join(islice(lines, 8192)), "")
             for text in texts:
                 if not self.size:
@@ -249,6 +259,7 @@ class TextReader:
                 self.size += len(text)
                 yield text
             return
+        read_bytes = src.read_bytes
         dec: io.IncrementalNewlineDecoder | None = None
         while piece := read_bytes(_CHUNK_CHARS):
             if not self.size:
@@ -272,28 +283,36 @@ class TextReader:
         for piece in self._pieces():
             if not piece:
                 continue
-            if carry.__class__ is not piece.__class__:
-                carry = carry.decode("ascii") if isinstance(carry, bytes) else carry.encode()
-            piece = carry + piece  # type: ignore[operator]
-            nl = "\n" if isinstance(piece, str) else b"\n"
-            if skipped:  # the rest of a too long line, up to its newline, is dropped too
-                first = piece.find(nl)  # type: ignore[arg-type]
-                skipped += len(piece) if first < 0 else first
-                carry = piece[:0]
-                if first < 0:
-                    continue
-                yield self._long_line(skipped)
-                skipped, piece = 0, piece[first + 1 :]
-            cut = _cut_before_frames(piece, piece.rfind(nl) + 1)  # type: ignore[arg-type]
-            carry = piece[cut:]
-            if cut:
-                yield piece[:cut]
-            if len(carry) > _MAX_LINE and carry.find(nl) < 0:  # type: ignore[arg-type]
-                skipped, carry = len(carry), carry[:0]
+            # the carried line takes the piece's class (bytes until the first decoded piece)
+            if isinstance(piece, str):
+                text = (carry.decode("ascii") if isinstance(carry, bytes) else carry) + piece
+                carry, skipped = yield from self._whole_lines(text, "\n", skipped)
+            else:
+                data = (carry.encode() if isinstance(carry, str) else carry) + piece
+                carry, skipped = yield from self._whole_lines(data, b"\n", skipped)
         if skipped:
             yield self._long_line(skipped)
         elif carry:
-            yield carry + ("\n" if isinstance(carry, str) else b"\n")  # type: ignore[operator]
+            yield carry + "\n" if isinstance(carry, str) else carry + b"\n"
+
+    def _whole_lines(self, piece: AnyStr, nl: AnyStr, skipped: int
+                     ) -> Generator[str | AnyStr, None, tuple[AnyStr, int]]:
+        """`_chunks` for one piece (the line carried from the last one in front): yield
+        its whole lines; the line it ends inside, and the new `skipped`."""
+        if skipped:  # the rest of a too long line, up to its newline, is dropped too
+            first = piece.find(nl)
+            skipped += len(piece) if first < 0 else first
+            if first < 0:
+                return piece[:0], skipped
+            yield self._long_line(skipped)
+            skipped, piece = 0, piece[first + 1 :]
+        cut = _cut_before_frames(piece, piece.rfind(nl) + 1)
+        carry = piece[cut:]
+        if cut:
+            yield piece[:cut]
+        if len(carry) > _MAX_LINE and carry.find(nl) < 0:
+            skipped, carry = len(carry), carry[:0]
+        return carry, skipped
 
     def _long_line(self, n: int) -> str:
         """The line that stands for a dropped line of `n` characters (`_other` reports it)."""
@@ -313,12 +332,13 @@ class TextReader:
         held: dict[int, int] = {}  # CPU -> index in evs of its latest event, if held
         # line number of the current match; the event a <stack trace> line just claimed;
         # whether a stack cut by the chunk boundary continues in the next chunk
-        state: list[object] = [0, None, False]
+        state: list[Any] = [0, None, False]
         heads: dict[str, tuple[str, int, int]] = {}
 
         def head(text: str, lineno: int) -> tuple[str, int, int] | None:
             m = _HEAD_PARTS.fullmatch(text)
-            pid, cpu = m["pid"], m["cpu"]  # type: ignore[index]
+            assert m is not None  # `text` matched _HEAD, which _HEAD_PARTS splits
+            pid, cpu = m["pid"], m["cpu"]
             # a CPU number indexes per-CPU lists: a damaged one must not allocate millions
             if len(cpu) > 6 or int(cpu) >= (self.ncpus or MAX_CPUS):
                 self.problem(lineno, f"{self._out_of_range(cpu)} in {text.strip()[:60]!r}")
@@ -326,7 +346,7 @@ class TextReader:
             if len(pid) > 10:
                 self.problem(lineno, f"pid out of range in {text.strip()[:60]!r}")
                 return None
-            hit = (m["comm"].strip(), int(pid), int(cpu))  # type: ignore[index]
+            hit = (m["comm"].strip(), int(pid), int(cpu))
             if len(heads) < 1 << 16:
                 heads[text] = hit
             return hit
@@ -350,13 +370,13 @@ class TextReader:
                 yield evs[:cut]
                 evs = evs[cut:]
                 held = {c: i - cut for c, i in held.items() if i >= cut}
-        self.line_count = state[0]  # type: ignore[assignment]
+        self.line_count = state[0]
         if evs:
             self.events_read += len(evs)
             yield evs
 
     @staticmethod
-    def _scan_chunk_py(chunk: str, state: list[object], evs: list[Event],
+    def _scan_chunk_py(chunk: str, state: list[Any], evs: list[Event],
                        held: dict[int, int], latest: dict[int, Event], ctx: tuple) -> None:
         """Turn one chunk's lines into events appended to `evs` (the reference
         `_scan.scan_chunk` is ported from; one long loop on purpose, it is the hot path).
@@ -450,16 +470,16 @@ class TextReader:
             return f"CPU {text} out of range (the trace has CPUs 0-{self.ncpus - 1})"
         return f"CPU {text} out of range"
 
-    def _check_targets(self, name: str, fields: dict[str, object]) -> None:
+    def _check_targets(self, name: str, fields: dict[str, Any]) -> None:
         """A target CPU the trace cannot have is damage: the event is skipped, reported."""
         limit = self.ncpus or MAX_CPUS
         cpu = fields.get("cpu")
         if isinstance(cpu, int) and not 0 <= cpu < limit:
             raise ValueError(f"{name}: target {self._out_of_range(cpu)}")
         mask = fields.get("cpumask")
-        if mask and max(mask) >= limit:  # type: ignore[call-overload]
+        if mask and max(mask) >= limit:
             raise ValueError(f"{name}: cpumask names "
-                             f"{self._out_of_range(max(mask))}")  # type: ignore[call-overload]
+                             f"{self._out_of_range(max(mask))}")
 
     def _frames(self, raw: str) -> tuple[str, ...]:
         key = raw

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from crossmod.machine.aarch64.events import Event
 from crossmod.machine.aarch64.machine import A64Machine
 
 
@@ -51,5 +52,5 @@ def cmodx_race(m: A64Machine, outcomes: Any, restricted: Callable[[Any], bool]
     return None
 
 
-def _event(m: A64Machine, s: tuple, mv: tuple[int, int]):
+def _event(m: A64Machine, s: tuple, mv: tuple[int, int]) -> Event:
     return m.path(s, mv[0]).events[mv[1]]

@@ -104,8 +104,9 @@ class A64Machine:
         self.narrate = True
 
     # ---- states ----------------------------------------------------------------------
-    def initial_states(self) -> list[tuple]:
-        """One initial state per combination of thread paths."""
+    def initial_states(self) -> list[Hashable]:
+        """One initial state per combination of thread paths (tuples; typed as
+        `check.outcomes.Walkable` asks)."""
         n = len(self.paths)
         if self.cfg.fetch == "cse":
             icache = tuple((self.cfg.init[li],) for li in self.fetched)
@@ -113,7 +114,7 @@ class A64Machine:
         else:
             icache = tuple(((self.cfg.init[li], True),) for li in self.fetched)
             cse = ()
-        out = []
+        out: list[Hashable] = []
         for combo in product(*(range(len(ps)) for ps in self.paths)):
             s = [combo, (0,) * n, tuple(self.cfg.init), icache, (0,) * n, (), cse]
             self._barriers(s)

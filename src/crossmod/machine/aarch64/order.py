@@ -27,7 +27,7 @@ consistent data memory, instruction fetch left weak.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 from crossmod.machine.aarch64.events import IFB, Deps, Event
@@ -181,7 +181,9 @@ def _pick_lob(events: Sequence[Event], deps: Sequence[Deps], preds: list[int]) -
     return out
 
 
-def _statics(events: Sequence[Event]) -> tuple[tuple[int, ...], ...]:
+def _statics(events: Sequence[Event]
+             ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """`fwd`, `corr` and `before` of `ThreadOrder`."""
     fwd, corr, before = [], [], []
     last_w: dict[Hashable, int] = {}
     reads: dict[Hashable, int] = {}
@@ -207,7 +209,7 @@ def _c_ic(events: Sequence[Event]) -> tuple[bool, ...]:
     return tuple(reversed(out))
 
 
-def _bits(mask: int):
+def _bits(mask: int) -> Iterator[int]:
     while mask:
         low = mask & -mask
         yield low.bit_length() - 1
