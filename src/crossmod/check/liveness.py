@@ -53,7 +53,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from crossmod.check.verdict import Bounds, Step, Verdict
 from crossmod.machine.cpu import Violation
@@ -110,10 +110,10 @@ class Lasso:
 class _Stop(Exception):
     """The graph could not be built: a bound was reached, or a property broke."""
 
-    def __init__(self, reason: str, found: tuple[list[int], str] | None = None) -> None:
+    def __init__(self, reason: str, found: tuple[list[int], str, str] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.found = found  # (choices to the violation, property)
+        self.found = found  # (choices to the violation, property, message)
 
 
 def base_depth(m: Machine, c: int) -> int:
@@ -139,26 +139,23 @@ def liveness(system: System, bounds: Bounds, safe: Verdict,
     m.narrate = False
     g = Graph()
     try:
-        _build(m, g, bounds, t0, progress)
+        state_graph(m, bounds, progress, g)
     except _Stop as stop:
-        return _stopped(system, m, g, safe, stop, t0)
+        return _stopped(m, g, safe, stop, t0)
     lasso = find_lasso(m, g)
     stats = {**safe.stats, "liveness": _figures(g, t0)}
-    base = dict(protocol=safe.protocol, variant=safe.variant, config=safe.config,
-                states=safe.states, transitions=safe.transitions, stats=stats)
     seconds = safe.seconds + time.perf_counter() - t0
     if lasso is None:
-        return Verdict(**base, verdict="safe", property=None, depth=safe.depth,
+        return replace(safe, stats=stats, seconds=seconds,
                        message=safe.message + "; every started routine completes under "
-                       f"fairness ({len(g.states):,} states, no reduction)",
-                       seconds=seconds, stop_reason="exhausted")
+                       f"fairness ({len(g.states):,} states, no reduction)")
     from crossmod.check.explore import replay_steps
 
     steps = replay_steps(m, [*lasso.prefix, *lasso.cycle])
-    return Verdict(**base, verdict="violation", property="liveness",
+    return replace(safe, verdict="violation", property="liveness",
                    message=describe(m, g.states[lasso.entry], lasso), depth=len(steps),
                    seconds=seconds, stop_reason="first violation", counterexample=steps,
-                   cycle_start=len(lasso.prefix))
+                   cycle_start=len(lasso.prefix), stats=stats)
 
 
 def _figures(g: Graph, t0: float) -> dict[str, float | int]:
@@ -166,10 +163,13 @@ def _figures(g: Graph, t0: float) -> dict[str, float | int]:
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def _build(m: Machine, g: Graph, bounds: Bounds, t0: float,
-           progress: Progress | None) -> None:
-    """The whole reachable graph, breadth first; `_Stop` when a bound is reached or a move
+def state_graph(m: Machine, bounds: Bounds, progress: Progress | None = None,
+                g: Graph | None = None) -> Graph:
+    """The whole reachable graph, breadth first (into `g` when given, so that a caller
+    keeps what was built when it stops); raises `_Stop` when a bound is reached or a move
     breaks a property that is not ignored."""
+    t0 = time.perf_counter()
+    g = Graph() if g is None else g
     index: dict[tuple, int] = {}
 
     def add(s: tuple, parent: tuple[int, int] | None) -> int:
@@ -189,7 +189,9 @@ def _build(m: Machine, g: Graph, bounds: Bounds, t0: float,
         s = g.states[i]
         moves = m.moves(s)
         if not moves and any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in bounds.ignore:
-            raise _Stop("deadlock", (_path(g, i), "deadlock"))
+            stuck = "; ".join(f"cpu{c}: {m.blocked_on(s, c)}"
+                              for c, cpu in enumerate(s[CPUS]) if cpu[STACK])
+            raise _Stop("deadlock", (_path(g, i), "deadlock", f"no CPU can move; {stuck}"))
         edges, enabled = [], 0
         for idx, move in enumerate(moves):
             try:
@@ -197,7 +199,7 @@ def _build(m: Machine, g: Graph, bounds: Bounds, t0: float,
             except Violation as v:
                 if v.prop in bounds.ignore:
                     continue
-                raise _Stop(v.prop, ([*_path(g, i), idx], v.prop)) from None
+                raise _Stop(v.prop, ([*_path(g, i), idx], v.prop, v.message)) from None
             u = _unit(move[0], move[1])
             if u >= 0:
                 enabled |= 1 << u
@@ -215,6 +217,7 @@ def _build(m: Machine, g: Graph, bounds: Bounds, t0: float,
         if bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds:
             raise _Stop(f"time limit {bounds.max_seconds}s reached")
         i += 1
+    return g
 
 
 def _path(g: Graph, i: int) -> list[int]:
@@ -228,23 +231,17 @@ def _path(g: Graph, i: int) -> list[int]:
     return out
 
 
-def _stopped(system: System, m: Machine, g: Graph, safe: Verdict, stop: _Stop,
-             t0: float) -> Verdict:
-    stats = {**safe.stats, "liveness": _figures(g, t0)}
-    base = dict(protocol=safe.protocol, variant=safe.variant, config=safe.config,
-                states=safe.states, transitions=safe.transitions, stats=stats,
-                seconds=safe.seconds + time.perf_counter() - t0)
+def _stopped(m: Machine, g: Graph, safe: Verdict, stop: _Stop, t0: float) -> Verdict:
+    done = replace(safe, stats={**safe.stats, "liveness": _figures(g, t0)},
+                   seconds=safe.seconds + time.perf_counter() - t0)
     if stop.found is None:
-        return Verdict(**base, verdict="bound", property=None, depth=safe.depth,
-                       message=f"liveness not decided: {stop.reason}",
+        return replace(done, verdict="bound", message=f"liveness not decided: {stop.reason}",
                        stop_reason=stop.reason)
     from crossmod.check.explore import replay_steps
 
-    choices, prop = stop.found
+    choices, prop, message = stop.found
     steps = replay_steps(m, choices)
-    text = steps[-1].text if steps else ""
-    message = text.split(": ", 1)[1] if ": " in text else text
-    return Verdict(**base, verdict="deadlock" if prop == "deadlock" else "violation",
+    return replace(done, verdict="deadlock" if prop == "deadlock" else "violation",
                    property=prop, message=message, depth=len(steps),
                    stop_reason="first violation", counterexample=steps)
 
@@ -454,20 +451,21 @@ def _ends(m: Machine, s: tuple, c: int) -> str:
 
 
 def replay_lasso(system: System, choices: list[int], cycle_start: int,
-                 identity: str = "locals") -> tuple[list[Step], bool]:
-    """Re-run a lasso; the trail and whether its cycle still closes (the state after the
-    last choice is the state after the first `cycle_start`)."""
+                 identity: str = "locals") -> tuple[list[Step], str]:
+    """Re-run a lasso: the trail, and "cycle" when its cycle still closes (the state after
+    the last choice is the state after the first `cycle_start`), "violation" when a step
+    now breaks a property, "open" otherwise."""
     from crossmod.check.explore import replay_steps
 
     m = Machine(system.config, identity=identity)
-    steps = replay_steps(m, choices)
-    if len(steps) != len(choices) or not 0 <= cycle_start < len(choices):
-        return steps, False
+    steps = replay_steps(m, choices)  # refuses choices that do not fit (ReplayError)
     s = m.initial_state()
     at = s if cycle_start == 0 else None
-    for n, idx in enumerate(choices, 1):
-        s, _ = m.step(s, m.moves(s)[idx])
-        if n == cycle_start:
-            at = s
-    return steps, s == at
-
+    try:
+        for n, idx in enumerate(choices, 1):
+            s, _ = m.step(s, m.moves(s)[idx])
+            if n == cycle_start:
+                at = s
+    except Violation:
+        return steps, "violation"
+    return steps, "cycle" if s == at and 0 <= cycle_start < len(choices) else "open"

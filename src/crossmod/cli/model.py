@@ -284,7 +284,8 @@ def list_cmd(as_json: bool) -> int:
               help="Write the trail as Chrome trace-event JSON.")
 def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
     """Re-run a counterexample from the token `crossmod check` printed; exit 1 if it still
-    ends in a violation or deadlock."""
+    ends in a violation or deadlock, or its cycle still closes (liveness)."""
+    cycle = None  # where the lasso's cycle starts, while it still is one
     try:
         sched = Schedule.decode(token)
         system = build(sched.protocol, sched.variant, **sched.knobs)
@@ -292,7 +293,9 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
             steps = replay_schedule(system, list(sched.choices))
             failed = bool(steps) and steps[-1].text.startswith(("VIOLATION", "DEADLOCK"))
         else:
-            steps, failed = replay_lasso(system, list(sched.choices), sched.cycle_start)
+            steps, outcome = replay_lasso(system, list(sched.choices), sched.cycle_start)
+            failed = outcome != "open"
+            cycle = sched.cycle_start if outcome != "violation" else None
     except (ScheduleError, CatalogueError, ReplayError, ValueError) as e:
         return _fail(str(e))
     if perfetto_out and (why := unwritable(perfetto_out, "--perfetto")):
@@ -304,9 +307,8 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
                                "steps": [s.__dict__ for s in steps]}, indent=2))
     else:
         click.echo(f"{system.name} --variant {system.variant} {system.describe_config()}")
-        click.echo(narrate.columns(steps, system.config.ncpus,
-                                   cycle_start=sched.cycle_start))
-        if sched.cycle_start is not None:
+        click.echo(narrate.columns(steps, system.config.ncpus, cycle_start=cycle))
+        if cycle is not None:
             click.echo("the cycle closes: it repeats forever (liveness)" if failed else
                        "the cycle no longer closes on this model")
     return max(1 if failed else 0,

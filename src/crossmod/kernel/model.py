@@ -2,7 +2,8 @@
 
 Owns: tasks that are not kernel functions -- a CPU running code that passes through a patch
 site, a CPU running user code forever, the NMI handler that executes a site, the patcher's
-caller that declares when a patch has returned. Named `model_*` so that they cannot be mistaken for kernel functions.
+caller that declares when a patch has returned. Named `model_*` so that they cannot be
+mistaken for kernel functions.
 Imports: machine.ops, kernel.smp.
 """
 

@@ -9,7 +9,6 @@ import textwrap
 
 from crossmod.check.verdict import Step
 
-
 CYCLE = "--- cycle (repeats forever) ---"
 
 
