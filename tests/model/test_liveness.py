@@ -5,10 +5,13 @@ obligations of tasks and of handlers, and the lasso's token, trail and JSON."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossmod.catalogue import build
 from crossmod.check import liveness as L
@@ -331,3 +334,116 @@ def test_the_trail_marks_the_cycle():
     assert lines[-2] == "     --- back to step 13: step 13 repeats forever ---"
     assert lines[-1] == "trail ends after 13 steps"
     assert v.to_json()["cycle_start"] == 12
+
+
+# ---- the search against brute force on small random graphs ------------------------------
+
+@st.composite
+def _graphs(draw):
+    """A small graph in the liveness pass's shape: edges labelled with a fairness unit
+    (0, 1 weak; 2, 3 strong; -1 none), each state enabling its out-edges' units."""
+    n = draw(st.integers(1, 5))
+    edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1),
+                                    st.integers(-1, 3)), max_size=9, unique=True))
+    g = L.Graph(states=[(i,) for i in range(n)], succ=[[] for _ in range(n)])
+    for k, (i, j, u) in enumerate(edges):
+        g.succ[i].append((j, k, u))
+    g.enabled = [sum({1 << u for _, _, u in g.succ[i] if u >= 0}) for i in range(n)]
+    pending = draw(st.lists(st.integers(0, n - 1), unique=True))
+    return g, sorted(pending)
+
+
+WEAK_BITS, STRONG_BITS = 0b0011, 0b1100
+
+
+def _fair(g: L.Graph, states: set[int], units: int) -> bool:
+    always, some = -1, 0
+    for i in states:
+        always &= g.enabled[i]
+        some |= g.enabled[i]
+    return not (always & WEAK_BITS & ~units) and not (some & STRONG_BITS & ~units)
+
+
+def _strongly_connected(nodes: set[int], edges: list[tuple[int, int]]) -> bool:
+    start = next(iter(nodes))
+    for forward in (True, False):
+        seen, todo = {start}, [start]
+        while todo:
+            i = todo.pop()
+            for a, b in edges:
+                x, y = (a, b) if forward else (b, a)
+                if x == i and y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+        if seen != nodes:
+            return False
+    return True
+
+
+def _brute_force_fair_cycle_exists(g: L.Graph, pending: list[int]) -> bool:
+    """Some infinite run inside `pending` is fair iff some set of edges, all taken
+    infinitely often, forms a strongly connected graph on the states it visits and
+    satisfies fairness there."""
+    inside = set(pending)
+    edges = [(i, j, u) for i in pending for j, _, u in g.succ[i] if j in inside]
+    for r in range(1, len(edges) + 1):
+        for sub in itertools.combinations(edges, r):
+            nodes = {i for i, _, _ in sub} | {j for _, j, _ in sub}
+            units = sum({1 << u for _, _, u in sub if u >= 0})
+            if _strongly_connected(nodes, [(i, j) for i, j, _ in sub]) and \
+                    _fair(g, nodes, units):
+                return True
+    return False
+
+
+@given(_graphs())
+@settings(max_examples=400, deadline=None)
+def test_fair_components_agree_with_brute_force(case):
+    g, pending = case
+    found = L.fair_components(g, pending, WEAK_BITS, STRONG_BITS)
+    assert bool(found) == _brute_force_fair_cycle_exists(g, pending)
+    for comp, taken in found:
+        entry = min(comp)
+        choices, _, visited = L._fair_cycle(g, entry, set(comp), taken, WEAK_BITS)
+        # walk the cycle by its choice indices: it closes, stays inside, and is fair
+        i, units = entry, 0
+        for idx in choices:
+            j, u = next((j, u) for j, k, u in g.succ[i] if k == idx)
+            assert j in comp
+            units |= 1 << u if u >= 0 else 0
+            i = j
+        assert i == entry and choices
+        assert _fair(g, visited, units)
+
+
+@given(_graphs())
+@settings(max_examples=200, deadline=None)
+def test_sccs_are_the_mutual_reachability_classes(case):
+    g, pending = case
+    inside = set(pending)
+
+    def reach(i: int) -> set[int]:
+        seen, todo = {i}, [i]
+        while todo:
+            for j, _, _ in g.succ[todo.pop()]:
+                if j in inside and j not in seen:
+                    seen.add(j)
+                    todo.append(j)
+        return seen
+    r = {i: reach(i) for i in pending}
+    got = sorted(sorted(c) for c in L.sccs(g, pending))
+    want = sorted({tuple(sorted(j for j in pending if j in r[i] and i in r[j]))
+                   for i in pending})
+    assert got == [list(c) for c in want]
+
+
+def test_the_cycle_told_visits_a_state_where_an_untaken_weak_unit_is_disabled():
+    """State 0 loops on itself by a move with no fairness (a fill) while a weakly fair
+    move (unit 0, to state 2, off the subgraph) stays enabled there; state 1 disables it.
+    The component {0, 1} is fair only through state 1, so the cycle must pass there."""
+    g = L.Graph(states=[(0,), (1,), (2,)],
+                succ=[[(0, 0, -1), (1, 1, -1), (2, 2, 0)], [(0, 0, -1)], []])
+    g.enabled = [1, 0, 0]
+    (comp, taken), = L.fair_components(g, [0, 1], WEAK_BITS, STRONG_BITS)
+    choices, _, visited = L._fair_cycle(g, 0, set(comp), taken, WEAK_BITS)
+    assert (choices, visited) == ([1, 0], {0, 1})

@@ -46,6 +46,9 @@ weakly fair kind it never takes is disabled, so the cycle itself is fair.
 States where a move breaks an ignored property (`Bounds.ignore`) lose that move, as in the
 explorer; a violation or a deadlock the reduced search did not report is reported here,
 with its shortest path in the full graph (the reductions are meant to make that impossible).
+Cycles close only under the "locals" routine identity: under "history" every turn of a loop
+is a new state, so a system with a loop is infinite and the pass ends at a bound (never at
+"safe").
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def liveness(system: System, bounds: Bounds, safe: Verdict,
     m.narrate = False
     g = Graph()
     try:
-        state_graph(m, bounds, progress, g)
+        state_graph(m, bounds, progress, g, spent=safe.seconds)
     except _Stop as stop:
         return _stopped(m, g, safe, stop, t0)
     lasso = find_lasso(m, g)
@@ -164,10 +167,11 @@ def _figures(g: Graph, t0: float) -> dict[str, float | int]:
 
 
 def state_graph(m: Machine, bounds: Bounds, progress: Progress | None = None,
-                g: Graph | None = None) -> Graph:
+                g: Graph | None = None, spent: float = 0.0) -> Graph:
     """The whole reachable graph, breadth first (into `g` when given, so that a caller
-    keeps what was built when it stops); raises `_Stop` when a bound is reached or a move
-    breaks a property that is not ignored."""
+    keeps what was built when it stops); raises `_Stop` when a bound is reached (`spent`:
+    seconds of `bounds.max_seconds` already used) or a move breaks a property that is not
+    ignored."""
     t0 = time.perf_counter()
     g = Graph() if g is None else g
     index: dict[tuple, int] = {}
@@ -214,7 +218,7 @@ def state_graph(m: Machine, bounds: Bounds, progress: Progress | None = None,
         g.transitions += len(edges)
         if len(g.states) > bounds.max_states:
             raise _Stop(f"state limit {bounds.max_states} reached")
-        if bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds:
+        if bounds.max_seconds and time.perf_counter() - t0 + spent > bounds.max_seconds:
             raise _Stop(f"time limit {bounds.max_seconds}s reached")
         i += 1
     return g
@@ -254,8 +258,12 @@ def find_lasso(m: Machine, g: Graph) -> Lasso | None:
     ncpus = m.cfg.ncpus
     weak, strong = _masks(ncpus, WEAK), _masks(ncpus, STRONG)
     best: tuple[int, int, list[int], int] | None = None  # (entry, cpu, component, taken)
+    # a cycle of a subgraph is a cycle of the graph: only states on one can be on a lasso
+    cyclic = sorted(i for comp in sccs(g, list(range(len(g.states))))
+                    if len(comp) > 1 or any(j == comp[0] for j, _, _ in g.succ[comp[0]])
+                    for i in comp)
     for c in range(ncpus):
-        nodes = [i for i, p in enumerate(g.pending) if p >> c & 1]
+        nodes = [i for i in cyclic if g.pending[i] >> c & 1]
         for comp, taken in fair_components(g, nodes, weak, strong):
             entry = min(comp)
             if best is None or entry < best[0]:
@@ -301,44 +309,51 @@ def fair_components(g: Graph, nodes: list[int], weak: int, strong: int
 def sccs(g: Graph, nodes: list[int]) -> list[list[int]]:
     """Strongly connected components of the subgraph induced by `nodes` (iterative
     Tarjan), each a list of state ids."""
-    inside = set(nodes)
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    on_stack: set[int] = set()
+    n = len(g.states)
+    inside = bytearray(n)
+    for v in nodes:
+        inside[v] = 1
+    index = [-1] * n
+    low = [0] * n
+    on_stack = bytearray(n)
     stack: list[int] = []
     out: list[list[int]] = []
+    counter = 0
     for root in nodes:
-        if root in index:
+        if index[root] >= 0:
             continue
-        index[root] = low[root] = len(index)
+        index[root] = low[root] = counter
+        counter += 1
         stack.append(root)
-        on_stack.add(root)
+        on_stack[root] = 1
         work = [(root, 0)]
         while work:
             v, k = work[-1]
             edges = g.succ[v]
-            while k < len(edges) and edges[k][0] not in inside:
+            while k < len(edges) and not inside[edges[k][0]]:
                 k += 1
             if k < len(edges):
                 work[-1] = (v, k + 1)
                 w = edges[k][0]
-                if w not in index:
-                    index[w] = low[w] = len(index)
+                if index[w] < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
                     stack.append(w)
-                    on_stack.add(w)
+                    on_stack[w] = 1
                     work.append((w, 0))
-                elif w in on_stack:
-                    low[v] = min(low[v], index[w])
+                elif on_stack[w] and index[w] < low[v]:
+                    low[v] = index[w]
                 continue
             work.pop()
             if work:
                 u = work[-1][0]
-                low[u] = min(low[u], low[v])
+                if low[v] < low[u]:
+                    low[u] = low[v]
             if low[v] == index[v]:
                 comp = []
                 while True:
                     w = stack.pop()
-                    on_stack.discard(w)
+                    on_stack[w] = 0
                     comp.append(w)
                     if w == v:
                         break

@@ -76,9 +76,10 @@ def _progress(enabled: bool):
 
 
 def _knobs(cpus: int | None, nmis: int | None, fetch: str | None, memory: str | None,
-           sites: int | None) -> dict[str, Any]:
+           sites: int | None, users: int | None = None) -> dict[str, Any]:
     """The catalogue knobs the user set (`--arch` is checked against the entry instead)."""
-    knobs = {"cpus": cpus, "nmis": nmis, "fetch": fetch, "memory": memory, "sites": sites}
+    knobs = {"cpus": cpus, "nmis": nmis, "fetch": fetch, "memory": memory, "sites": sites,
+             "users": users}
     return {k: v for k, v in knobs.items() if v is not None}
 
 
@@ -101,6 +102,9 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
 @click.option("--memory", type=click.Choice(MEMORY_MODELS), help="Data-memory model.")
 @click.option("--arch", type=click.Choice(["x86", "arm64"]), help="Architecture.")
 @click.option("--sites", type=int, help="Patch sites per key, where it applies.")
+@click.option("--users", type=int, help="CPUs (the last ones) that run user code forever "
+                                        "instead of passing through the site, where it "
+                                        "applies (see --liveness).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
               help="Write the counterexample as Chrome trace-event JSON.")
@@ -121,7 +125,7 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
                    "reduction).")
 def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
           nmis: int | None, fetch: str | None, memory: str | None, arch: str | None,
-          sites: int | None, as_json: bool, perfetto_out: str | None, max_states: int,
+          sites: int | None, users: int | None, as_json: bool, perfetto_out: str | None, max_states: int,
           max_depth: int, max_seconds: float | None, no_symmetry: bool, no_por: bool,
           ignored: tuple[str, ...], liveness: bool) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
@@ -144,7 +148,7 @@ def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
         return _check_all(bounds, as_json)
     if not protocol:
         return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))
-    knobs = _knobs(cpus, nmis, fetch, memory, sites)
+    knobs = _knobs(cpus, nmis, fetch, memory, sites, users)
     try:
         if arch and protocol in ENTRIES and ENTRIES[protocol].arch != arch:
             raise CatalogueError(f"{protocol} is an {ENTRIES[protocol].arch} protocol; "
@@ -204,7 +208,7 @@ def _check_all(bounds: Bounds, as_json: bool) -> int:
         ok = _matches(row, v)
         bad += not ok
         results.append({**v.to_json(), "expected": row.expected, "as_expected": ok,
-                        "why": row.why})
+                        "why": row.why, "liveness": row.liveness})
         if row.protocol != heading:  # one heading per protocol, its rows under it
             heading = row.protocol
             rows.append((row.protocol,))
