@@ -125,8 +125,9 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
                    "reduction).")
 def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
           nmis: int | None, fetch: str | None, memory: str | None, arch: str | None,
-          sites: int | None, users: int | None, as_json: bool, perfetto_out: str | None, max_states: int,
-          max_depth: int, max_seconds: float | None, no_symmetry: bool, no_por: bool,
+          sites: int | None, users: int | None, as_json: bool, perfetto_out: str | None,
+          max_states: int, max_depth: int, max_seconds: float | None, no_symmetry: bool,
+          no_por: bool,
           ignored: tuple[str, ...], liveness: bool) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
