@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossmod.catalogue import build
+from crossmod.check import fairness as F
 from crossmod.check import liveness as L
 from crossmod.check.explore import explore
 from crossmod.check.schedule import Schedule, ScheduleError
@@ -31,7 +32,7 @@ LIVE = Bounds(liveness=True)
 SITE = Site("site", NOP5, ((NOP5, "nop"),))
 
 
-def _graph(system: System) -> L.Graph:
+def _graph(system: System) -> F.Graph:
     return L.state_graph(Machine(system.config), Bounds())
 
 
@@ -39,6 +40,8 @@ def _assert_fair_lasso(system: System, v: Verdict) -> None:
     """The reported cycle closes, is fair by itself (every weakly fair unit enabled on all
     its states and every strongly fair unit enabled on one of them is taken on it), and
     some CPU's obligation is pending on all its states."""
+    assert v.counterexample is not None and v.cycle_start is not None
+    start = v.cycle_start
     m = Machine(system.config)
     choices = [s.index for s in v.counterexample]
     s = m.initial_state()
@@ -46,21 +49,21 @@ def _assert_fair_lasso(system: System, v: Verdict) -> None:
     taken = 0
     for n, idx in enumerate(choices):
         move = m.moves(s)[idx]
-        if n >= v.cycle_start:
-            taken |= 1 << L._unit(move[0], move[1]) if move[1] in L.KINDS else 0
+        if n >= start:
+            taken |= 1 << F.unit(move[0], move[1]) if move[1] in F.KINDS else 0
         s, _ = m.step(s, move)
         states.append(s)
-    cycle = states[v.cycle_start:-1]
-    assert states[-1] == states[v.cycle_start], "the cycle does not close"
-    enabled = [sum({1 << L._unit(c, k) for c, k, _ in m.moves(t) if k in L.KINDS})
+    cycle = states[start:-1]
+    assert states[-1] == states[start], "the cycle does not close"
+    enabled = [sum({1 << F.unit(c, k) for c, k, _ in m.moves(t) if k in F.KINDS})
                for t in cycle]
     always, some = -1, 0
     for e in enabled:
         always &= e
         some |= e
     n = system.config.ncpus
-    assert not always & L._masks(n, L.WEAK) & ~taken
-    assert not some & L._masks(n, L.STRONG) & ~taken
+    assert not always & F.masks(n, F.WEAK) & ~taken
+    assert not some & F.masks(n, F.STRONG) & ~taken
     common = -1
     for t in cycle:
         common &= L.pending_mask(m, t)
@@ -177,11 +180,11 @@ def test_an_unfair_cycle_is_not_reported():
     system = _machine((_load_once, ()), (model_user_loop, ()), endless=(1,))
     g = _graph(system)
     nodes = [i for i, p in enumerate(g.pending) if p & 1]
-    loops = [c for c in L.sccs(g, nodes) if any(j in c for i in c for j, _, _ in g.succ[i])]
+    loops = [c for c in F.sccs(g, nodes) if any(j in c for i in c for j, _, _ in g.succ[i])]
     assert loops, "the pending states hold a cycle"
     n = system.config.ncpus
-    assert L.fair_components(g, nodes, L._masks(n, L.WEAK), L._masks(n, L.STRONG)) == []
-    assert L.fair_components(g, nodes, 0, 0), "without fairness it would be a violation"
+    assert F.fair_components(g, nodes, F.masks(n, F.WEAK), F.masks(n, F.STRONG)) == []
+    assert F.fair_components(g, nodes, 0, 0), "without fairness it would be a violation"
     v = explore(system, LIVE)
     assert (v.verdict, v.cycle_start) == ("safe", None)
 
@@ -215,8 +218,8 @@ def test_a_pending_ipi_is_strongly_fair():
     assert (v.verdict, v.cycle_start) == ("safe", None)
     g = _graph(system)
     nodes = [i for i, p in enumerate(g.pending) if p & 1]
-    weak_only = L._masks(2, L.WEAK + L.STRONG)
-    assert L.fair_components(g, nodes, weak_only, 0), "weakly fair, it would starve cpu0"
+    weak_only = F.masks(2, F.WEAK + F.STRONG)
+    assert F.fair_components(g, nodes, weak_only, 0), "weakly fair, it would starve cpu0"
 
 
 def test_an_ipi_never_deliverable_starves_the_sender():
@@ -345,7 +348,7 @@ def _graphs(draw):
     n = draw(st.integers(1, 5))
     edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1),
                                     st.integers(-1, 3)), max_size=9, unique=True))
-    g = L.Graph(states=[(i,) for i in range(n)], succ=[[] for _ in range(n)])
+    g = F.Graph(states=[(i,) for i in range(n)], succ=[[] for _ in range(n)])
     for k, (i, j, u) in enumerate(edges):
         g.succ[i].append((j, k, u))
     g.enabled = [sum({1 << u for _, _, u in g.succ[i] if u >= 0}) for i in range(n)]
@@ -356,7 +359,7 @@ def _graphs(draw):
 WEAK_BITS, STRONG_BITS = 0b0011, 0b1100
 
 
-def _fair(g: L.Graph, states: set[int], units: int) -> bool:
+def _fair(g: F.Graph, states: set[int], units: int) -> bool:
     always, some = -1, 0
     for i in states:
         always &= g.enabled[i]
@@ -380,7 +383,7 @@ def _strongly_connected(nodes: set[int], edges: list[tuple[int, int]]) -> bool:
     return True
 
 
-def _brute_force_fair_cycle_exists(g: L.Graph, pending: list[int]) -> bool:
+def _brute_force_fair_cycle_exists(g: F.Graph, pending: list[int]) -> bool:
     """Some infinite run inside `pending` is fair iff some set of edges, all taken
     infinitely often, forms a strongly connected graph on the states it visits and
     satisfies fairness there."""
@@ -400,11 +403,11 @@ def _brute_force_fair_cycle_exists(g: L.Graph, pending: list[int]) -> bool:
 @settings(max_examples=400, deadline=None)
 def test_fair_components_agree_with_brute_force(case):
     g, pending = case
-    found = L.fair_components(g, pending, WEAK_BITS, STRONG_BITS)
+    found = F.fair_components(g, pending, WEAK_BITS, STRONG_BITS)
     assert bool(found) == _brute_force_fair_cycle_exists(g, pending)
     for comp, taken in found:
         entry = min(comp)
-        choices, _, visited = L._fair_cycle(g, entry, set(comp), taken, WEAK_BITS)
+        choices, _, visited = F.fair_cycle(g, entry, set(comp), taken, WEAK_BITS)
         # walk the cycle by its choice indices: it closes, stays inside, and is fair
         i, units = entry, 0
         for idx in choices:
@@ -431,7 +434,7 @@ def test_sccs_are_the_mutual_reachability_classes(case):
                     todo.append(j)
         return seen
     r = {i: reach(i) for i in pending}
-    got = sorted(sorted(c) for c in L.sccs(g, pending))
+    got = sorted(sorted(c) for c in F.sccs(g, pending))
     want = sorted({tuple(sorted(j for j in pending if j in r[i] and i in r[j]))
                    for i in pending})
     assert got == [list(c) for c in want]
@@ -441,9 +444,19 @@ def test_the_cycle_told_visits_a_state_where_an_untaken_weak_unit_is_disabled():
     """State 0 loops on itself by a move with no fairness (a fill) while a weakly fair
     move (unit 0, to state 2, off the subgraph) stays enabled there; state 1 disables it.
     The component {0, 1} is fair only through state 1, so the cycle must pass there."""
-    g = L.Graph(states=[(0,), (1,), (2,)],
+    g = F.Graph(states=[(0,), (1,), (2,)],
                 succ=[[(0, 0, -1), (1, 1, -1), (2, 2, 0)], [(0, 0, -1)], []])
     g.enabled = [1, 0, 0]
-    (comp, taken), = L.fair_components(g, [0, 1], WEAK_BITS, STRONG_BITS)
-    choices, _, visited = L._fair_cycle(g, 0, set(comp), taken, WEAK_BITS)
+    (comp, taken), = F.fair_components(g, [0, 1], WEAK_BITS, STRONG_BITS)
+    choices, _, visited = F.fair_cycle(g, 0, set(comp), taken, WEAK_BITS)
     assert (choices, visited) == ([1, 0], {0, 1})
+
+
+def test_a_liveness_pass_past_the_step_bound_says_bound():
+    """The pass keeps the step bound: a graph deeper than it stops there, never "safe" (the
+    int3 batch's graph is 68 moves deep, as its search is)."""
+    system = build("x86-int3-batch")
+    safe = explore(system)
+    assert L.liveness(system, Bounds(max_depth=68), safe).verdict == "safe"
+    v = L.liveness(system, Bounds(max_depth=67), safe)
+    assert (v.verdict, v.stop_reason, v.states) == ("bound", "step bound 67 reached", 815)
