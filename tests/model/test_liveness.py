@@ -453,10 +453,10 @@ def test_the_cycle_told_visits_a_state_where_an_untaken_weak_unit_is_disabled():
 
 
 def test_a_liveness_pass_past_the_step_bound_says_bound():
-    """The pass keeps the step bound: a graph deeper than it stops there, never "safe" (the
-    int3 batch's graph is 68 moves deep, as its search is)."""
+    """The pass keeps the step bound: a state further than it from the initial one stops
+    the pass there, never "safe" (the int3 batch's farthest state is 67 moves away)."""
     system = build("x86-int3-batch")
     safe = explore(system)
-    assert L.liveness(system, Bounds(max_depth=68), safe).verdict == "safe"
-    v = L.liveness(system, Bounds(max_depth=67), safe)
-    assert (v.verdict, v.stop_reason, v.states) == ("bound", "step bound 67 reached", 815)
+    assert L.liveness(system, Bounds(max_depth=67), safe).verdict == "safe"
+    v = L.liveness(system, Bounds(max_depth=66), safe)
+    assert (v.verdict, v.stop_reason, v.states) == ("bound", "step bound 66 reached", 815)
