@@ -102,7 +102,7 @@ GOOD = {"v": 1, "p": "x86-int3-batch", "var": "default", "k": {}, "c": []}
     ({**GOOD, "c": ["a"]}, "corrupt schedule token (ValueError)"),
     ({**GOOD, "k": {"cpus": "x"}}, "knob cpus='x' of x86-int3-batch is not an int"),
     ({**GOOD, "k": {"bogus": 1}}, "knob 'bogus' does not apply to x86-int3-batch (it takes "
-                                  "cpus, nmis, fetch, memory, execs)"),
+                                  "cpus, nmis, fetch, memory, execs, users)"),
     ({**GOOD, "p": "defer-ct", "k": {"patch": 3}}, "knob patch=3 of defer-ct is not a bool"),
 ])
 def test_replay_tokens_of_the_wrong_shape(doc: object, message: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from crossmod.catalogue import ENTRIES, ROWS, CatalogueError, build
 from crossmod.check.explore import explore
+from crossmod.check.verdict import Bounds
 
 FAST_ROWS = [r for r in ROWS if r.knobs.get("cpus", 2) <= 2 and not r.knobs.get("nmis")]
 
@@ -14,15 +15,19 @@ FAST_ROWS = [r for r in ROWS if r.knobs.get("cpus", 2) <= 2 and not r.knobs.get(
 @pytest.mark.parametrize("row", FAST_ROWS, ids=lambda r: f"{r.protocol}:{r.variant}:{r.knobs}")
 def test_row_gives_expected_verdict(row):
     """Every 2-CPU catalogue row: verdict and broken property as the catalogue expects."""
-    v = explore(build(row.protocol, row.variant, **row.knobs))
+    v = explore(build(row.protocol, row.variant, **row.knobs), Bounds(liveness=row.liveness))
     assert v.verdict == row.expected, v.message
     if row.prop:
         assert v.property == row.prop
+    assert ("liveness" in v.stats) == (row.liveness and v.verdict != "deadlock")
     if v.verdict == "safe":
         assert v.states > 50 and v.stop_reason == "exhausted"
+    elif v.property == "liveness":
+        assert v.counterexample and 0 < v.cycle_start < len(v.counterexample)
     else:
         assert v.counterexample and v.counterexample[-1].text.startswith(
             ("VIOLATION", "DEADLOCK"))
+        assert v.cycle_start is None
 
 
 def test_int3_batch_safe_under_both_fetch_models_with_2_cpus():
@@ -137,7 +142,7 @@ def test_shortest_counterexample_length_is_pinned(row):
     catalogue, so a model change that lengthens or shortens a known bug is noticed (and the
     trail the user sees is exactly that long)."""
     assert row.length is not None, "a bug row must pin its counterexample length"
-    v = explore(build(row.protocol, row.variant, **row.knobs))
+    v = explore(build(row.protocol, row.variant, **row.knobs), Bounds(liveness=row.liveness))
     assert (v.verdict, v.property) == (row.expected, row.prop)
     assert len(v.counterexample) == v.depth == row.length
 

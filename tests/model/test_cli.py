@@ -119,3 +119,44 @@ def test_ignore_looks_past_a_known_bug_for_the_next():
     assert "no violation in any interleaving (ignoring patch-visibility, torn-instruction)" \
         in rest.stdout
     assert run("check", "--all", "--ignore", "deadlock").returncode == 2
+
+
+def test_liveness_lasso_from_the_command_line_and_its_replay():
+    """`--liveness`: K8 with CPU 1 in user code is a lasso (prefix, then a cycle marked as
+    repeating forever), exit 1; its token replays to the same cycle, exit 1; --json
+    carries where the cycle starts."""
+    r = run("check", "x86-cpumask-2019", "--users", "1", "--liveness")
+    assert r.returncode == 1
+    assert "verdict: violation (liveness)" in r.stdout
+    assert "liveness pass: states 707  transitions 1,506" in r.stdout
+    lines = r.stdout.splitlines()
+    assert lines.index("     --- cycle (repeats forever) ---") < \
+        lines.index("     --- back to step 13: step 13 repeats forever ---")
+    token = r.stdout.split("crossmod replay ")[1].split()[0]
+    again = run("replay", token)
+    assert again.returncode == 1
+    assert "--- cycle (repeats forever) ---" in again.stdout
+    assert "the cycle closes: it repeats forever (liveness)" in again.stdout
+    doc = json.loads(run("replay", token, "--json").stdout)
+    assert (doc["violation"], doc["cycle_start"], len(doc["steps"])) == (True, 12, 13)
+    doc = json.loads(run("check", "x86-cpumask-2019", "--users", "1", "--liveness",
+                         "--json").stdout)
+    assert (doc["verdict"], doc["property"], doc["cycle_start"]) == \
+        ("violation", "liveness", 12)
+    assert doc["stats"]["liveness"]["states"] == 707
+
+
+def test_liveness_passes_and_is_refused_where_it_cannot_apply():
+    doc = json.loads(run("check", "x86-cpumask-2019", "--variant", "last-clearer-completes",
+                         "--users", "1", "--liveness", "--json").stdout)
+    assert (doc["verdict"], doc["cycle_start"]) == ("safe", None)
+    assert doc["stats"]["liveness"]["states"] == 856
+    # without --liveness the same configuration is safe too: no deadlock, CPU 1 runs on
+    plain = run("check", "x86-cpumask-2019", "--users", "1", "--json")
+    assert plain.returncode == 0 and "liveness" not in json.loads(plain.stdout)["stats"]
+    r = run("check", "--all", "--liveness")
+    assert r.returncode == 2 and r.stderr.startswith("crossmod: error: --liveness applies")
+    r = run("check", "x86-memcpy", "--users", "1")
+    assert r.returncode == 2 and r.stderr == ("crossmod: error: knob 'users' does not apply "
+                                              "to x86-memcpy (it takes cpus, nmis, fetch, "
+                                              "memory, execs)\n")

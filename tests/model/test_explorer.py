@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from crossmod.catalogue import ROWS, build
 from crossmod.check.explore import ReplayError, explore, replay_schedule
+from crossmod.check.liveness import replay_lasso
 from crossmod.check.schedule import Schedule, ScheduleError
 from crossmod.check.verdict import Bounds
 from crossmod.machine.machine import Machine
@@ -26,13 +27,20 @@ def test_replay_round_trip_reproduces_the_counterexample(row):
     """Explore, encode the schedule, decode, replay: same violation, same trail (never
     skipped: STYLE.md rule 9)."""
     system = build(row.protocol, row.variant, **row.knobs)
-    v = explore(system)
+    v = explore(system, Bounds(liveness=row.liveness))
     choices = [s.index for s in v.counterexample if s.index >= 0]
-    token = Schedule(system.name, system.variant, row.knobs, tuple(choices)).encode()
+    token = Schedule(system.name, system.variant, row.knobs, tuple(choices),
+                     v.cycle_start).encode()
     back = Schedule.decode(token)
-    again = replay_schedule(build(back.protocol, back.variant, **back.knobs), list(back.choices))
+    assert back.cycle_start == v.cycle_start
+    again_system = build(back.protocol, back.variant, **back.knobs)
+    if back.cycle_start is None:
+        again = replay_schedule(again_system, list(back.choices))
+        assert again[-1].text.startswith(("VIOLATION", "DEADLOCK"))
+    else:
+        again, outcome = replay_lasso(again_system, list(back.choices), back.cycle_start)
+        assert outcome == "cycle"
     assert [s.text for s in again] == [s.text for s in v.counterexample]
-    assert again[-1].text.startswith(("VIOLATION", "DEADLOCK"))
 
 
 def test_replay_refuses_a_schedule_that_does_not_fit():

@@ -53,6 +53,7 @@ class Row:
     prop: str | None = None
     why: str = ""
     length: int | None = None  # moves in the shortest counterexample (pinned by the tests)
+    liveness: bool = False  # also check property 5 (`Bounds.liveness`)
 
 
 ENTRIES: dict[str, Entry] = {e.name: e for e in (
@@ -64,7 +65,9 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
            "no-sync3": "K4: no sync after the first-byte write",
            "no-publish-barrier": "K6: no F2 smp_wmb / H1 smp_rmb (fixmap-era text_poke)",
            "stack-descriptor": "K5: 2019 refcount through a pointer to an on-stack descriptor",
-           "global-descriptor": "the 2022 fix of K5: one global descriptor"},
+           "global-descriptor": "the 2022 fix of K5: one global descriptor",
+           "spin-in-handler": "the #BP handler spins, interrupts off, until the batch is "
+                              "done instead of emulating (not the kernel's; property 5)"},
           steps={"S1 sync after INT3": "no-sync1", "S2 sync after tail": "no-sync2",
                  "S3 sync after first byte": "no-sync3",
                  "F2/H1 publish barrier": "no-publish-barrier"}),
@@ -155,6 +158,14 @@ ROWS: tuple[Row, ...] = (
     Row("x86-int3-batch", "stack-descriptor", expected="violation", length=57,
         prop="use-after-return"),
     Row("x86-int3-batch", "global-descriptor"),
+    Row("x86-int3-batch", liveness=True, why="every task finishes: no cycle at all"),
+    Row("x86-int3-batch", knobs={"cpus": 3, "execs": 1, "users": 1}, liveness=True,
+        why="the patch completes while a CPU runs user code forever and takes its IPIs"),
+    Row("x86-int3-batch", "spin-in-handler", expected="deadlock", length=20, prop="deadlock",
+        why="the patcher waits on the spinning CPU's CSD, which waits for the patcher"),
+    Row("x86-int3-batch", "spin-in-handler", {"cpus": 3, "execs": 1, "users": 1},
+        liveness=True, expected="violation", length=26, prop="liveness",
+        why="a third CPU keeps running: no deadlock, but S1 never completes"),
     Row("x86-memcpy", expected="violation", length=3, prop="torn-instruction"),
     Row("x86-memcpy", knobs={"fetch": "snapshot"}, expected="violation", length=3,
         prop="torn-instruction", why="memcpy's bytes become visible one at a time"),
@@ -164,6 +175,16 @@ ROWS: tuple[Row, ...] = (
     Row("x86-cpumask-2019", expected="deadlock", length=14, prop="deadlock",
         why="NMI on the patcher hits the INT3; #BP waits for the patcher under it"),
     Row("x86-cpumask-2019", "last-clearer-completes"),
+    Row("x86-cpumask-2019", knobs={"users": 1}, liveness=True, expected="violation", length=13,
+        prop="liveness", why="K8 while cpu1 runs user code: no deadlock, but the NMI'd "
+        "patcher never finishes"),
+    Row("x86-cpumask-2019", "last-clearer-completes", {"users": 1}, liveness=True),
+    Row("x86-cpumask-2019", knobs={"cpus": 3, "nmis": 0, "users": 1}, liveness=True,
+        expected="violation", length=23, prop="liveness",
+        why="no NMI needed: a CPU that traps before a sync's mask is set clears no bit of "
+            "it and waits in #BP, IRQs off (Andy: spinning handlers must check for syncs)"),
+    Row("x86-cpumask-2019", "last-clearer-completes", {"cpus": 3, "nmis": 0, "users": 1},
+        liveness=True),
     Row("x86-cpumask-2019", "last-clearer-completes", {"nmi_on": "all"},
         expected="violation", length=23, prop="torn-instruction",
         why="an NMI nested in the #BP handler after its bit was cleared, before the IRET, "
@@ -171,6 +192,8 @@ ROWS: tuple[Row, ...] = (
     Row("x86-ipi-irqs-off", expected="deadlock", length=7, prop="deadlock"),
     Row("x86-stop-machine"),
     Row("x86-stop-machine", knobs={"cpus": 3}),
+    Row("x86-stop-machine", knobs={"cpus": 3, "users": 1}, liveness=True,
+        why="the stopper runs from the IPI on the CPU in user code too"),
     Row("x86-stop-machine", knobs={"nmis": 1}, expected="violation", length=18,
         prop="torn-instruction",
         why="stop_machine cannot stop NMIs"),

@@ -4,7 +4,7 @@ calling on_each_cpu() with interrupts off (K9)."""
 
 from __future__ import annotations
 
-from crossmod.catalogue.x86_int3 import JUMP_SITE
+from crossmod.catalogue.x86_int3 import JUMP_SITE, Others, other_cpus
 from crossmod.kernel import stop_machine as sm
 from crossmod.kernel.history import cpumask_2019 as c19
 from crossmod.kernel.history import fixup_2010 as f10
@@ -23,20 +23,31 @@ NEW_EFFECT = "jmp l_yes"
 
 def _config(tasks: list, cpus: int, nmis: int, fetch: str, memory: str, int3=None,
             extra_globals: tuple = (), cpu_valued: frozenset = frozenset(),
-            nmi_cpus: tuple[int, ...] | None = None, symmetric: bool = True) -> MachineConfig:
+            nmi_cpus: tuple[int, ...] | None = None, symmetric: bool = True,
+            others: Others | None = None) -> MachineConfig:
+    """The machine; `others`, when given, are the tasks of CPUs 1.. (`tasks` holds CPU 0's
+    alone) with their symmetry."""
     glob, percpu = text_poke_memory()
+    if others is not None:
+        tasks = [*tasks, *others.tasks]
+    classes = others.symmetric if others is not None else \
+        (tuple(range(1, cpus)),) if cpus > 2 else ()
     return MachineConfig(
         ncpus=cpus, sites=(JUMP_SITE,), tasks=tuple(tasks), int3_handler=int3,
         ipi_handler=generic_smp_call_function_single_interrupt,
         nmi_handler=(model_nmi_exec, ("site",)), nmis=nmis, nmi_cpus=nmi_cpus,
-        globals=glob + extra_globals, percpu=percpu,
+        globals=glob + extra_globals, percpu=percpu + (others.percpu if others else ()),
         cpu_valued=frozenset({"text_mutex"}) | cpu_valued, fetch=fetch, memory=memory,
-        symmetric=(tuple(range(1, cpus)),) if symmetric and cpus > 2 else (),
+        symmetric=classes if symmetric else (),
+        endless=others.endless if others is not None else frozenset(),
     )
 
 
-def _params(cpus: int, nmis: int, fetch: str, memory: str, **kw: object) -> dict:
-    return dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, **kw)
+def _params(cpus: int, nmis: int, fetch: str, memory: str, users: int = 0,
+            **kw: object) -> dict:
+    """The knobs shown in verdicts (`users` only when some CPU runs user code)."""
+    return dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, **kw,
+                **({"users": users} if users else {}))
 
 
 def model_memcpy_patcher(site: str, new: bytes) -> Gen:
@@ -70,20 +81,21 @@ CPUMASK_HANDLERS = {"default": c19.int3_wait_for_patch,
 
 def build_cpumask_2019(variant: str = "default", cpus: int = 2, nmis: int = 1,
                        fetch: str = "per-byte", memory: str = "tso", execs: int = 1,
-                       nmi_on: str = "patcher") -> System:
+                       nmi_on: str = "patcher", users: int = 0) -> System:
     """K8's configuration: the NMI hits the patching CPU (CPU 0) while it waits
-    (`nmi_on="all"` lets NMIs hit every CPU)."""
+    (`nmi_on="all"` lets NMIs hit every CPU); the last `users` CPUs run user code forever
+    instead of passing through the site."""
     if nmi_on not in ("patcher", "all"):
         raise ValueError(f"nmi_on must be 'patcher' or 'all', not {nmi_on!r}")
     tasks = [(model_text_mutex_caller,
               ("site", c19.text_poke_bp_cpumask, ("site", NEW_EFFECT, NEW)))]
-    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
     cfg = _config(tasks, cpus, nmis, fetch, memory, int3=CPUMASK_HANDLERS[variant],
                   extra_globals=c19.cpumask_memory(),
                   cpu_valued=frozenset({"text_poke_cpumask"}),
-                  nmi_cpus=(0,) if nmi_on == "patcher" else None)
+                  nmi_cpus=(0,) if nmi_on == "patcher" else None,
+                  others=other_cpus(cpus, execs, users))
     return System("x86-cpumask-2019", cfg, variant,
-                  _params(cpus, nmis, fetch, memory, execs=execs, nmi_on=nmi_on))
+                  _params(cpus, nmis, fetch, memory, users, execs=execs, nmi_on=nmi_on))
 
 
 def model_irqs_off_caller() -> Gen:
@@ -101,9 +113,10 @@ def build_ipi_irqs_off(variant: str = "default", cpus: int = 2, nmis: int = 0,
 
 
 def build_stop_machine(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                       fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
+                       fetch: str = "per-byte", memory: str = "tso", execs: int = 2,
+                       users: int = 0) -> System:
     tasks = [(model_text_mutex_caller, ("site", sm.text_poke_smp, ("site", NEW, cpus)))]
-    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
-    cfg = _config(tasks, cpus, nmis, fetch, memory, extra_globals=sm.stop_machine_memory())
+    cfg = _config(tasks, cpus, nmis, fetch, memory, extra_globals=sm.stop_machine_memory(),
+                  others=other_cpus(cpus, execs, users))
     return System("x86-stop-machine", cfg, variant,
-                  _params(cpus, nmis, fetch, memory, execs=execs))
+                  _params(cpus, nmis, fetch, memory, users, execs=execs))

@@ -7,8 +7,16 @@ memory the routines use, give each CPU a task, hand the config to an engine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from crossmod.kernel import text_poke as tp
-from crossmod.kernel.model import model_exec_loop, model_nmi_exec, model_text_mutex_caller
+from crossmod.kernel.model import (
+    USER_MEMORY,
+    model_exec_loop,
+    model_nmi_exec,
+    model_text_mutex_caller,
+    model_user_loop,
+)
 from crossmod.kernel.smp import Gen, generic_smp_call_function_single_interrupt
 from crossmod.machine.state import MachineConfig
 from crossmod.machine.system import System
@@ -31,7 +39,31 @@ VARIANTS: dict[str, tp.PokeVariant] = {
     "no-publish-barrier": tp.PokeVariant(publish_barrier=False, poke="fixmap"),
     "stack-descriptor": tp.PokeVariant(refs="stack"),
     "global-descriptor": tp.PokeVariant(refs="global"),
+    "spin-in-handler": tp.PokeVariant(handler="spin"),
 }
+
+
+@dataclass(frozen=True)
+class Others:
+    """What CPUs 1.. of a patching machine run: `execs` passes through the site each, except
+    the last `users`, which run user code forever (`model_user_loop`)."""
+
+    tasks: tuple[tuple, ...]
+    symmetric: tuple[tuple[int, ...], ...]
+    endless: frozenset[int]
+    percpu: tuple[tuple[str, object], ...]
+
+
+def other_cpus(cpus: int, execs: int, users: int, site: str = "site") -> Others:
+    """The tasks of CPUs 1..cpus-1, their symmetry classes (each of two or more CPUs), the
+    endless ones and the per-CPU memory their tasks need."""
+    if not 0 <= users < cpus:
+        raise ValueError(f"users={users}: must be 0..{cpus - 1} (CPU 0 patches)")
+    passes = cpus - 1 - users
+    tasks = ((model_exec_loop, (site, execs)),) * passes + ((model_user_loop, ()),) * users
+    classes = (tuple(range(1, 1 + passes)), tuple(range(1 + passes, cpus)))
+    return Others(tasks, tuple(c for c in classes if len(c) > 1),
+                  frozenset(range(1 + passes, cpus)), USER_MEMORY if users else ())
 
 
 def model_patch_task(site: str, new: bytes, emulate: str | None, v: tp.PokeVariant) -> Gen:
@@ -40,9 +72,11 @@ def model_patch_task(site: str, new: bytes, emulate: str | None, v: tp.PokeVaria
 
 
 def build_int3_batch(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                     fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
+                     fetch: str = "per-byte", memory: str = "tso", execs: int = 2,
+                     users: int = 0) -> System:
     """CPU 0 patches one site with the int3 batch protocol; CPUs 1.. run through the site
-    `execs` times each; up to `nmis` NMIs, on any CPU, execute the site too."""
+    `execs` times each, but for the last `users`, which run user code forever; up to `nmis`
+    NMIs, on any CPU, execute the site too."""
     v = VARIANTS[variant]
     kprobe = variant == "stack-descriptor"
     site = OPTPROBE_SITE if kprobe else JUMP_SITE
@@ -53,15 +87,16 @@ def build_int3_batch(variant: str = "default", cpus: int = 2, nmis: int = 0,
         return tp.smp_text_poke_int3_handler(site_name, v)
 
     int3.__name__ = "smp_text_poke_int3_handler"
-    tasks = [(model_patch_task, ("site", new, emulate, v))]
-    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
+    others = other_cpus(cpus, execs, users)
+    tasks = ((model_patch_task, ("site", new, emulate, v)), *others.tasks)
     cfg = MachineConfig(
-        ncpus=cpus, sites=(site,), tasks=tuple(tasks), int3_handler=int3,
+        ncpus=cpus, sites=(site,), tasks=tasks, int3_handler=int3,
         ipi_handler=generic_smp_call_function_single_interrupt,
         nmi_handler=(model_nmi_exec, ("site",)), nmis=nmis,
-        globals=glob, percpu=percpu, cpu_valued=frozenset({"text_mutex"}),
-        fetch=fetch, memory=memory, symmetric=(tuple(range(1, cpus)),) if cpus > 2 else (),
+        globals=glob, percpu=percpu + others.percpu, cpu_valued=frozenset({"text_mutex"}),
+        fetch=fetch, memory=memory, symmetric=others.symmetric, endless=others.endless,
         readers=frozenset(range(1, cpus)) if v.refs == "percpu" else frozenset(),
     )
+    params = dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, execs=execs)
     return System("x86-int3-batch", cfg, variant,
-                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, execs=execs))
+                  {**params, "users": users} if users else params)

@@ -84,7 +84,12 @@ def explore(system: System, bounds: Bounds | None = None,
                 break
         if progress:
             progress(len(parent), transitions, depth)
-    return _verdict(system, m, canon, parent, found, stop, transitions, depth, t0, por, ignore)
+    v = _verdict(system, m, canon, parent, found, stop, transitions, depth, t0, por, ignore)
+    if bounds.liveness and v.verdict == "safe" and "liveness" not in ignore:
+        from crossmod.check.liveness import liveness  # it replays through this module
+
+        return liveness(system, bounds, v, progress)
+    return v
 
 
 def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:

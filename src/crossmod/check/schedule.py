@@ -1,6 +1,7 @@
 """Replayable schedules: a counterexample as one short ASCII token.
 
-Owns: encoding and decoding of (format version, protocol, variant, knobs, choice indices).
+Owns: encoding and decoding of (format version, protocol, variant, knobs, choice indices,
+and for a lasso the index where its cycle starts).
 The token is zlib-compressed JSON in URL-safe base64: copyable from a terminal, and it names
 everything needed to rebuild the system, so `crossmod replay TOKEN` needs nothing else.
 Imports: stdlib only.
@@ -28,10 +29,13 @@ class Schedule:
     variant: str
     knobs: dict[str, Any]
     choices: tuple[int, ...]
+    cycle_start: int | None = None  # a liveness lasso: choices from here on repeat forever
 
     def encode(self) -> str:
-        doc = {"v": VERSION, "p": self.protocol, "var": self.variant, "k": self.knobs,
-               "c": list(self.choices)}
+        doc: dict[str, Any] = {"v": VERSION, "p": self.protocol, "var": self.variant,
+                               "k": self.knobs, "c": list(self.choices)}
+        if self.cycle_start is not None:
+            doc["cyc"] = self.cycle_start
         raw = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
         return "cm1-" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -52,7 +56,11 @@ class Schedule:
                     and isinstance(doc.get("k"), dict) and isinstance(doc.get("c"), list)
                     and all(isinstance(k, str) for k in doc["k"])):
                 raise ScheduleError("corrupt schedule token (not a schedule's fields)")
-            return cls(doc["p"], doc["var"], dict(doc["k"]), tuple(int(c) for c in doc["c"]))
+            cyc = doc.get("cyc")
+            if cyc is not None and not (type(cyc) is int and 0 <= cyc < len(doc["c"])):
+                raise ScheduleError("corrupt schedule token (the cycle starts outside it)")
+            return cls(doc["p"], doc["var"], dict(doc["k"]), tuple(int(c) for c in doc["c"]),
+                       cyc)
         except (binascii.Error, zlib.error, ValueError, KeyError, TypeError) as e:
             if isinstance(e, ScheduleError):
                 raise

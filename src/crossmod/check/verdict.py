@@ -14,13 +14,15 @@ class Bounds:
     """The limits of one exhaustive search.
 
     max_states   stop (verdict "bound") after this many distinct states
-    max_depth    the step bound of property 5: a path longer than this is reported
+    max_depth    the step bound: a path longer than this is reported (verdict "bound")
     max_seconds  wall-clock limit (None: none)
     symmetry     identify states that differ only by renumbering interchangeable CPUs
     por          partial-order reduction over the machine's declared reader CPUs
     identity     routine-state identity: "locals" (fast) or "history" (always sound)
     ignore       properties not to stop at ("deadlock" included): a move that breaks one
                  ends its path silently, so the search goes on to the others
+    liveness     after a safe search, check property 5 on the whole state graph: under
+                 fairness every started routine completes (check/liveness.py)
     """
 
     max_states: int = 3_000_000
@@ -30,6 +32,7 @@ class Bounds:
     por: bool = True
     identity: str = "locals"
     ignore: frozenset[str] = frozenset()
+    liveness: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,9 @@ class Step:
 
 @dataclass
 class Verdict:
-    """What a search found. `verdict` is safe, violation, deadlock or bound."""
+    """What a search found. `verdict` is safe, violation, deadlock or bound. A liveness
+    violation's counterexample is a lasso: its steps from `cycle_start` on form a cycle
+    that repeats forever (None for every other counterexample)."""
 
     protocol: str
     variant: str
@@ -61,6 +66,7 @@ class Verdict:
     counterexample: list[Step] | None = None
     token: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    cycle_start: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from crossmod.catalogue import ENTRIES, ROWS, CatalogueError, Row, build
 from crossmod.check.explore import ReplayError, explore, replay_schedule
+from crossmod.check.liveness import replay_lasso
 from crossmod.check.schedule import Schedule, ScheduleError
 from crossmod.check.verdict import Bounds, Verdict
 from crossmod.cli.output import unwritable
@@ -74,9 +76,10 @@ def _progress(enabled: bool):
 
 
 def _knobs(cpus: int | None, nmis: int | None, fetch: str | None, memory: str | None,
-           sites: int | None) -> dict[str, Any]:
+           sites: int | None, users: int | None = None) -> dict[str, Any]:
     """The catalogue knobs the user set (`--arch` is checked against the entry instead)."""
-    knobs = {"cpus": cpus, "nmis": nmis, "fetch": fetch, "memory": memory, "sites": sites}
+    knobs = {"cpus": cpus, "nmis": nmis, "fetch": fetch, "memory": memory, "sites": sites,
+             "users": users}
     return {k: v for k, v in knobs.items() if v is not None}
 
 
@@ -84,7 +87,8 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
     v = explore(system, bounds, progress)
     if v.counterexample is not None:
         v.token = Schedule(system.name, system.variant, knobs,
-                           tuple(s.index for s in v.counterexample if s.index >= 0)).encode()
+                           tuple(s.index for s in v.counterexample if s.index >= 0),
+                           v.cycle_start).encode()
     return v
 
 
@@ -98,6 +102,9 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
 @click.option("--memory", type=click.Choice(MEMORY_MODELS), help="Data-memory model.")
 @click.option("--arch", type=click.Choice(["x86", "arm64"]), help="Architecture.")
 @click.option("--sites", type=int, help="Patch sites per key, where it applies.")
+@click.option("--users", type=int, help="CPUs (the last ones) that run user code forever "
+                                        "instead of passing through the site, where it "
+                                        "applies (see --liveness).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
               help="Write the counterexample as Chrome trace-event JSON.")
@@ -112,19 +119,28 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
 @click.option("--ignore", "ignored", multiple=True, metavar="PROPERTY",
               help="Do not stop at this property (e.g. torn-instruction, deadlock): look "
                    "past a known bug for the next. Repeat for several.")
+@click.option("--liveness", is_flag=True,
+              help="When safe, also check that under fairness every started patch, flush "
+                   "and key flip completes (property 5; the whole state graph, no "
+                   "reduction).")
 def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
           nmis: int | None, fetch: str | None, memory: str | None, arch: str | None,
-          sites: int | None, as_json: bool, perfetto_out: str | None, max_states: int,
-          max_depth: int, max_seconds: float | None, no_symmetry: bool, no_por: bool,
-          ignored: tuple[str, ...]) -> int:
+          sites: int | None, users: int | None, as_json: bool, perfetto_out: str | None,
+          max_states: int, max_depth: int, max_seconds: float | None, no_symmetry: bool,
+          no_por: bool,
+          ignored: tuple[str, ...], liveness: bool) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
     verdict differs from the one expected), 2 on bad input."""
     bounds = Bounds(max_states=max_states, max_depth=max_depth, max_seconds=max_seconds,
-                    symmetry=not no_symmetry, por=not no_por, ignore=frozenset(ignored))
+                    symmetry=not no_symmetry, por=not no_por, ignore=frozenset(ignored),
+                    liveness=liveness)
     if run_all:
         if protocol:
             return _fail("give either PROTOCOL or --all, not both")
+        if liveness:
+            return _fail("--liveness applies to one PROTOCOL: --all checks it on the rows "
+                         "that ask for it")
         if ignored:
             return _fail("--ignore applies to one PROTOCOL: --all checks the catalogue's "
                          "expected verdicts")
@@ -133,7 +149,7 @@ def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
         return _check_all(bounds, as_json)
     if not protocol:
         return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))
-    knobs = _knobs(cpus, nmis, fetch, memory, sites)
+    knobs = _knobs(cpus, nmis, fetch, memory, sites, users)
     try:
         if arch and protocol in ENTRIES and ENTRIES[protocol].arch != arch:
             raise CatalogueError(f"{protocol} is an {ENTRIES[protocol].arch} protocol; "
@@ -167,8 +183,13 @@ def _describe(v: Verdict, system: System) -> str:
              f"{v.message}",
              f"states {v.states:,}  transitions {v.transitions:,}  depth {v.depth}  "
              f"{v.seconds:.2f}s  ({v.stop_reason})"]
+    live = v.stats.get("liveness")
+    if live:
+        lines.append(f"liveness pass: states {live['states']:,}  transitions "
+                     f"{live['transitions']:,}  {live['seconds']:.2f}s  (no reduction)")
     if v.counterexample:
-        lines += ["", narrate.columns(v.counterexample, system.config.ncpus), "",
+        lines += ["", narrate.columns(v.counterexample, system.config.ncpus,
+                                      cycle_start=v.cycle_start), "",
                   f"replay: crossmod replay {v.token}"]
     return "\n".join(lines)
 
@@ -184,11 +205,11 @@ def _check_all(bounds: Bounds, as_json: bool) -> int:
             click.echo(f"\r\033[K[{i}/{len(ROWS)}] {row.protocol} {row.variant} {knobs}"[:99],
                        err=True, nl=False)
         system = build(row.protocol, row.variant, **row.knobs)
-        v = _verdict_for(system, row.knobs, bounds)
+        v = _verdict_for(system, row.knobs, replace(bounds, liveness=row.liveness))
         ok = _matches(row, v)
         bad += not ok
         results.append({**v.to_json(), "expected": row.expected, "as_expected": ok,
-                        "why": row.why})
+                        "why": row.why, "liveness": row.liveness})
         if row.protocol != heading:  # one heading per protocol, its rows under it
             heading = row.protocol
             rows.append((row.protocol,))
@@ -207,8 +228,8 @@ def _check_all(bounds: Bounds, as_json: bool) -> int:
 
 
 def _short_config(system: System, row: Row) -> str:
-    """cpus, NMIs, fetch model, memory model unless the architecture's own, then only the
-    knobs the row sets."""
+    """"live" when the row checks liveness, cpus, NMIs, fetch model, memory model unless
+    the architecture's own, then only the knobs the row sets."""
     p = system.params
     fetch = {"per-byte": "byte", "snapshot": "snap"}.get(p.get("fetch", ""), p.get("fetch", ""))
     parts = [f"{p.get('cpus', system.config.ncpus)}cpu"]
@@ -220,6 +241,8 @@ def _short_config(system: System, row: Row) -> str:
         parts.append(memory)
     parts += [f"{k}={v}" for k, v in row.knobs.items()
               if k not in ("cpus", "nmis", "fetch", "memory")]
+    if row.liveness:  # first, so that a narrow column never cuts it
+        parts.insert(0, "live")
     return " ".join(x for x in parts if x)
 
 
@@ -266,23 +289,33 @@ def list_cmd(as_json: bool) -> int:
               help="Write the trail as Chrome trace-event JSON.")
 def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
     """Re-run a counterexample from the token `crossmod check` printed; exit 1 if it still
-    ends in a violation or deadlock."""
+    ends in a violation or deadlock, or its cycle still closes (liveness)."""
+    cycle = None  # where the lasso's cycle starts, while it still is one
     try:
         sched = Schedule.decode(token)
         system = build(sched.protocol, sched.variant, **sched.knobs)
-        steps = replay_schedule(system, list(sched.choices))
+        if sched.cycle_start is None:
+            steps = replay_schedule(system, list(sched.choices))
+            failed = bool(steps) and steps[-1].text.startswith(("VIOLATION", "DEADLOCK"))
+        else:
+            steps, outcome = replay_lasso(system, list(sched.choices), sched.cycle_start)
+            failed = outcome != "open"
+            cycle = sched.cycle_start if outcome != "violation" else None
     except (ScheduleError, CatalogueError, ReplayError, ValueError) as e:
         return _fail(str(e))
     if perfetto_out and (why := unwritable(perfetto_out, "--perfetto")):
         return _fail(why)
-    failed = bool(steps) and steps[-1].text.startswith(("VIOLATION", "DEADLOCK"))
     if as_json:
         click.echo(json.dumps({"protocol": system.name, "variant": system.variant,
                                "knobs": sched.knobs, "violation": failed,
+                               "cycle_start": sched.cycle_start,
                                "steps": [s.__dict__ for s in steps]}, indent=2))
     else:
         click.echo(f"{system.name} --variant {system.variant} {system.describe_config()}")
-        click.echo(narrate.columns(steps, system.config.ncpus))
+        click.echo(narrate.columns(steps, system.config.ncpus, cycle_start=cycle))
+        if cycle is not None:
+            click.echo("the cycle closes: it repeats forever (liveness)" if failed else
+                       "the cycle no longer closes on this model")
     return max(1 if failed else 0,
                _write_perfetto(perfetto_out, steps, system.config.ncpus, f"{system.name} replay"))
 

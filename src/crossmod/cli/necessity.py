@@ -66,7 +66,7 @@ def necessity(protocol: str, fetches: tuple[str, ...], memories: tuple[str, ...]
 
 SHORT = {"torn-instruction": "torn", "unexpected-int3": "int3", "use-after-free": "UAF",
          "use-after-return": "UAR", "patch-visibility": "stale", "deadlock": "deadlock",
-         "isolation": "isolation"}
+         "isolation": "isolation", "liveness": "live"}
 
 
 def _model(m: str) -> str:

@@ -1,8 +1,9 @@
 """Model-only routines: the code around the kernel routines that a check needs.
 
 Owns: tasks that are not kernel functions -- a CPU running code that passes through a patch
-site, the NMI handler that executes one, the patcher's caller that declares when a patch has
-returned. Named `model_*` so that they cannot be mistaken for kernel functions.
+site, a CPU running user code forever, the NMI handler that executes a site, the patcher's
+caller that declares when a patch has returned. Named `model_*` so that they cannot be
+mistaken for kernel functions.
 Imports: machine.ops, kernel.smp.
 """
 
@@ -12,12 +13,29 @@ from collections.abc import Callable
 
 from crossmod.kernel.smp import Gen
 from crossmod.machine import ops
+from crossmod.machine.ops import this_cpu
+
+USER_MEMORY = (("user_data", 0),)
+"""The per-CPU variables `model_user_loop` reads: declare them in the machine's `percpu`."""
 
 
 def model_exec_loop(site: str, times: int) -> Gen:
     """Kernel code on another CPU that runs through `site` `times` times, IRQs on."""
     for i in range(times):
         yield ops.ExecSite(site, label=f"pass {i + 1}")
+
+
+def model_user_loop() -> Gen:
+    """A CPU that runs user code forever with interrupts on, as the other CPUs of a real
+    machine do while one patches: it executes no kernel text, and the kernel runs on it
+    only in the handlers of the interrupts it takes. Its CPU must be declared
+    `MachineConfig.endless` (its task never returns, by design).
+
+    MODEL: user code is one load of this CPU's own user memory per step, nothing else: the
+    loop revisits one state, so the search stays finite, and the CPU is never blocked.
+    """
+    while True:
+        yield ops.Load(this_cpu("user_data"), label="user code")
 
 
 def model_nmi_exec(site: str) -> Gen:

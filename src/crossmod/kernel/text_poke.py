@@ -45,6 +45,8 @@ class PokeVariant:
                         text_poke writes through a fixmap alias, serializing only after
     defer               None, or `defer(label, vec)`: the deferrable S1-S3 of the IPI
                         deferral series (kernel/history/deferral.py)
+    handler             "emulate" (H1-H5, today), or "spin": a #BP handler that waits for
+                        the batch to finish instead of emulating (a mistake, for liveness)
     """
 
     sync1: bool = True
@@ -54,6 +56,7 @@ class PokeVariant:
     refs: str = "percpu"
     poke: str = "temporary-mm"
     defer: Any = None
+    handler: str = "emulate"
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,8 @@ def smp_text_poke_int3_handler(site: str, v: PokeVariant) -> Gen:
         yield ops.Fence("rmb", label="H1", pairs_with="F2")
     if v.refs == "stack":
         return (yield from _int3_via_desc_pointer(site))
+    if v.handler == "spin":
+        return (yield from _int3_spin_until_done(site))
     ref = this_cpu("text_poke_array_refs") if v.refs == "percpu" else "bp_desc.refs"
     if not (yield ops.Rmw(ref, atomic_inc_not_zero, label="H2 try_get_text_poke_array")):
         return ops.NOT_HANDLED
@@ -228,6 +233,18 @@ def _int3_via_desc_pointer(site: str) -> Gen:
     effect = _emulate(vec[:nr], site)
     yield ops.Rmw(f"{desc}.refs", atomic_dec, label="PUT put_desc")
     return effect
+
+
+def _int3_spin_until_done(site: str) -> Gen:
+    """A #BP handler that does not emulate (not the kernel's: the mistake this variant
+    makes): it claims the trap when a batch is queued, spins -- interrupts off, as in every
+    #BP handler -- until the patcher retires the batch (F7), then re-executes the
+    instruction. The patcher's next sync IPI cannot be taken on this CPU until then, so the
+    patcher never gets that far (DESIGN.md property 5)."""
+    if not (yield ops.Load("text_poke_array.nr", label="H4")):
+        return ops.NOT_HANDLED
+    yield ops.WaitUntil("text_poke_array.nr", is_zero, label="spin until the batch is done")
+    return ops.RETRY
 
 
 def _emulate(vec: tuple, site: str) -> str | None:

@@ -65,7 +65,9 @@ class MachineConfig:
     page tables map it (the kernel ones, or any with `pti` off). `arch` decides what
     synchronizes instruction fetch: on x86 serializing instructions and IRET (not interrupt
     entry); on arm64 every context synchronization event -- ISB (`Serialize`), exception
-    entry and exception return.
+    entry and exception return. `endless` names CPUs whose task never returns by design (a
+    CPU running user code forever while another patches): liveness (DESIGN.md property 5)
+    asks of them only that every handler they take returns.
     """
 
     ncpus: int
@@ -89,6 +91,7 @@ class MachineConfig:
     percpu_init: tuple[tuple[int, str, Any], ...] = ()
     tlb_vas: tuple[str, ...] = ()
     pti: bool = True
+    endless: frozenset[int] = frozenset()
     gidx: dict[str, int] = field(init=False, compare=False, repr=False)
     pidx: dict[str, int] = field(init=False, compare=False, repr=False)
     sidx: dict[str, int] = field(init=False, compare=False, repr=False)
@@ -103,6 +106,9 @@ class MachineConfig:
             raise ValueError(f"unknown arch {self.arch!r}; valid: x86, arm64")
         if len(self.tasks) != self.ncpus:
             raise ValueError(f"{len(self.tasks)} tasks for {self.ncpus} CPUs")
+        if not all(0 <= c < self.ncpus and self.tasks[c] for c in self.endless):
+            raise ValueError(f"endless CPUs {sorted(self.endless)}: each must be one of "
+                             f"0..{self.ncpus - 1} and have a task")
         self._check_symmetric()
         offs, off = [], 0
         for s in self.sites:
@@ -131,6 +137,7 @@ class MachineConfig:
                              ("per-CPU initial values", lambda c: sorted(
                                  ((n, repr(v)) for k, n, v in self.percpu_init if k == c))),
                              ("NMI exposure", lambda c: c in nmi),
+                             ("endless declaration", lambda c: c in self.endless),
                              ("reader declaration", lambda c: c in self.readers)):
                 if any(of(c) != of(cls[0]) for c in cls):
                     raise ValueError(f"symmetry class {cls}: its CPUs differ in their {what}")

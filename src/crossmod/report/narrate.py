@@ -9,17 +9,22 @@ import textwrap
 
 from crossmod.check.verdict import Step
 
+CYCLE = "--- cycle (repeats forever) ---"
+
 
 def columns(steps: list[Step], ncpus: int, width: int = 100,
-            names: list[str] | None = None) -> str:
+            names: list[str] | None = None, cycle_start: int | None = None) -> str:
     """The trail as a table: step number, then one column per CPU holding that CPU's step
     (`names`: the columns' headings, `cpu0`... by default; a step's text may start with
-    its CPU's)."""
+    its CPU's). A lasso (`cycle_start`: the index of the cycle's first step) is told as
+    its prefix, a `CYCLE` line, then the cycle."""
     names = names or [f"cpu{c}" for c in range(ncpus)]
     col = max(16, (width - 5 - ncpus) // ncpus)
     head = "   # " + " ".join(name.ljust(col) for name in names)
     lines = [head.rstrip(), "-" * min(width, len(head))]
     for n, s in enumerate(steps, 1):
+        if n - 1 == cycle_start:
+            lines.append(f"{'':>5}{CYCLE}")
         text = _strip_cpu(s.text, names[s.cpu] if 0 <= s.cpu < ncpus else "")
         if s.cpu < 0 or text.startswith(("VIOLATION", "DEADLOCK")):
             lines.append(f"{'':>5}" + "\n     ".join(textwrap.wrap(text, width - 5)))
@@ -30,6 +35,10 @@ def columns(steps: list[Step], ncpus: int, width: int = 100,
             cells[s.cpu] = part
             num = f"{n:>4} " if i == 0 else "     "
             lines.append((num + " ".join(c.ljust(col) for c in cells)).rstrip())
+    if cycle_start is not None:
+        span = f"step {len(steps)} repeats" if cycle_start + 1 == len(steps) else \
+            f"steps {cycle_start + 1}-{len(steps)} repeat"
+        lines.append(f"{'':>5}--- back to step {cycle_start + 1}: {span} forever ---")
     lines.append(f"trail ends after {len(steps)} steps")
     return "\n".join(lines)
 
