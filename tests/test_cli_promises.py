@@ -354,6 +354,24 @@ def test_check_all_commands_under_each_row_within_100_columns(monkeypatch) -> No
             assert not lines[i - 1].startswith(("  $ ", "[", "-"))
 
 
+def test_a_long_command_goes_on_as_a_continuation_line(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import importlib
+
+    model = importlib.import_module("crossmod.cli.model")
+    row = next(r for r in ROWS if r.variant == "spin-in-handler" and r.liveness)
+    monkeypatch.setattr(model, "ROWS", [row])
+    code, out, _ = run("check", "--all", "--commands")
+    lines = out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("  $ "))
+    assert code == 0 and max(len(line) for line in lines) <= 100
+    assert lines[i].endswith(" \\") and lines[i + 1].startswith("      --")
+    joined = lines[i][4:-2] + " " + lines[i + 1].strip()
+    doc = json.loads(run("check", "--all", "--json")[1])[0]
+    assert joined == doc["command"] == ("crossmod check x86-int3-batch --variant "
+                                        "spin-in-handler --cpus 3 --set execs=1 --users 1 "
+                                        "--liveness")
+
+
 def test_every_row_command_builds_that_row() -> None:
     """All of them, cheaply: the command's parameters are the row's (one state is
     explored)."""

@@ -326,8 +326,9 @@ def _grouped_table(rows: list[tuple]) -> str:
     for r in rows:
         if len(r) == 1:
             out.append(f"[{r[0]}]")
-        elif r[0] == "$":
-            out.append(f"  $ {r[1]}")
+        elif r[0] == "$":  # a long one goes on as a shell continuation line
+            parts = textwrap.wrap(r[1], 94, break_long_words=False, break_on_hyphens=False)
+            out.append(" \\\n      ".join([f"  $ {parts[0]}", *parts[1:]]))
         else:
             out.append(text[i])
             i += 1
