@@ -184,3 +184,126 @@ def test_an_empty_batch_finishes_at_once_without_an_ipi():
     idle = replace(system, config=replace(system.config, tasks=(empty, *system.config.tasks[1:])))
     assert flip_costs(idle).ipis == 0
     assert flip_costs(system).ipis == 3 * 2  # the same machine with one site queued
+
+
+# -- parameter schemas (issue 11, item 5) ---------------------------------------------------
+
+def test_every_entry_declares_one_schema_and_its_defaults_build() -> None:
+    """Each entry's parameters are one frozen dataclass; the variants' own defaults are
+    values of that schema; every row's knobs are parameters of its entry."""
+    import dataclasses
+
+    for e in ENTRIES.values():
+        assert dataclasses.is_dataclass(e.params) and e.params.__dataclass_params__.frozen
+        assert [s.name for s in e.specs][:4] == ["cpus", "nmis", "fetch", "memory"]
+        for s in e.specs:
+            assert s.help and (s.type is bool or s.range or s.choices), (e.name, s.name)
+            assert s.valid()
+        for variant, d in e.variant_defaults.items():
+            assert variant in e.variants and set(d) <= {s.name for s in e.specs}
+            assert build(e.name, variant).params == {**dataclasses.asdict(e.params()), **d}
+    for r in ROWS:
+        assert set(r.knobs) <= {s.name for s in ENTRIES[r.protocol].specs}, r
+
+
+def test_a_system_carries_every_resolved_parameter() -> None:
+    assert build("x86-cpumask-2019", "last-clearer-completes", nmi_on="all").params == {
+        "cpus": 2, "nmis": 1, "fetch": "per-byte", "memory": "tso", "execs": 1,
+        "nmi_on": "all"}
+    assert build("defer-ct", "state-field").params == {
+        "cpus": 2, "nmis": 1, "fetch": "per-byte", "memory": "tso", "syscalls": 0,
+        "patch": True, "vmalloc": False}
+
+
+@pytest.mark.parametrize(("name", "knobs", "message"), [
+    ("x86-int3-batch", {"execs": "2"}, "parameter execs='2' of x86-int3-batch is not an int "
+                                       "(valid: 1..4)"),
+    ("x86-int3-batch", {"cpus": True}, "parameter cpus=True of x86-int3-batch is not an int "
+                                       "(valid: 2..8)"),
+    ("x86-int3-batch", {"cpus": None}, "parameter cpus=None of x86-int3-batch is not an int "
+                                       "(valid: 2..8)"),
+    ("x86-int3-batch", {"execs": 9}, "--set execs=9 is outside what x86-int3-batch can "
+                                     "honour (1..4)"),
+    ("x86-int3-batch", {"sites": 2}, "--sites does not apply to x86-int3-batch (its "
+                                     "parameters: cpus, nmis, fetch, memory, execs, users)"),
+    ("x86-int3-batch", {"nmi_on": "all"}, "parameter 'nmi_on' does not apply to "
+                                          "x86-int3-batch (its parameters: cpus, nmis, "
+                                          "fetch, memory, execs, users)"),
+    ("x86-cpumask-2019", {"nmi_on": "some"}, "--set nmi_on='some' does not apply to "
+                                             "x86-cpumask-2019; valid: patcher, all"),
+    ("defer-ct", {"patch": 1}, "parameter patch=1 of defer-ct is not a bool (valid: true, "
+                               "false)"),
+    ("defer-ct", {"memory": "sc"}, "--memory 'sc' does not apply to defer-ct; valid: tso, "
+                                   "pso (all models: tso, pso, sc)"),
+    ("x86-static-key", {"flip": "dec@83ab38ef0a0b"}, "--set flip='dec@83ab38ef0a0b' does not "
+                                                     "apply to x86-static-key; valid: enable, "
+                                                     "disable, inc, dec"),
+    ("x86-ipi-irqs-off", {"nmis": 1}, "--nmis 1 is outside what x86-ipi-irqs-off can honour "
+                                      "(0..0)"),
+    ("arm64-stop-machine", {"sites": 2}, "--sites applies to arm64-stop-machine with "
+                                         "patch=jump-label only"),
+    ("arm64-jump-label", {"fetch": "snapshot"}, "--fetch 'snapshot' does not apply to "
+                                                "arm64-jump-label; valid: arm64 (all models: "
+                                                "per-byte, snapshot, arm64)"),
+])
+def test_a_parameter_it_cannot_honour_is_one_line_naming_the_valid_ones(
+        name: str, knobs: dict, message: str) -> None:
+    with pytest.raises(CatalogueError) as e:
+        build(name, **knobs)
+    assert str(e.value) == message
+
+
+def test_build_takes_any_parameter_name_without_a_type_error() -> None:
+    """`build`'s own arguments are positional: a parameter called `name` or `variant` (from
+    a token, say) is refused as a parameter, never a TypeError."""
+    for key in ("name", "variant"):
+        with pytest.raises(CatalogueError, match=f"parameter '{key}' does not apply"):
+            build("x86-int3-batch", "default", **{key: 1})
+
+
+@pytest.mark.parametrize(("items", "expected"), [
+    (["execs=1"], {"execs": 1}),
+    (["nmi_on=all", "execs=+3"], {"nmi_on": "all", "execs": 3}),
+])
+def test_assignments_are_read_by_the_schema(items: list[str], expected: dict) -> None:
+    from crossmod.catalogue import assignments
+
+    assert assignments("x86-cpumask-2019", items) == expected
+    assert assignments("defer-cr3", ["patch=false", "vmalloc=TRUE"]) == {
+        "patch": False, "vmalloc": True}
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    (["execs"], "--set execs: expected NAME=VALUE (x86-cpumask-2019 takes cpus, nmis, fetch, "
+                "memory, execs, nmi_on, users)"),
+    (["=1"], "--set =1: expected NAME=VALUE"),
+    (["execs=1.5"], "--set execs=1.5: not an integer (valid for x86-cpumask-2019: 1..4)"),
+    (["execs=one"], "--set execs=one: not an integer"),
+    (["syscalls=1"], "--set syscalls: not a parameter of x86-cpumask-2019 (its parameters: "
+                     "cpus, nmis, fetch, memory, execs, nmi_on, users)"),
+    (["execs=1", "execs=2"], "--set execs given twice"),
+])
+def test_bad_assignments_are_one_line(items: list[str], message: str) -> None:
+    from crossmod.catalogue import assignments
+
+    with pytest.raises(CatalogueError) as e:
+        assignments("x86-cpumask-2019", items)
+    assert str(e.value).startswith(message)
+
+
+def test_a_bool_assignment_is_true_or_false() -> None:
+    from crossmod.catalogue import assignments
+
+    with pytest.raises(CatalogueError, match=r"^--set patch=1: defer-ct takes true or false$"):
+        assignments("defer-ct", ["patch=1"])
+
+
+def test_the_command_args_of_a_row_name_what_differs_from_the_variant_defaults() -> None:
+    from crossmod.catalogue import command_args
+
+    s = build("x86-cpumask-2019", "last-clearer-completes", nmi_on="all")
+    assert command_args(s.name, s.variant, s.params) == [
+        "x86-cpumask-2019", "--variant", "last-clearer-completes", "--set", "nmi_on=all"]
+    s = build("defer-ct", "state-field", vmalloc=True, memory="pso")
+    assert command_args(s.name, s.variant, s.params) == [
+        "defer-ct", "--variant", "state-field", "--memory", "pso", "--set", "vmalloc=true"]

@@ -68,7 +68,9 @@ def test_perfetto_export_is_chrome_trace_json(tmp_path):
     (("check", "x86-int3-batch", "--cpus", "40"), "--cpus 40 is outside"),
     (("check", "x86-int3-batch", "--arch", "arm64"), "--arch arm64 does not apply"),
     (("check",), "missing PROTOCOL"),
-    (("replay", "cm1-garbage"), "corrupt schedule token"),
+    (("replay", "cm2-garbage"), "corrupt schedule token"),
+    (("replay", "cm1-eNqrVipTsjLUUSpQslKqsDDTzcwrMdZNSixJzlDSUSpLLAIK5-XrFlfmJRsCBbKVrKpr"),
+     "schedule token format cm1 is old (this crossmod reads cm2)"),
 ])
 def test_bad_input_one_line_exit_2(args, fragment):
     r = run(*args)
@@ -157,6 +159,6 @@ def test_liveness_passes_and_is_refused_where_it_cannot_apply():
     r = run("check", "--all", "--liveness")
     assert r.returncode == 2 and r.stderr.startswith("crossmod: error: --liveness applies")
     r = run("check", "x86-memcpy", "--users", "1")
-    assert r.returncode == 2 and r.stderr == ("crossmod: error: knob 'users' does not apply "
-                                              "to x86-memcpy (it takes cpus, nmis, fetch, "
+    assert r.returncode == 2 and r.stderr == ("crossmod: error: --users does not apply to "
+                                              "x86-memcpy (its parameters: cpus, nmis, fetch, "
                                               "memory, execs)\n")

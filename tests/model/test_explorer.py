@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from crossmod.catalogue import ROWS, build
 from crossmod.check.explore import ReplayError, explore, replay_schedule
 from crossmod.check.liveness import replay_lasso
-from crossmod.check.schedule import Schedule, ScheduleError
+from crossmod.check.schedule import Schedule, ScheduleError, decode_for, record_token
 from crossmod.check.verdict import Bounds
 from crossmod.machine.machine import Machine
 from crossmod.machine.symmetry import Canonicalizer, permute
@@ -24,21 +24,21 @@ BUGS = [r for r in ROWS if r.expected != "safe" and r.knobs.get("cpus", 2) <= 2]
 
 @pytest.mark.parametrize("row", BUGS, ids=lambda r: f"{r.protocol}:{r.variant}:{r.knobs}")
 def test_replay_round_trip_reproduces_the_counterexample(row):
-    """Explore, encode the schedule, decode, replay: same violation, same trail (never
-    skipped: STYLE.md rule 9)."""
+    """Explore, encode the schedule, decode, rebuild from the token alone, replay: same
+    violation, same trail (never skipped: STYLE.md rule 9)."""
     system = build(row.protocol, row.variant, **row.knobs)
     v = explore(system, Bounds(liveness=row.liveness))
     choices = [s.index for s in v.counterexample if s.index >= 0]
-    token = Schedule(system.name, system.variant, row.knobs, tuple(choices),
-                     v.cycle_start).encode()
-    back = Schedule.decode(token)
+    back = decode_for(None, record_token(system, choices, v.cycle_start))
+    assert back.params == system.params  # every parameter the system shows
     assert back.cycle_start == v.cycle_start
-    again_system = build(back.protocol, back.variant, **back.knobs)
+    rebuilt = build(back.protocol, back.variant, **back.params)
+    back.check_fits(rebuilt)
     if back.cycle_start is None:
-        again = replay_schedule(again_system, list(back.choices))
+        again = replay_schedule(rebuilt, list(back.choices))
         assert again[-1].text.startswith(("VIOLATION", "DEADLOCK"))
     else:
-        again, outcome = replay_lasso(again_system, list(back.choices), back.cycle_start)
+        again, outcome = replay_lasso(rebuilt, list(back.choices), back.cycle_start)
         assert outcome == "cycle"
     assert [s.text for s in again] == [s.text for s in v.counterexample]
 

@@ -1,45 +1,85 @@
-"""The protocol catalogue: every checkable protocol, its variants, and the verdicts expected.
+"""The protocol catalogue: every checkable protocol, its variants, its parameters, and the
+verdicts expected.
 
 Owns: `ENTRIES` (name -> Entry), `ROWS` (what `crossmod check --all` runs) and `build()`,
-which validates user-supplied knobs and returns a `System`. Imports: machine, kernel,
-catalogue modules. Engines never import this package; they receive Systems.
+which checks given parameters against the entry's schema (catalogue/params.py) and returns
+a `System`. Imports: machine, kernel, catalogue modules. Engines never import this
+package; they receive Systems.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crossmod.catalogue import arm64, x86_int3
 from crossmod.catalogue import deferral as dfr
 from crossmod.catalogue import static_keys as sk
 from crossmod.catalogue import x86_history as hist
-from crossmod.machine.state import MEMORY_MODELS
+from crossmod.catalogue.params import CatalogueError, ParamSpec, Value, brief, resolve, specs
 from crossmod.machine.system import System
-from crossmod.machine.text import FETCH_MODELS
 
-
-class CatalogueError(ValueError):
-    """A protocol name, variant or knob the catalogue cannot honour (CLI exit 2)."""
+__all__ = ["ENTRIES", "ROWS", "CatalogueError", "Entry", "Row", "assignments", "build",
+           "command_args", "resolve_params"]
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A protocol the catalogue knows: how to build it and within which bounds."""
+    """A protocol the catalogue knows: how to build it and from which parameters.
+
+    `params` is the schema (a frozen dataclass of catalogue/params.py fields) the builder
+    takes; `variant_defaults` the values a variant's scenario sets where they differ from
+    the schema's defaults (a value the user gives wins)."""
 
     name: str
-    build: Callable[..., System]
+    build: Callable[[str, Any], System]  # (variant, params) -> System
     summary: str
     variants: dict[str, str]  # variant -> one line on what it changes
-    cpus: tuple[int, int] = (2, 8)
-    nmis: tuple[int, int] = (0, 3)
-    fetch: tuple[str, ...] = ("per-byte", "snapshot")
+    params: type  # the schema: a frozen dataclass of catalogue/params.py fields
     arch: str = "x86"
-    defaults: dict[str, Any] = field(default_factory=dict)
-    sites: tuple[int, int] | None = None  # patch sites per key (--sites), where it applies
-    memory: tuple[str, ...] = MEMORY_MODELS
+    variant_defaults: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
     steps: dict[str, str] = field(default_factory=dict)  # step -> variant dropping it
+
+    @property
+    def specs(self) -> tuple[ParamSpec, ...]:
+        return specs(self.params)
+
+    def spec(self, name: str) -> ParamSpec | None:
+        return next((s for s in self.specs if s.name == name), None)
+
+    def resolve(self, variant: str, given: Mapping[str, object]) -> Any:
+        """The schema instance for `variant` with `given` values (CatalogueError if one
+        cannot be honoured)."""
+        return resolve(self.name, self.params, self.variant_defaults.get(variant, {}), given)
+
+    def defaults(self, variant: str = "default") -> dict[str, Value]:
+        """Every parameter's value when the user gives none."""
+        return asdict(self.resolve(variant, {}))
+
+    def _choices(self, name: str) -> tuple[str, ...]:
+        s = self.spec(name)
+        return s.choices if s is not None and s.choices is not None else ()
+
+    def _range(self, name: str) -> tuple[int, int] | None:
+        s = self.spec(name)
+        return s.range if s is not None else None
+
+    @property
+    def fetch(self) -> tuple[str, ...]:
+        return self._choices("fetch")
+
+    @property
+    def memory(self) -> tuple[str, ...]:
+        return self._choices("memory")
+
+    @property
+    def cpus(self) -> tuple[int, int] | None:
+        return self._range("cpus")
+
+    @property
+    def nmis(self) -> tuple[int, int] | None:
+        return self._range("nmis")
 
 
 @dataclass(frozen=True)
@@ -68,44 +108,47 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
            "global-descriptor": "the 2022 fix of K5: one global descriptor",
            "spin-in-handler": "the #BP handler spins, interrupts off, until the batch is "
                               "done instead of emulating (not the kernel's; property 5)"},
+          params=x86_int3.PatchParams,
           steps={"S1 sync after INT3": "no-sync1", "S2 sync after tail": "no-sync2",
                  "S3 sync after first byte": "no-sync3",
                  "F2/H1 publish barrier": "no-publish-barrier"}),
-    *(Entry(name, dfr.builder(name), summary, dfr.VARIANT_DOC[name], cpus=(2, 3),
-            nmis=(0, 1), memory=("tso", "pso"), steps=dfr.STEPS.get(name, {}))
+    *(Entry(name, dfr.builder(name), summary, dfr.VARIANT_DOC[name], dfr.DeferralParams,
+            variant_defaults=dfr.VARIANT_PARAMS[name], steps=dfr.STEPS.get(name, {}))
       for name, summary in (
           ("defer-none", "IPI deferral off: text sync and kernel TLB flush IPI every CPU"),
           ("defer-ct", "v6: deferral through context-tracking work bits (G.3)"),
           ("defer-cr3", "v8: deferral to the kPTI CR3 write on entry (H.4)"))),
     Entry("x86-memcpy", hist.build_memcpy,
-          "K1: the new instruction memcpy'd over live text", {"default": "no protocol"}),
+          "K1: the new instruction memcpy'd over live text", {"default": "no protocol"},
+          x86_int3.ExecParams),
     Entry("x86-fixup-2010", hist.build_fixup_2010,
           "2010 text_poke_fixup as Masami Hiramatsu listed its steps (no sync after the tail)",
-          {"default": "steps (1)-(9) as written"}),
+          {"default": "steps (1)-(9) as written"}, x86_int3.ExecParams),
     Entry("x86-cpumask-2019", hist.build_cpumask_2019,
           "2019 cpumask text_poke_sync; #BP handler clears its bit (K8)",
           {"default": "the #BP handler waits for the breakpoint to go away",
            "last-clearer-completes": "Andy Lutomirski's remedy: never wait, last clearer "
                                      "completes the step"},
-          defaults={"nmis": 1}, nmis=(0, 2)),
+          params=hist.CpumaskParams),
     Entry("x86-ipi-irqs-off", hist.build_ipi_irqs_off,
           "K9: CPUs calling on_each_cpu(wait=1) with interrupts disabled",
-          {"default": "every CPU a caller"}, cpus=(2, 4), nmis=(0, 0)),
+          {"default": "every CPU a caller"}, params=hist.IrqsOffParams),
     Entry("x86-stop-machine", hist.build_stop_machine,
           "text_poke_smp(): patch under stop_machine (v2.6.33-v3.x)",
-          {"default": "first CPU in MULTI_STOP_RUN writes, the others spin"}, cpus=(2, 5)),
+          {"default": "first CPU in MULTI_STOP_RUN writes, the others spin"},
+          params=hist.StopMachineParams),
     Entry("x86-static-key", sk.build_x86_static_key,
           "static_key_enable(): jump_label_update() queues every site of the key into one "
           "int3 batch (three syncs whatever K)",
           {"default": "kernel/jump_label.c and the x86 hooks as of 2025",
            "ro-after-init": "the key is __ro_after_init and flipped after mark_rodata_ro()"},
-          cpus=(2, 4), nmis=(0, 2), sites=(1, 4)),
+          params=sk.KeyParams),
     Entry("x86-static-call", sk.build_x86_static_call,
           "static_call_update(): the trampoline and each inline site through "
           "smp_text_poke_single()",
           {"default": "kernel/static_call_inline.c and arch/x86/kernel/static_call.c",
            "ro-after-init": "the call is DEFINE_STATIC_CALL_RO and updated after boot"},
-          cpus=(2, 4), nmis=(0, 2), sites=(1, 3)),
+          params=sk.CallParams),
     Entry("static-key-race", sk.build_static_key_race,
           "one static key flipped from two CPUs at once (x86 hooks); the final text must "
           "match the final count",
@@ -121,20 +164,18 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
                                          "jump_label_lock() before the test",
            "enable-enable-one-read": "two enables with Josh Poimboeuf's 2024-03 proposal: "
                                      "one read, return if it is not 0 (-1 included)"},
-          cpus=(2, 3), nmis=(0, 1), sites=(1, 2)),
+          params=sk.RaceParams),
     Entry("arm64-jump-label", arm64.build_arm64_jump_label,
           "static_key_enable() on arm64: aarch64_insn_patch_text_nosync() per site, then "
           "(since 2024) one kick_all_cpus_sync()",
           {"default": "the 2024 fix: arch_jump_label_transform_queue/apply",
            "nosync": "K10: f6cc0c501649, nosync writes and no cross-CPU sync"},
-          cpus=(2, 4), nmis=(0, 2), fetch=("arm64",), arch="arm64", sites=(1, 4),
-          memory=("sc",)),
+          params=arm64.Arm64KeyParams, arch="arm64"),
     Entry("arm64-stop-machine", arm64.build_arm64_stop_machine,
           "aarch64_insn_patch_text(): the patch under stop_machine(), one CPU elected master",
           {"default": "the last CPU to arrive is master (2022)",
            "first-master": "K11: the first CPU to arrive is master"},
-          cpus=(2, 4), nmis=(0, 2), fetch=("arm64",), arch="arm64", sites=(1, 4),
-          memory=("sc",)),
+          params=arm64.Arm64StopMachineParams, arch="arm64"),
 )}
 
 
@@ -236,69 +277,64 @@ ROWS: tuple[Row, ...] = (
 )
 
 
-def build(name: str, variant: str = "default", **knobs: Any) -> System:
-    """The System for `name`/`variant` with the given knobs (cpus, nmis, fetch, memory...),
-    validated against the entry's bounds."""
+def build(name: str, variant: str = "default", /, **knobs: object) -> System:
+    """The System for `name`/`variant` with the given parameters (cpus, nmis, fetch,
+    memory, sites and the entry's own: `crossmod list NAME`), checked against the entry's
+    schema; every parameter not given takes the variant's default."""
+    entry = _entry(name, variant)
+    return entry.build(variant, entry.resolve(variant, knobs))
+
+
+def resolve_params(name: str, variant: str = "default", /, **knobs: object
+                   ) -> dict[str, Value]:
+    """Every parameter `build(name, variant, **knobs)` would build with (defaults filled)."""
+    return asdict(_entry(name, variant).resolve(variant, knobs))
+
+
+def _entry(name: str, variant: str) -> Entry:
     entry = ENTRIES.get(name)
     if entry is None:
-        raise CatalogueError(f"unknown protocol {name!r}; valid: {', '.join(ENTRIES)}")
+        raise CatalogueError(f"unknown protocol {brief(name)}; valid: {', '.join(ENTRIES)}")
     if variant not in entry.variants:
-        raise CatalogueError(f"unknown variant {variant!r} of {name}; valid: "
+        raise CatalogueError(f"unknown variant {brief(variant)} of {name}; valid: "
                              f"{', '.join(entry.variants)}")
-    knobs = {**entry.defaults, **{k: v for k, v in knobs.items() if v is not None}}
-    _check_knobs(entry, knobs)
-    _check_range(entry, "cpus", knobs.get("cpus", 2), entry.cpus)
-    _check_range(entry, "nmis", knobs.get("nmis", 0), entry.nmis)
-    if "fetch" in knobs and knobs["fetch"] not in entry.fetch:
-        raise CatalogueError(f"--fetch {knobs['fetch']!r} does not apply to {name}; valid: "
-                             f"{', '.join(entry.fetch)} (all models: {', '.join(FETCH_MODELS)})")
-    if "memory" in knobs and knobs["memory"] not in MEMORY_MODELS:
-        raise CatalogueError(f"unknown memory model {knobs['memory']!r}; valid: "
-                             f"{', '.join(MEMORY_MODELS)}")
-    if "memory" in knobs and knobs["memory"] not in entry.memory:
-        raise CatalogueError(f"--memory {knobs['memory']!r} does not apply to {name}; valid: "
-                             f"{', '.join(entry.memory)}")
-    if "sites" in knobs:
-        if entry.sites is None:
-            raise CatalogueError(f"--sites does not apply to {name} (one patch site)")
-        _check_range(entry, "sites", knobs["sites"], entry.sites)
-    _check_names(entry, knobs)
-    try:
-        return entry.build(variant, **knobs)
-    except ValueError as e:  # a knob combination the protocol's builder rejects
-        raise CatalogueError(str(e)) from None
+    return entry
 
 
-def _check_knobs(entry: Entry, knobs: dict[str, Any]) -> None:
-    """Knob names the entry's builder takes, with values of the type it declares (a replay
-    token carries its knobs as data: a damaged or foreign one must not reach the builder)."""
-    import inspect
-
-    params = inspect.signature(entry.build).parameters
-    for k, v in knobs.items():
-        if k not in params or k == "variant":
-            continue  # named by `_check_names`, after the checks that say more
-        ann = str(params[k].annotation)
-        ok = (isinstance(v, bool) if "bool" in ann else
-              isinstance(v, int) and not isinstance(v, bool) if "int" in ann else
-              isinstance(v, str) if "str" in ann else True)
-        if not ok and not (v is None and "None" in ann):
-            raise CatalogueError(f"knob {k}={v!r} of {entry.name} is not a{'n' * ('int' in ann)} "
-                                 f"{ann.split(' ')[0]}")
-
-
-def _check_names(entry: Entry, knobs: dict[str, Any]) -> None:
-    import inspect
-
-    params = [p for p in inspect.signature(entry.build).parameters if p != "variant"]
-    for k in knobs:
-        if k not in params:
-            raise CatalogueError(f"knob {k!r} does not apply to {entry.name} (it takes "
-                                 f"{', '.join(params)})")
+def assignments(name: str, items: Sequence[str]) -> dict[str, Value]:
+    """`--set NAME=VALUE` arguments, each value read by the type of `name`'s parameter."""
+    entry = _entry(name, "default")
+    valid = ", ".join(s.name for s in entry.specs)
+    out: dict[str, Value] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        spec = entry.spec(key)
+        if not eq or not key:
+            raise CatalogueError(f"--set {_typed(item)}: expected NAME=VALUE ({name} takes "
+                                 f"{valid})")
+        if spec is None:
+            raise CatalogueError(f"--set {_typed(key)}: not a parameter of {name} (its "
+                                 f"parameters: {valid})")
+        if key in out:
+            raise CatalogueError(f"--set {key} given twice")
+        out[key] = spec.parse(name, text)
+    return out
 
 
-def _check_range(entry: Entry, knob: str, value: int, bounds: tuple[int, int]) -> None:
-    lo, hi = bounds
-    if not lo <= value <= hi:
-        raise CatalogueError(f"--{knob} {value} is outside what {entry.name} can honour "
-                             f"({lo}..{hi})")
+def _typed(text: str) -> str:
+    """What the user typed, as typed when it fits a one-line message."""
+    return text if text.isprintable() and len(text) <= 40 else brief(text)
+
+
+def command_args(name: str, variant: str, params: Mapping[str, Value]) -> list[str]:
+    """The `crossmod check` arguments that build `params` (a parameter left out: its
+    default): the protocol, the variant unless it is the default, every parameter whose
+    value is not the variant's default."""
+    entry = _entry(name, variant)
+    defaults = entry.defaults(variant)
+    args = [name, *(["--variant", variant] if variant != "default" else [])]
+    for s in entry.specs:
+        value = params.get(s.name, defaults[s.name])
+        if value != defaults[s.name]:
+            args += s.args(value)
+    return args

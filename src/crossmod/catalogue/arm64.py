@@ -10,8 +10,13 @@ consistent: see kernel/arm64_patching.py for what that cannot show.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
+from crossmod.catalogue.params import MachineParams, Task, fetch_param, memory_param, param
 from crossmod.catalogue.static_keys import (
     KEY,
+    MAX_SITES,
+    KeyParams,
     model_exec_sites,
     model_key_updater,
     notifier_entry,
@@ -59,38 +64,31 @@ def _config(tasks: list, sites: tuple[Site, ...], cpus: int, nmis: int, extra: t
         symmetric=(tuple(range(1, cpus)),) if cpus > 2 else ())
 
 
-def _check(name: str, arch: str | None, fetch: str, memory: str) -> None:
-    if arch is not None and arch != "arm64":
-        raise ValueError(f"{name} is an arm64 protocol; --arch {arch} does not apply")
-    if fetch != "arm64":
-        raise ValueError(f"{name} uses the arm64 fetch model; --fetch {fetch} does not apply")
-    if memory != "sc":
-        raise ValueError(f"{name} models arm64 data memory as sc only; --memory {memory} "
-                         "does not apply")
-
-
 JUMP_LABEL_ARCHS = {"default": ap.ARM64_JUMP_LABEL, "nosync": ap.ARM64_JUMP_LABEL_NOSYNC}
 
 
-def build_arm64_jump_label(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                           fetch: str = "arm64", memory: str = "sc", sites: int = 1,
-                           execs: int = 2, flip: str = "enable", arch: str | None = None
-                           ) -> System:
+@dataclass(frozen=True)
+class Arm64KeyParams(KeyParams):
+    """arm64's machine: the arm64 fetch model; data memory sequentially consistent only."""
+
+    fetch: str = fetch_param("arm64")
+    memory: str = memory_param("sc")
+    execs: int = param(2, "times each CPU but CPU 0 runs through every site", range=(1, 4))
+
+
+def build_arm64_jump_label(variant: str, p: Arm64KeyParams) -> System:
     """CPU 0 calls static_key_enable(&preempt_notifier_key) (or `flip`) on arm64 with K =
     `sites` sites; CPUs 1.. context-switch through every site `execs` times, taking no
     exception unless an IPI makes them. `nosync`: f6cc0c501649's nosync writes (K10);
     default: the 2024 queue/apply hooks with one kick_all_cpus_sync()."""
-    _check("arm64-jump-label", arch, fetch, memory)
-    key = arm64_key(sites)
-    on = flip in ("disable", "dec")
+    key = arm64_key(p.sites)
+    on = p.flip in ("disable", "dec")
     names = tuple(e.site for e in key.entries)
-    tasks = [(model_key_updater, (key, JUMP_LABEL_ARCHS[variant], flip))]
-    tasks += [(model_exec_sites, (names, execs))] * (cpus - 1)
+    tasks: list[Task] = [(model_key_updater, (key, JUMP_LABEL_ARCHS[variant], p.flip))]
+    tasks += [(model_exec_sites, (names, p.execs))] * (p.cpus - 1)
     extra = jl.jump_label_memory((key,), {KEY: 1 if on else 0}) + ap.arm64_patching_memory()
-    cfg = _config(tasks, sites_of(key, on, arch="arm64"), cpus, nmis, extra)
-    return System("arm64-jump-label", cfg, variant,
-                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites,
-                       execs=execs, flip=flip))
+    cfg = _config(tasks, sites_of(key, on, arch="arm64"), p.cpus, p.nmis, extra)
+    return System("arm64-jump-label", cfg, variant, asdict(p))
 
 
 def model_kprobe_arm(site: str, ncpus: int, master: str) -> Gen:
@@ -110,42 +108,53 @@ _kprobe_handler.__name__ = "kprobe_breakpoint_handler"
 MASTERS = {"default": "last", "first-master": "first"}
 
 
-def build_arm64_stop_machine(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                             fetch: str = "arm64", memory: str = "sc", sites: int = 1,
-                             execs: int = 1, patch: str = "kprobe", arch: str | None = None
-                             ) -> System:
+@dataclass(frozen=True)
+class Arm64StopMachineParams(MachineParams):
+    """What CPU 0 patches under stop_machine() while CPUs 1.. run through it."""
+
+    cpus: int = param(2, "number of CPUs (CPU 0 patches)", range=(2, 4))
+    nmis: int = param(0, "NMI budget per run", range=(0, 2))
+    fetch: str = fetch_param("arm64")
+    memory: str = memory_param("sc")
+    sites: int = param(1, "patch sites of the key (K), with patch=jump-label",
+                       range=(1, MAX_SITES))
+    execs: int = param(1, "times each CPU but CPU 0 runs through every site", range=(1, 4))
+    patch: str = param("kprobe", "what is patched: a kprobe on multi_cpu_stop() (not "
+                       "CMODX-safe) or the key's NOP <-> B sites", choices=("kprobe", "jump-label"))
+
+    def conflict(self) -> str | None:
+        if self.patch == "kprobe" and self.sites != 1:
+            return "--sites applies to arm64-stop-machine with patch=jump-label only"
+        return None
+
+
+def build_arm64_stop_machine(variant: str, p: Arm64StopMachineParams) -> System:
     """aarch64_insn_patch_text() under stop_machine(); `first-master` is the election before
     2022 (K11). `patch="kprobe"` (default): CPU 0 arms a kprobe on an instruction that every
     CPU executes in multi_cpu_stop() before the callback -- not a CMODX-safe change, so a
     CPU that runs it while it is rewritten may do anything. `patch="jump-label"`: CPU 0
     enables preempt_notifier_key through the pre-f6cc0c501649 hook, one stop_machine() per
     site; NOP <-> B is CMODX-safe, so even the first-master election is safe there."""
-    _check("arm64-stop-machine", arch, fetch, memory)
     master = MASTERS[variant]
-    if patch == "jump-label":
-        key = arm64_key(sites)
+    cpus = p.cpus
+    if p.patch == "jump-label":
+        key = arm64_key(p.sites)
         names = tuple(e.site for e in key.entries)
-        tasks = [(model_key_updater, (key, ap.model_jump_label_transform_stop_machine(
+        tasks: list[Task] = [(model_key_updater, (key, ap.model_jump_label_transform_stop_machine(
             cpus, master), "enable"))]
         msites = sites_of(key, False, arch="arm64")
         extra = jl.jump_label_memory((key,))
         int3 = None
-    elif patch == "kprobe":
-        if sites != 1:
-            raise ValueError("--sites applies to arm64-stop-machine with patch=jump-label only")
+    else:
         names = (PROBE_SITE,)
         tasks = [(model_kprobe_arm, (PROBE_SITE, cpus, master))]
         msites = (Site(PROBE_SITE, PROBED, ((PROBED, "mov x0, x19"),),
                        int3_effect=KPROBE_EFFECT, arch="arm64"),)
         extra = jl.jump_label_memory(())
         int3 = _kprobe_handler
-    else:
-        raise ValueError(f"patch must be 'kprobe' or 'jump-label', not {patch!r}")
-    tasks += [(model_exec_sites, (names, execs))] * (cpus - 1)
-    cfg = _config(tasks, msites, cpus, nmis, extra + ap.arm64_patching_memory(), int3)
-    return System("arm64-stop-machine", cfg, variant,
-                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites,
-                       execs=execs, patch=patch))
+    tasks += [(model_exec_sites, (names, p.execs))] * (cpus - 1)
+    cfg = _config(tasks, msites, cpus, p.nmis, extra + ap.arm64_patching_memory(), int3)
+    return System("arm64-stop-machine", cfg, variant, asdict(p))
 
 
 def key_flip_systems(cpus: int = 3, sites: tuple[int, ...] = (1, 2, 4)
@@ -158,8 +167,10 @@ def key_flip_systems(cpus: int = 3, sites: tuple[int, ...] = (1, 2, 4)
 
     out: list[tuple[str, System]] = []
     for k in sites:
-        out.append((f"x86-static-key K={k}", build_x86_static_key(cpus=cpus, sites=k)))
-        out.append((f"arm64-jump-label K={k}", build_arm64_jump_label(cpus=cpus, sites=k)))
-        out.append((f"arm64-stop-machine patch=jump-label K={k}",
-                    build_arm64_stop_machine(cpus=cpus, sites=k, patch="jump-label")))
+        out.append((f"x86-static-key K={k}",
+                    build_x86_static_key("default", KeyParams(cpus=cpus, sites=k))))
+        out.append((f"arm64-jump-label K={k}",
+                    build_arm64_jump_label("default", Arm64KeyParams(cpus=cpus, sites=k))))
+        out.append((f"arm64-stop-machine patch=jump-label K={k}", build_arm64_stop_machine(
+            "default", Arm64StopMachineParams(cpus=cpus, sites=k, patch="jump-label"))))
     return out

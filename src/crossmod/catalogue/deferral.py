@@ -10,10 +10,11 @@ then checked on it); NMIs, when allowed, hit those CPUs and run the same kernel 
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from crossmod.catalogue.params import MachineParams, Task, Value, memory_param, param
 from crossmod.catalogue.x86_int3 import JUMP_SITE, model_patch_task
 from crossmod.kernel import context_tracking as ct
 from crossmod.kernel import text_poke as tp
@@ -60,19 +61,32 @@ POLICIES: dict[str, dict[str, Deferral]] = {
     },
 }
 
-# Scenario defaults per variant (a knob given by the user wins).
-_KNOBS: dict[str, dict[str, Any]] = {
-    "defer-cr3/nmi-exit-window": {"nmis": 1},
-    "defer-cr3/nmi-exit-window-fix": {"nmis": 1},
-    "defer-ct/default": {"vmalloc": False},
-    "defer-ct/state-field": {"nmis": 1, "syscalls": 0, "vmalloc": False},
-    "defer-ct/plain-read": {"vmalloc": False},
-    "defer-ct/mutable-entry-key": {"vmalloc": False},
-    "defer-ct/entry-key-ro": {"vmalloc": False},
-    "defer-ct/entry-key-noinstr": {"vmalloc": False},
-    "defer-ct/noinstr-patch": {"vmalloc": False},
-    "defer-ct/noinstr-patch-checked": {"vmalloc": False},
-    "defer-ct/tlb-at-ct-flush": {"patch": False},
+
+
+@dataclass(frozen=True)
+class DeferralParams(MachineParams):
+    """CPU 0 housekeeping, CPUs 1.. NOHZ_FULL CPUs running a user task."""
+
+    cpus: int = param(2, "number of CPUs (CPU 0 housekeeping, the others isolated)",
+                      range=(2, 3))
+    nmis: int = param(0, "NMI budget per run (NMIs hit the isolated CPUs)", range=(0, 1))
+    memory: str = memory_param("tso", "pso")
+    syscalls: int = param(1, "system calls each user task makes (0: it stays in userspace "
+                          "and the isolation property is checked on it)", range=(0, 3))
+    patch: bool = param(True, "CPU 0 patches a site with the int3 batch")
+    vmalloc: bool = param(True, "CPU 0 unmaps, purges and reuses a vmalloc area")
+
+
+# The scenario of each variant where it differs from DeferralParams' defaults (a value
+# the user gives wins).
+VARIANT_PARAMS: dict[str, dict[str, dict[str, Value]]] = {
+    "defer-none": {},
+    "defer-cr3": {"nmi-exit-window": {"nmis": 1}, "nmi-exit-window-fix": {"nmis": 1}},
+    "defer-ct": {
+        **{v: {"vmalloc": False} for v in POLICIES["defer-ct"] if v != "tlb-at-ct-flush"},
+        "state-field": {"nmis": 1, "syscalls": 0, "vmalloc": False},
+        "tlb-at-ct-flush": {"patch": False},
+    },
 }
 
 VARIANT_DOC: dict[str, dict[str, str]] = {
@@ -238,17 +252,10 @@ def _memory(d: Deferral, users: tuple[int, ...], isolated: tuple[int, ...],
     return glob, (*percpu, *ent_pc, *ct_pc), (*init, *ct_init)
 
 
-def build_deferral(protocol: str, variant: str = "default", cpus: int = 2, nmis: int | None = None,
-                   fetch: str = "per-byte", memory: str = "tso", syscalls: int | None = None,
-                   patch: bool | None = None, vmalloc: bool | None = None) -> System:
+def build_deferral(protocol: str, variant: str, p: DeferralParams) -> System:
     """The configuration described in the module docstring."""
     d = POLICIES[protocol][variant]
-    k = {"nmis": 0, "syscalls": 1, "patch": True, "vmalloc": True,
-         **_KNOBS.get(f"{protocol}/{variant}", {})}
-    nmis = k["nmis"] if nmis is None else nmis
-    syscalls = k["syscalls"] if syscalls is None else syscalls
-    patch = k["patch"] if patch is None else patch
-    vmalloc = k["vmalloc"] if vmalloc is None else vmalloc
+    cpus, syscalls, patch, vmalloc = p.cpus, p.syscalls, p.patch, p.vmalloc
     users = tuple(range(1, cpus))
     sites, patched = _sites(d)
     v = _poke_variant(protocol, variant, d, users, sites)
@@ -262,28 +269,21 @@ def build_deferral(protocol: str, variant: str = "default", cpus: int = 2, nmis:
 
     int3.__name__ = "smp_text_poke_int3_handler"
     ipi.__name__ = "sysvec_call_function"
-    tasks = [(model_housekeeping_task, (patched, v, d, patch, vmalloc, users))]
+    tasks: list[Task] = [(model_housekeeping_task, (patched, v, d, patch, vmalloc, users))]
     tasks += [(model_user_task, (d, syscalls, patch, vmalloc))] * len(users)
     cfg = MachineConfig(
         ncpus=cpus, sites=sites, tasks=tuple(tasks), int3_handler=int3, ipi_handler=ipi,
-        nmi_handler=(asm_exc_nmi, (d, patch, vmalloc)), nmis=nmis, nmi_cpus=users,
+        nmi_handler=(asm_exc_nmi, (d, patch, vmalloc)), nmis=p.nmis, nmi_cpus=users,
         globals=glob, percpu=percpu, percpu_init=init, cpu_valued=frozenset({"text_mutex"}),
-        fetch=fetch, memory=memory, tlb_vas=("va",) if vmalloc else (), pti=d.pti,
+        fetch=p.fetch, memory=p.memory, tlb_vas=("va",) if vmalloc else (), pti=d.pti,
         symmetric=(users,) if len(users) > 1 and d.policy != "ct" else (),
     )
-    return System(protocol, cfg, variant,
-                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, syscalls=syscalls,
-                       patch=patch, vmalloc=vmalloc),
-                  notes=VARIANT_DOC[protocol][variant])
+    return System(protocol, cfg, variant, asdict(p), notes=VARIANT_DOC[protocol][variant])
 
 
-def builder(protocol: str):
+def builder(protocol: str) -> Callable[[str, DeferralParams], System]:
     """The `Entry.build` of one deferral protocol."""
-    def build(variant: str = "default", **knobs: Any) -> System:
-        return build_deferral(protocol, variant, **knobs)
+    def build(variant: str, p: DeferralParams) -> System:
+        return build_deferral(protocol, variant, p)
     build.__name__ = f"build_{protocol.replace('-', '_')}"
-    # the knobs it takes are build_deferral's (catalogue.build checks them against this)
-    sig = inspect.signature(build_deferral)
-    build.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[p for n, p in sig.parameters.items() if n != "protocol"])
     return build

@@ -12,6 +12,10 @@ probe left.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from crossmod.catalogue.params import MachineParams, Task, param
 from crossmod.kernel import jump_label as jl
 from crossmod.kernel import static_call as sc
 from crossmod.kernel import text_poke as tp
@@ -134,7 +138,7 @@ def model_static_call_updater(key: sc.StaticCallKey, func: str) -> Gen:
 
 # ---- systems ------------------------------------------------------------------------------
 
-def _int3_handler() -> object:
+def _int3_handler() -> Callable[[str], Gen]:
     v = tp.PokeVariant()
 
     def smp_text_poke_int3_handler(site_name: str) -> Gen:
@@ -158,30 +162,35 @@ def _x86_config(tasks: list, sites: tuple[Site, ...], cpus: int, nmis: int, fetc
                    if cpus - symmetric_from > 1 else ()))
 
 
-def _check_arch(name: str, arch: str | None, want: str) -> None:
-    if arch is not None and arch != want:
-        raise ValueError(f"{name} is an {want} protocol; --arch {arch} does not apply")
+# The updater's calls (model_key_updater); the others of FLIPS only race (RACES).
+UPDATER_FLIPS = ("enable", "disable", "inc", "dec")
 
 
-def build_x86_static_key(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                         fetch: str = "per-byte", memory: str = "tso", sites: int = 1,
-                         execs: int = 1, flip: str = "enable", arch: str | None = None
-                         ) -> System:
+@dataclass(frozen=True)
+class KeyParams(MachineParams):
+    """A key with K sites flipped by CPU 0 while CPUs 1.. context-switch through them."""
+
+    cpus: int = param(2, "number of CPUs (CPU 0 flips the key)", range=(2, 4))
+    nmis: int = param(0, "NMI budget per run", range=(0, 2))
+    sites: int = param(1, "patch sites of the key (K)", range=(1, MAX_SITES))
+    execs: int = param(1, "times each CPU but CPU 0 runs through every site", range=(1, 4))
+    flip: str = param("enable", "what CPU 0 calls: static_key_enable/disable, "
+                      "static_branch_inc/dec", choices=UPDATER_FLIPS)
+
+
+def build_x86_static_key(variant: str, p: KeyParams) -> System:
     """CPU 0 calls static_key_enable(&preempt_notifier_key) (or `flip`: inc, disable, dec)
     with K = `sites` sites: one int3 batch for all of them. CPUs 1.. context-switch through
     every site `execs` times. `ro-after-init`: the key is __ro_after_init and the flip
     happens after mark_rodata_ro()."""
-    _check_arch("x86-static-key", arch, "x86")
-    key = x86_key(sites, ro_after_init=variant == "ro-after-init")
-    on = flip in ("disable", "dec")
+    key = x86_key(p.sites, ro_after_init=variant == "ro-after-init")
+    on = p.flip in ("disable", "dec")
     names = tuple(e.site for e in key.entries)
-    tasks = [(model_key_updater, (key, jl.X86_JUMP_LABEL, flip))]
-    tasks += [(model_exec_sites, (names, execs))] * (cpus - 1)
+    tasks: list[Task] = [(model_key_updater, (key, jl.X86_JUMP_LABEL, p.flip))]
+    tasks += [(model_exec_sites, (names, p.execs))] * (p.cpus - 1)
     extra = jl.jump_label_memory((key,), {KEY: 1 if on else 0})
-    cfg = _x86_config(tasks, sites_of(key, on), cpus, nmis, fetch, memory, extra)
-    return System("x86-static-key", cfg, variant,
-                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites,
-                       execs=execs, flip=flip))
+    cfg = _x86_config(tasks, sites_of(key, on), p.cpus, p.nmis, p.fetch, p.memory, extra)
+    return System("x86-static-key", cfg, variant, asdict(p))
 
 
 # variant -> (initial count, flips per CPU, final count when the order does not decide
@@ -198,23 +207,29 @@ RACES = {"default": (1, (("dec",), ("inc",)), 1, False),
          "enable-enable-one-read": (0, (("enable@one-read",), ("enable@one-read",)), 1, True)}
 
 
-def build_static_key_race(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                          fetch: str = "per-byte", memory: str = "tso", sites: int = 1,
-                          arch: str | None = None) -> System:
+@dataclass(frozen=True)
+class RaceParams(MachineParams):
+    """Two CPUs flipping one key; CPUs beyond the two are idle (they take the IPIs)."""
+
+    cpus: int = param(2, "number of CPUs (CPUs 0 and 1 flip the key)", range=(2, 3))
+    nmis: int = param(0, "NMI budget per run", range=(0, 1))
+    sites: int = param(1, "patch sites of the key (K)", range=(1, 2))
+
+
+def build_static_key_race(variant: str, p: RaceParams) -> System:
     """Two CPUs flip preempt_notifier_key at once (`variant` names who does what; the
     initial count makes every flip a balanced use of the API), then check that the text of
     every site matches the final count. Deadlock freedom is checked by the explorer."""
-    _check_arch("static-key-race", arch, "x86")
     initial, flips, final, contract = RACES[variant]
-    key = x86_key(sites)
-    tasks = [(model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips), final, contract))
-             for f in flips]
-    tasks += [None] * (cpus - len(flips))
+    key = x86_key(p.sites)
+    tasks: list[Task] = [
+        (model_racing_flip, (key, jl.X86_JUMP_LABEL, f, len(flips), final, contract))
+        for f in flips]
+    tasks += [None] * (p.cpus - len(flips))
     extra = (*jl.jump_label_memory((key,), {KEY: initial}), ("model.flips_done", 0))
-    cfg = _x86_config(tasks, sites_of(key, initial > 0), cpus, nmis, fetch, memory, extra,
-                      symmetric_from=len(flips))
-    return System("static-key-race", cfg, variant,
-                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites))
+    cfg = _x86_config(tasks, sites_of(key, initial > 0), p.cpus, p.nmis, p.fetch, p.memory,
+                      extra, symmetric_from=len(flips))
+    return System("static-key-race", cfg, variant, asdict(p))
 
 
 # ---- static calls -------------------------------------------------------------------------
@@ -243,21 +258,26 @@ def _sc_sites(key: sc.StaticCallKey) -> tuple[Site, ...]:
                  for s in (key.tramp, *key.sites))
 
 
-def build_x86_static_call(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                          fetch: str = "per-byte", memory: str = "tso", sites: int = 1,
-                          execs: int = 1, arch: str | None = None) -> System:
+@dataclass(frozen=True)
+class CallParams(MachineParams):
+    """One static call updated by CPU 0 while CPUs 1.. call through it."""
+
+    cpus: int = param(2, "number of CPUs (CPU 0 updates the call)", range=(2, 4))
+    nmis: int = param(0, "NMI budget per run", range=(0, 2))
+    sites: int = param(1, "inline call sites besides the trampoline (K)", range=(1, 3))
+    execs: int = param(1, "times each CPU but CPU 0 runs through every site", range=(1, 4))
+
+
+def build_x86_static_call(variant: str, p: CallParams) -> System:
     """CPU 0: static_call_update(tp_func_sched_switch, trace_event_raw_event_sched_switch)
     -- the trampoline and K inline sites, each with smp_text_poke_single(). CPUs 1.. run
     through every site `execs` times."""
-    _check_arch("x86-static-call", arch, "x86")
-    key = static_call_key(sites)
+    key = static_call_key(p.sites)
     if variant == "ro-after-init":
         key = sc.StaticCallKey(key.name, key.tramp, key.sites, ro_after_init=True)
     msites = _sc_sites(key)
-    tasks = [(model_static_call_updater, (key, NEW_FUNC))]
-    tasks += [(model_exec_sites, (tuple(s.name for s in msites), execs))] * (cpus - 1)
+    tasks: list[Task] = [(model_static_call_updater, (key, NEW_FUNC))]
+    tasks += [(model_exec_sites, (tuple(s.name for s in msites), p.execs))] * (p.cpus - 1)
     extra = sc.static_call_memory((key,), {SC_KEY: OLD_FUNC}) + jl.jump_label_memory(())
-    cfg = _x86_config(tasks, msites, cpus, nmis, fetch, memory, extra)
-    return System("x86-static-call", cfg, variant,
-                  dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, sites=sites,
-                       execs=execs))
+    cfg = _x86_config(tasks, msites, p.cpus, p.nmis, p.fetch, p.memory, extra)
+    return System("x86-static-call", cfg, variant, asdict(p))

@@ -4,7 +4,19 @@ calling on_each_cpu() with interrupts off (K9)."""
 
 from __future__ import annotations
 
-from crossmod.catalogue.x86_int3 import JUMP_SITE, Others, other_cpus
+from dataclasses import asdict, dataclass
+
+from crossmod.catalogue.params import MachineParams, Task, param
+from crossmod.catalogue.x86_int3 import (
+    JUMP_SITE,
+    ExecParams,
+    Others,
+    PatchParams,
+    other_cpus,
+    shown,
+    users_conflict,
+    users_param,
+)
 from crossmod.kernel import stop_machine as sm
 from crossmod.kernel.history import cpumask_2019 as c19
 from crossmod.kernel.history import fixup_2010 as f10
@@ -43,13 +55,6 @@ def _config(tasks: list, cpus: int, nmis: int, fetch: str, memory: str, int3=Non
     )
 
 
-def _params(cpus: int, nmis: int, fetch: str, memory: str, users: int = 0,
-            **kw: object) -> dict:
-    """The knobs shown in verdicts (`users` only when some CPU runs user code)."""
-    return dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, **kw,
-                **({"users": users} if users else {}))
-
-
 def model_memcpy_patcher(site: str, new: bytes) -> Gen:
     """K1: the new instruction copied over live text with plain stores, no protocol."""
     yield ops.TextStore(site, 0, new, label="memcpy")
@@ -57,45 +62,52 @@ def model_memcpy_patcher(site: str, new: bytes) -> Gen:
     yield ops.PatchReturned(site, label="caller")
 
 
-def build_memcpy(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                 fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
-    tasks = [(model_memcpy_patcher, ("site", NEW))]
-    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
-    cfg = _config(tasks, cpus, nmis, fetch, memory)
-    return System("x86-memcpy", cfg, variant, _params(cpus, nmis, fetch, memory, execs=execs))
+def build_memcpy(variant: str, p: ExecParams) -> System:
+    tasks: list[Task] = [(model_memcpy_patcher, ("site", NEW))]
+    tasks += [(model_exec_loop, ("site", p.execs))] * (p.cpus - 1)
+    cfg = _config(tasks, p.cpus, p.nmis, p.fetch, p.memory)
+    return System("x86-memcpy", cfg, variant, asdict(p))
 
 
-def build_fixup_2010(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                     fetch: str = "per-byte", memory: str = "tso", execs: int = 2) -> System:
-    tasks = [(model_text_mutex_caller, ("site", f10.text_poke_fixup, ("site", NEW, NEW_EFFECT)))]
-    tasks += [(model_exec_loop, ("site", execs))] * (cpus - 1)
-    cfg = _config(tasks, cpus, nmis, fetch, memory, int3=f10.text_poke_fixup_int3_handler,
-                  extra_globals=f10.fixup_memory())
-    return System("x86-fixup-2010", cfg, variant,
-                  _params(cpus, nmis, fetch, memory, execs=execs))
+def build_fixup_2010(variant: str, p: ExecParams) -> System:
+    tasks: list[Task] = [(model_text_mutex_caller,
+                          ("site", f10.text_poke_fixup, ("site", NEW, NEW_EFFECT)))]
+    tasks += [(model_exec_loop, ("site", p.execs))] * (p.cpus - 1)
+    cfg = _config(tasks, p.cpus, p.nmis, p.fetch, p.memory,
+                  int3=f10.text_poke_fixup_int3_handler, extra_globals=f10.fixup_memory())
+    return System("x86-fixup-2010", cfg, variant, asdict(p))
 
 
 CPUMASK_HANDLERS = {"default": c19.int3_wait_for_patch,
                     "last-clearer-completes": c19.int3_last_clearer_completes}
 
 
-def build_cpumask_2019(variant: str = "default", cpus: int = 2, nmis: int = 1,
-                       fetch: str = "per-byte", memory: str = "tso", execs: int = 1,
-                       nmi_on: str = "patcher", users: int = 0) -> System:
+@dataclass(frozen=True)
+class CpumaskParams(ExecParams):
+    """K8's configuration: one NMI, on the patching CPU unless `nmi_on` says every CPU."""
+
+    nmis: int = param(1, "NMI budget per run", range=(0, 2))
+    execs: int = param(1, "times each CPU but CPU 0 runs through the site", range=(1, 4))
+    nmi_on: str = param("patcher", "where NMIs arrive: the patching CPU 0 (K8) or every CPU",
+                        choices=("patcher", "all"))
+    users: int = users_param()
+
+    def conflict(self) -> str | None:
+        return users_conflict(self.cpus, self.users)
+
+
+def build_cpumask_2019(variant: str, p: CpumaskParams) -> System:
     """K8's configuration: the NMI hits the patching CPU (CPU 0) while it waits
     (`nmi_on="all"` lets NMIs hit every CPU); the last `users` CPUs run user code forever
     instead of passing through the site."""
-    if nmi_on not in ("patcher", "all"):
-        raise ValueError(f"nmi_on must be 'patcher' or 'all', not {nmi_on!r}")
-    tasks = [(model_text_mutex_caller,
-              ("site", c19.text_poke_bp_cpumask, ("site", NEW_EFFECT, NEW)))]
-    cfg = _config(tasks, cpus, nmis, fetch, memory, int3=CPUMASK_HANDLERS[variant],
+    tasks: list[Task] = [(model_text_mutex_caller,
+                          ("site", c19.text_poke_bp_cpumask, ("site", NEW_EFFECT, NEW)))]
+    cfg = _config(tasks, p.cpus, p.nmis, p.fetch, p.memory, int3=CPUMASK_HANDLERS[variant],
                   extra_globals=c19.cpumask_memory(),
                   cpu_valued=frozenset({"text_poke_cpumask"}),
-                  nmi_cpus=(0,) if nmi_on == "patcher" else None,
-                  others=other_cpus(cpus, execs, users))
-    return System("x86-cpumask-2019", cfg, variant,
-                  _params(cpus, nmis, fetch, memory, users, execs=execs, nmi_on=nmi_on))
+                  nmi_cpus=(0,) if p.nmi_on == "patcher" else None,
+                  others=other_cpus(p.cpus, p.execs, p.users))
+    return System("x86-cpumask-2019", cfg, variant, shown(p))
 
 
 def model_irqs_off_caller() -> Gen:
@@ -105,18 +117,29 @@ def model_irqs_off_caller() -> Gen:
     yield ops.IrqRestore(flags, label="local_irq_restore")
 
 
-def build_ipi_irqs_off(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                       fetch: str = "per-byte", memory: str = "tso") -> System:
-    tasks = [(model_irqs_off_caller, ())] * cpus
-    cfg = _config(tasks, cpus, nmis, fetch, memory, symmetric=False)
-    return System("x86-ipi-irqs-off", cfg, variant, _params(cpus, nmis, fetch, memory))
+@dataclass(frozen=True)
+class IrqsOffParams(MachineParams):
+    """K9: every CPU a caller of on_each_cpu(wait=1) with interrupts off; no NMI."""
+
+    cpus: int = param(2, "number of CPUs, each a caller", range=(2, 4))
+    nmis: int = param(0, "NMI budget per run", range=(0, 0))
 
 
-def build_stop_machine(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                       fetch: str = "per-byte", memory: str = "tso", execs: int = 2,
-                       users: int = 0) -> System:
-    tasks = [(model_text_mutex_caller, ("site", sm.text_poke_smp, ("site", NEW, cpus)))]
-    cfg = _config(tasks, cpus, nmis, fetch, memory, extra_globals=sm.stop_machine_memory(),
-                  others=other_cpus(cpus, execs, users))
-    return System("x86-stop-machine", cfg, variant,
-                  _params(cpus, nmis, fetch, memory, users, execs=execs))
+def build_ipi_irqs_off(variant: str, p: IrqsOffParams) -> System:
+    tasks: list[Task] = [(model_irqs_off_caller, ())] * p.cpus
+    cfg = _config(tasks, p.cpus, p.nmis, p.fetch, p.memory, symmetric=False)
+    return System("x86-ipi-irqs-off", cfg, variant, asdict(p))
+
+
+@dataclass(frozen=True)
+class StopMachineParams(PatchParams):
+    cpus: int = param(2, "number of CPUs (CPU 0 patches)", range=(2, 5))
+
+
+def build_stop_machine(variant: str, p: StopMachineParams) -> System:
+    tasks: list[Task] = [(model_text_mutex_caller,
+                          ("site", sm.text_poke_smp, ("site", NEW, p.cpus)))]
+    cfg = _config(tasks, p.cpus, p.nmis, p.fetch, p.memory,
+                  extra_globals=sm.stop_machine_memory(),
+                  others=other_cpus(p.cpus, p.execs, p.users))
+    return System("x86-stop-machine", cfg, variant, shown(p))

@@ -7,8 +7,10 @@ memory the routines use, give each CPU a task, hand the config to an engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from crossmod.catalogue.params import MachineParams, Task, param
 from crossmod.kernel import text_poke as tp
 from crossmod.kernel.model import (
     USER_MEMORY,
@@ -71,12 +73,49 @@ def model_patch_task(site: str, new: bytes, emulate: str | None, v: tp.PokeVaria
     yield from model_text_mutex_caller(site, tp.smp_text_poke_single, (site, new, emulate, v))
 
 
-def build_int3_batch(variant: str = "default", cpus: int = 2, nmis: int = 0,
-                     fetch: str = "per-byte", memory: str = "tso", execs: int = 2,
-                     users: int = 0) -> System:
+@dataclass(frozen=True)
+class ExecParams(MachineParams):
+    """One patcher (CPU 0) and CPUs running through the patched site."""
+
+    execs: int = param(2, "times each CPU but CPU 0 runs through the site", range=(1, 4))
+
+
+def users_param() -> Any:
+    """The `users` field: CPUs that run user code forever (liveness, property 5)."""
+    return param(0, "CPUs (the last ones) that run user code forever instead of passing "
+                 "through the site", range=(0, 7))
+
+
+def users_conflict(cpus: int, users: int) -> str | None:
+    if users >= cpus:
+        return f"--users {users}: must be 0..{cpus - 1} (CPU 0 patches)"
+    return None
+
+
+@dataclass(frozen=True)
+class PatchParams(ExecParams):
+    """ExecParams, and CPUs that run user code forever instead."""
+
+    users: int = users_param()
+
+    def conflict(self) -> str | None:
+        return users_conflict(self.cpus, self.users)
+
+
+def shown(p: ExecParams) -> dict[str, object]:
+    """The parameters a System shows in verdicts: all, but `users` only when some CPU runs
+    user code (a verdict's config reads as it did before liveness)."""
+    out = asdict(p)
+    if out.get("users") == 0:
+        del out["users"]
+    return out
+
+
+def build_int3_batch(variant: str, p: PatchParams) -> System:
     """CPU 0 patches one site with the int3 batch protocol; CPUs 1.. run through the site
     `execs` times each, but for the last `users`, which run user code forever; up to `nmis`
     NMIs, on any CPU, execute the site too."""
+    cpus = p.cpus
     v = VARIANTS[variant]
     kprobe = variant == "stack-descriptor"
     site = OPTPROBE_SITE if kprobe else JUMP_SITE
@@ -87,16 +126,14 @@ def build_int3_batch(variant: str = "default", cpus: int = 2, nmis: int = 0,
         return tp.smp_text_poke_int3_handler(site_name, v)
 
     int3.__name__ = "smp_text_poke_int3_handler"
-    others = other_cpus(cpus, execs, users)
-    tasks = ((model_patch_task, ("site", new, emulate, v)), *others.tasks)
+    others = other_cpus(cpus, p.execs, p.users)
+    tasks: tuple[Task, ...] = ((model_patch_task, ("site", new, emulate, v)), *others.tasks)
     cfg = MachineConfig(
         ncpus=cpus, sites=(site,), tasks=tasks, int3_handler=int3,
         ipi_handler=generic_smp_call_function_single_interrupt,
-        nmi_handler=(model_nmi_exec, ("site",)), nmis=nmis,
+        nmi_handler=(model_nmi_exec, ("site",)), nmis=p.nmis,
         globals=glob, percpu=percpu + others.percpu, cpu_valued=frozenset({"text_mutex"}),
-        fetch=fetch, memory=memory, symmetric=others.symmetric, endless=others.endless,
+        fetch=p.fetch, memory=p.memory, symmetric=others.symmetric, endless=others.endless,
         readers=frozenset(range(1, cpus)) if v.refs == "percpu" else frozenset(),
     )
-    params = dict(cpus=cpus, nmis=nmis, fetch=fetch, memory=memory, execs=execs)
-    return System("x86-int3-batch", cfg, variant,
-                  {**params, "users": users} if users else params)
+    return System("x86-int3-batch", cfg, variant, shown(p))

@@ -1,24 +1,40 @@
 """`crossmod check`, `crossmod list`, `crossmod replay`: the model checker's commands.
 
-Owns: mapping flags onto catalogue knobs and `Bounds`, progress on stderr, rendering of
-verdicts (table, trail, JSON, Perfetto) and the exit status (0 safe, 1 violation/deadlock/
-not proved, 2 usage). Imports: catalogue, check, report.
+Owns: mapping flags onto catalogue parameters (`--cpus`... and `--set NAME=VALUE`, read by
+the entry's schema) and `Bounds`, progress on stderr, rendering of verdicts (table, trail,
+JSON, Perfetto), the command that reproduces each verdict, and the exit status (0 safe,
+1 violation/deadlock/not proved, 2 usage). Imports: catalogue, check, report.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import textwrap
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from crossmod.catalogue import ENTRIES, ROWS, CatalogueError, Row, build
+from crossmod.catalogue import (
+    ENTRIES,
+    ROWS,
+    CatalogueError,
+    Entry,
+    Row,
+    assignments,
+    build,
+    command_args,
+    resolve_params,
+)
+from crossmod.catalogue.params import show
 from crossmod.check.explore import ReplayError, explore, replay_schedule
 from crossmod.check.liveness import replay_lasso
-from crossmod.check.schedule import Schedule, ScheduleError
+from crossmod.check.schedule import ScheduleError, decode_for, record_token
 from crossmod.check.verdict import Bounds, Verdict
 from crossmod.cli.output import unwritable
 from crossmod.machine.state import MEMORY_MODELS
@@ -42,7 +58,7 @@ class PositiveSeconds(click.ParamType):
                 ctx: click.Context | None) -> float:
         try:
             f = float(value)
-        except (TypeError, ValueError):
+        except ValueError:  # click hands a str (or the float default)
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         if not f > 0:  # also false for nan
             self.fail(f"{value!r} is not a positive number of seconds (leave the option "
@@ -75,21 +91,54 @@ def _progress(enabled: bool):
     return show
 
 
-def _knobs(cpus: int | None, nmis: int | None, fetch: str | None, memory: str | None,
-           sites: int | None, users: int | None = None) -> dict[str, Any]:
-    """The catalogue knobs the user set (`--arch` is checked against the entry instead)."""
-    knobs = {"cpus": cpus, "nmis": nmis, "fetch": fetch, "memory": memory, "sites": sites,
-             "users": users}
-    return {k: v for k, v in knobs.items() if v is not None}
+def knobs_of(protocol: str, options: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """The catalogue parameters the user set: the options of their own (None: not given)
+    and `--set NAME=VALUE` (read by the entry's schema). `--arch` is checked against the
+    entry instead."""
+    knobs = {k: v for k, v in options.items() if v is not None}
+    for k, v in assignments(protocol, sets).items():
+        if k in knobs:
+            raise CatalogueError(f"{k} given twice (--{k} and --set {k}=...)")
+        knobs[k] = v
+    return knobs
 
 
-def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> Verdict:
+def _verdict_for(system: System, bounds: Bounds, progress=None) -> Verdict:
     v = explore(system, bounds, progress)
     if v.counterexample is not None:
-        v.token = Schedule(system.name, system.variant, knobs,
-                           tuple(s.index for s in v.counterexample if s.index >= 0),
-                           v.cycle_start).encode()
+        v.token = record_token(system, [s.index for s in v.counterexample if s.index >= 0],
+                               v.cycle_start)
     return v
+
+
+def _reproduction(protocol: str, variant: str, knobs: dict[str, Any], bounds: Bounds
+                  ) -> dict[str, Any]:
+    """What a `--json` verdict adds: every parameter it was checked with (defaults filled
+    in) and the command that reproduces it."""
+    params = resolve_params(protocol, variant, **knobs)
+    return {"params": params, "command": _command(protocol, variant, params, bounds)}
+
+
+def _command(protocol: str, variant: str, params: dict[str, Any], bounds: Bounds) -> str:
+    """The `crossmod check` command that reproduces a verdict exactly: the protocol, the
+    parameters that are not the variant's defaults, the bounds that are not Bounds'."""
+    args = ["crossmod", "check", *command_args(protocol, variant, params)]
+    default = Bounds()
+    if bounds.max_states != default.max_states:
+        args += ["--max-states", str(bounds.max_states)]
+    if bounds.max_depth != default.max_depth:
+        args += ["--max-depth", str(bounds.max_depth)]
+    if bounds.max_seconds is not None:
+        args += ["--max-seconds", f"{bounds.max_seconds:g}"]
+    args += ["--no-symmetry"] * (not bounds.symmetry) + ["--no-por"] * (not bounds.por)
+    args += ["--liveness"] * bounds.liveness
+    for prop in sorted(bounds.ignore):
+        args += ["--ignore", prop]
+    return shlex.join(args)
+
+
+# Options that set one protocol's parameters: `check --all` runs each row with its own.
+PER_ROW = ("variant", "cpus", "nmis", "fetch", "memory", "arch", "sites", "users", "sets")
 
 
 @click.command()
@@ -105,6 +154,9 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
 @click.option("--users", type=int, help="CPUs (the last ones) that run user code forever "
                                         "instead of passing through the site, where it "
                                         "applies (see --liveness).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Any other parameter of PROTOCOL (`crossmod list PROTOCOL` shows them), "
+                   "e.g. --set execs=1 --set nmi_on=all. Repeat for several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False),
               help="Write the counterexample as Chrome trace-event JSON.")
@@ -123,12 +175,15 @@ def _verdict_for(system: System, knobs: dict, bounds: Bounds, progress=None) -> 
               help="When safe, also check that under fairness every started patch, flush "
                    "and key flip completes (property 5; the whole state graph, no "
                    "reduction).")
-def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
-          nmis: int | None, fetch: str | None, memory: str | None, arch: str | None,
-          sites: int | None, users: int | None, as_json: bool, perfetto_out: str | None,
-          max_states: int, max_depth: int, max_seconds: float | None, no_symmetry: bool,
-          no_por: bool,
-          ignored: tuple[str, ...], liveness: bool) -> int:
+@click.option("--commands", is_flag=True,
+              help="With --all: under each row, the command that reproduces it.")
+@click.pass_context
+def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
+          cpus: int | None, nmis: int | None, fetch: str | None, memory: str | None,
+          arch: str | None, sites: int | None, users: int | None, sets: tuple[str, ...],
+          as_json: bool, perfetto_out: str | None, max_states: int, max_depth: int,
+          max_seconds: float | None, no_symmetry: bool, no_por: bool,
+          ignored: tuple[str, ...], liveness: bool, commands: bool) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
     verdict differs from the one expected), 2 on bad input."""
@@ -141,29 +196,38 @@ def check(protocol: str | None, run_all: bool, variant: str, cpus: int | None,
         if liveness:
             return _fail("--liveness applies to one PROTOCOL: --all checks it on the rows "
                          "that ask for it")
+        given = [n for n in PER_ROW if ctx.get_parameter_source(n) != ParameterSource.DEFAULT]
+        if given:
+            flag = "--set" if given[0] == "sets" else f"--{given[0]}"
+            return _fail(f"{flag} sets one protocol's parameters: --all runs every row with "
+                         "its own (each row's command is under it with --commands)")
         if ignored:
             return _fail("--ignore applies to one PROTOCOL: --all checks the catalogue's "
                          "expected verdicts")
         if perfetto_out:
             return _fail("--perfetto writes one counterexample: give a PROTOCOL, not --all")
-        return _check_all(bounds, as_json)
+        return _check_all(bounds, as_json, commands)
     if not protocol:
         return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))
-    knobs = _knobs(cpus, nmis, fetch, memory, sites, users)
+    if commands:
+        return _fail("--commands applies to --all (one PROTOCOL's command is the one given)")
     try:
-        if arch and protocol in ENTRIES and ENTRIES[protocol].arch != arch:
+        knobs = knobs_of(protocol, {"cpus": cpus, "nmis": nmis, "fetch": fetch,
+                                    "memory": memory, "sites": sites, "users": users}, sets)
+        if arch and ENTRIES[protocol].arch != arch:
             raise CatalogueError(f"{protocol} is an {ENTRIES[protocol].arch} protocol; "
                                  f"--arch {arch} does not apply")
         system = build(protocol, variant, **knobs)
-    except (CatalogueError, ValueError, TypeError) as e:
-        return _fail(str(e).splitlines()[0])
+    except CatalogueError as e:
+        return _fail(str(e))
     if perfetto_out and (why := unwritable(perfetto_out, "--perfetto")):
         return _fail(why)
-    v = _verdict_for(system, knobs, bounds, _progress(sys.stderr.isatty() and not as_json))
+    v = _verdict_for(system, bounds, _progress(sys.stderr.isatty() and not as_json))
     if sys.stderr.isatty() and not as_json:
         click.echo("", err=True)
     if as_json:
-        click.echo(json.dumps(v.to_json(), indent=2))
+        click.echo(json.dumps({**v.to_json(), **_reproduction(protocol, variant, knobs, bounds)},
+                              indent=2))
     else:
         click.echo(_describe(v, system))
     status = 0 if v.verdict == "safe" else 1
@@ -194,8 +258,10 @@ def _describe(v: Verdict, system: System) -> str:
     return "\n".join(lines)
 
 
-def _check_all(bounds: Bounds, as_json: bool) -> int:
-    results, rows, bad = [], [], 0
+def _check_all(bounds: Bounds, as_json: bool, commands: bool = False) -> int:
+    results: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
+    bad = 0
     t0 = time.perf_counter()
     show = sys.stderr.isatty()
     heading = None
@@ -205,17 +271,21 @@ def _check_all(bounds: Bounds, as_json: bool) -> int:
             click.echo(f"\r\033[K[{i}/{len(ROWS)}] {row.protocol} {row.variant} {knobs}"[:99],
                        err=True, nl=False)
         system = build(row.protocol, row.variant, **row.knobs)
-        v = _verdict_for(system, row.knobs, replace(bounds, liveness=row.liveness))
+        row_bounds = replace(bounds, liveness=row.liveness)
+        v = _verdict_for(system, row_bounds)
         ok = _matches(row, v)
         bad += not ok
+        again = _reproduction(row.protocol, row.variant, row.knobs, row_bounds)
         results.append({**v.to_json(), "expected": row.expected, "as_expected": ok,
-                        "why": row.why, "liveness": row.liveness})
+                        "why": row.why, "liveness": row.liveness, **again})
         if row.protocol != heading:  # one heading per protocol, its rows under it
             heading = row.protocol
             rows.append((row.protocol,))
         rows.append(("", row.variant, _short_config(system, row), row.expected,
                      v.verdict if ok else f"{v.verdict}!", v.property, v.states,
                      round(v.seconds, 2)))
+        if commands:
+            rows.append(("$", again["command"]))
     if show:
         click.echo("\r\033[K", err=True, nl=False)
     if as_json:
@@ -247,14 +317,18 @@ def _short_config(system: System, row: Row) -> str:
 
 
 def _grouped_table(rows: list[tuple]) -> str:
-    """One heading line per protocol, its rows under it (fits 100 columns)."""
-    body = [r[1:] for r in rows if len(r) > 1]
+    """One heading line per protocol, its rows under it (fits 100 columns); a row's
+    command (`("$", command)`, --commands) on the line under it, indented."""
+    body = [r[1:] for r in rows if len(r) > 2]
     text = table(("variant", "config", "expected", "verdict", "property", "states",
                   "seconds"), body, width=100, shrink=1, sep=" ").splitlines()
     out, i = text[:2], 2
     for r in rows:
         if len(r) == 1:
             out.append(f"[{r[0]}]")
+        elif r[0] == "$":  # a long one goes on as a shell continuation line
+            parts = textwrap.wrap(r[1], 94, break_long_words=False, break_on_hyphens=False)
+            out.append(" \\\n      ".join([f"  $ {parts[0]}", *parts[1:]]))
         else:
             out.append(text[i])
             i += 1
@@ -266,20 +340,80 @@ def _matches(row: Row, v: Verdict) -> bool:
 
 
 @click.command(name="list")
+@click.argument("protocol", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
-def list_cmd(as_json: bool) -> int:
-    """The protocol catalogue: names, architectures, variants."""
+def list_cmd(protocol: str | None, as_json: bool) -> int:
+    """The protocol catalogue: names, architectures, variants, and each protocol's
+    parameters with their defaults and valid values (PROTOCOL: that one, with what each
+    parameter means)."""
+    entries = list(ENTRIES.values())
+    if protocol is not None:
+        if protocol not in ENTRIES:
+            return _fail(f"unknown protocol {protocol!r}; valid: {', '.join(ENTRIES)}")
+        entries = [ENTRIES[protocol]]
     if as_json:
-        click.echo(json.dumps([{"protocol": e.name, "arch": e.arch, "summary": e.summary,
-                                "variants": e.variants, "cpus": e.cpus, "nmis": e.nmis}
-                               for e in ENTRIES.values()], indent=2))
+        doc = [{"protocol": e.name, "arch": e.arch, "summary": e.summary,
+                "variants": e.variants, "cpus": e.cpus, "nmis": e.nmis,
+                "parameters": [s.to_json() for s in e.specs],
+                "variant_defaults": {v: dict(d) for v, d in e.variant_defaults.items() if d}}
+               for e in entries]
+        click.echo(json.dumps(doc[0] if protocol else doc, indent=2))
         return 0
     rows = []
-    for e in ENTRIES.values():
+    for e in entries:
         for j, (var, what) in enumerate(e.variants.items()):
             rows.append((e.name if j == 0 else "", e.arch if j == 0 else "", var, what))
     click.echo(table(("protocol", "arch", "variant", "what it is"), rows))
+    click.echo("")
+    if protocol is not None:
+        click.echo(_param_table(entries[0]))
+    else:
+        click.echo("parameters: default (valid values); --cpus, --nmis, --fetch, --memory, "
+                   "--sites or --set NAME=VALUE")
+        for e in entries:
+            click.echo(_param_lines(e))
     return 0
+
+
+def _param_lines(e: Entry) -> str:
+    """One entry's parameters, wrapped at 100 columns under its name, never inside one."""
+    nbsp = "\xa0"  # textwrap breaks at ASCII whitespace only
+    items = [f"{s.name} {show(s.default)} ({s.valid()})".replace(" ", nbsp) for s in e.specs]
+    by_variant = _variant_defaults(e)
+    if by_variant:
+        items.append(f"by variant: {by_variant}")
+    return textwrap.fill(", ".join(items), width=100, initial_indent=f"{e.name:<20}",
+                         subsequent_indent=" " * 20,
+                         break_on_hyphens=False).replace(nbsp, " ")
+
+
+def _variant_defaults(e: Entry) -> str:
+    """The variants whose defaults differ from the schema's, grouped by what they set."""
+    groups: dict[str, list[str]] = {}
+    for var, d in e.variant_defaults.items():
+        if d:
+            groups.setdefault(" ".join(f"{k}={show(v)}" for k, v in d.items()), []).append(var)
+    return "; ".join(f"{', '.join(vs)}: {what}" for what, vs in groups.items())
+
+
+def _param_table(e: Entry) -> str:
+    """Every parameter of one entry: its option, default, valid values and meaning, the
+    meaning wrapped so that the table fits 100 columns."""
+    cells = [(s.name, s.flag(), show(s.default), s.valid(), s.help) for s in e.specs]
+    head = ("parameter", "option", "default", "valid", "meaning")
+    left = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head[:4])]
+    room = max(20, 100 - sum(left) - 2 * 4)
+    rows: list[tuple[str, ...]] = []
+    for c in cells:
+        lines = textwrap.wrap(c[4], room) or [""]
+        rows.append((*c[:4], lines[0]))
+        rows += [("", "", "", "", more) for more in lines[1:]]
+    out = table(head, rows)
+    by_variant = _variant_defaults(e)
+    if by_variant:
+        out += "\n" + textwrap.fill(f"defaults by variant: {by_variant}", width=100,
+                                    break_on_hyphens=False)
+    return out
 
 
 @click.command(name="replay")
@@ -289,11 +423,20 @@ def list_cmd(as_json: bool) -> int:
               help="Write the trail as Chrome trace-event JSON.")
 def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
     """Re-run a counterexample from the token `crossmod check` printed; exit 1 if it still
-    ends in a violation or deadlock, or its cycle still closes (liveness)."""
+    ends in a violation or deadlock, or its cycle still closes (liveness); 2 if the token is
+    damaged or was recorded on another model (other parameters, configuration, routine code
+    or machine)."""
     cycle = None  # where the lasso's cycle starts, while it still is one
     try:
-        sched = Schedule.decode(token)
-        system = build(sched.protocol, sched.variant, **sched.knobs)
+        sched = decode_for(None, token)
+    except ScheduleError as e:
+        return _fail(str(e))
+    try:
+        system = build(sched.protocol, sched.variant, **sched.params)
+    except CatalogueError as e:
+        return _fail(f"schedule token: {e}")
+    try:
+        sched.check_fits(system)
         if sched.cycle_start is None:
             steps = replay_schedule(system, list(sched.choices))
             failed = bool(steps) and steps[-1].text.startswith(("VIOLATION", "DEADLOCK"))
@@ -301,13 +444,13 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
             steps, outcome = replay_lasso(system, list(sched.choices), sched.cycle_start)
             failed = outcome != "open"
             cycle = sched.cycle_start if outcome != "violation" else None
-    except (ScheduleError, CatalogueError, ReplayError, ValueError) as e:
+    except (ScheduleError, ReplayError) as e:
         return _fail(str(e))
     if perfetto_out and (why := unwritable(perfetto_out, "--perfetto")):
         return _fail(why)
     if as_json:
         click.echo(json.dumps({"protocol": system.name, "variant": system.variant,
-                               "knobs": sched.knobs, "violation": failed,
+                               "knobs": sched.params, "violation": failed,
                                "cycle_start": sched.cycle_start,
                                "steps": [s.__dict__ for s in steps]}, indent=2))
     else:
@@ -318,7 +461,6 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
                        "the cycle no longer closes on this model")
     return max(1 if failed else 0,
                _write_perfetto(perfetto_out, steps, system.config.ncpus, f"{system.name} replay"))
-
 
 
 @click.command()

@@ -20,7 +20,7 @@ import click
 from crossmod.catalogue import ENTRIES, CatalogueError, build
 from crossmod.check.explore import explore
 from crossmod.check.verdict import Bounds
-from crossmod.cli.model import PositiveSeconds
+from crossmod.cli.model import PositiveSeconds, knobs_of
 from crossmod.machine.state import MEMORY_MODELS
 from crossmod.machine.text import FETCH_MODELS
 from crossmod.report.tables import table
@@ -101,11 +101,14 @@ def render(base: StepResult, rows: list[StepResult]) -> str:
                    "tso and pso where the entry allows them.")
 @click.option("--cpus", type=int, help="Number of CPUs.")
 @click.option("--nmis", type=int, help="NMI budget per run.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Any other parameter of PROTOCOL (`crossmod list PROTOCOL`), the same in "
+                   "every check. Repeat for several.")
 @click.option("--max-seconds", type=PositiveSeconds(), help="Wall-clock limit per check.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def necessity_cmd(protocol: str, fetches: tuple[str, ...], memories: tuple[str, ...],
-                  cpus: int | None, nmis: int | None, max_seconds: float | None,
-                  as_json: bool) -> int:
+                  cpus: int | None, nmis: int | None, sets: tuple[str, ...],
+                  max_seconds: float | None, as_json: bool) -> int:
     """Drop each sync / barrier / ordering step of PROTOCOL in turn and report under which
     fetch and memory models it is required. Exit 0, or 2 on bad input."""
     entry = ENTRIES.get(protocol)
@@ -114,8 +117,12 @@ def necessity_cmd(protocol: str, fetches: tuple[str, ...], memories: tuple[str, 
         raise click.UsageError(f"no step list for {protocol!r}; protocols with one: {known}")
     fetches = fetches or entry.fetch
     memories = memories or tuple(m for m in ("tso", "pso") if m in entry.memory)
-    knobs = {k: v for k, v in (("cpus", cpus), ("nmis", nmis)) if v is not None}
     try:  # every combination is built before any is checked: a bad knob costs no work
+        knobs = knobs_of(protocol, {"cpus": cpus, "nmis": nmis}, sets)
+        for axis in ("fetch", "memory"):
+            if axis in knobs:
+                raise CatalogueError(f"--set {axis}: the {axis} models are what necessity "
+                                     f"varies; give them as --{axis} (repeat for several)")
         for variant in ("default", *entry.steps.values()):
             for f in fetches:
                 for mem in memories:
