@@ -213,7 +213,7 @@ ROWS: tuple[Row, ...] = (
     Row("x86-fixup-2010", expected="violation", length=30, prop="torn-instruction",
         why="no sync between the tail and the first byte: as no-sync2"),
     Row("x86-fixup-2010", knobs={"fetch": "snapshot"}),
-    Row("x86-cpumask-2019", expected="deadlock", length=14, prop="deadlock",
+    Row("x86-cpumask-2019", expected="deadlock", length=13, prop="deadlock",
         why="NMI on the patcher hits the INT3; #BP waits for the patcher under it"),
     Row("x86-cpumask-2019", "last-clearer-completes"),
     Row("x86-cpumask-2019", knobs={"users": 1}, liveness=True, expected="violation", length=13,
@@ -230,7 +230,7 @@ ROWS: tuple[Row, ...] = (
         expected="violation", length=23, prop="torn-instruction",
         why="an NMI nested in the #BP handler after its bit was cleared, before the IRET, "
             "runs the site unserialized: hpa's invariant 2 does not hold with NMIs"),
-    Row("x86-ipi-irqs-off", expected="deadlock", length=7, prop="deadlock"),
+    Row("x86-ipi-irqs-off", expected="deadlock", length=6, prop="deadlock"),
     Row("x86-stop-machine"),
     Row("x86-stop-machine", knobs={"cpus": 3}),
     Row("x86-stop-machine", knobs={"cpus": 3, "users": 1}, liveness=True,
