@@ -10,8 +10,8 @@ from crossmod.catalogue import CatalogueError, build
 from crossmod.catalogue.arm64 import BRK, NOP, PROBE_SITE, PROBED, key_flip_systems
 from crossmod.check.explore import explore
 from crossmod.check.stats import cost_rows, flip_costs
-from crossmod.machine import text as T
 from crossmod.machine import events as E
+from crossmod.machine import text as T
 from crossmod.machine.machine import Machine
 from crossmod.machine.state import CPUS, VIEWS
 
