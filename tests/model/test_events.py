@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossmod.catalogue import ROWS, build
-from crossmod.check.explore import explore, replay_schedule
+from crossmod.check.explore import Observer, explore, replay_schedule
 from crossmod.check.stats import cost_rows, flip_costs
 from crossmod.check.verdict import Bounds, Outcome, Property, StopReason, VerdictKind
 from crossmod.cli import main
@@ -161,7 +161,7 @@ def test_the_golden_walks_tell_every_kind_of_event():
 ROW_IDS = list(range(len(ROWS)))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.sampled_from(ROW_IDS), st.lists(st.integers(0, 1_000), max_size=80))
 def test_steps_agree_with_and_without_events(ri, picks):
     """A random walk of a catalogue row: the explorer's event-free steps reach exactly the
@@ -196,6 +196,37 @@ def test_steps_agree_with_and_without_events(ri, picks):
         words = [w for e in events if (w := E.describe(e)) is not None]
         assert E.narrate(move[0], events) == f"cpu{move[0]} " + "; ".join(words)
         s = t
+
+
+# ---- the explorer's observer hook -------------------------------------------------------
+
+class Census(Observer):
+    """Counts what the search shows it: states expanded, transitions, IPIs sent."""
+
+    events = True
+
+    def __init__(self) -> None:
+        self.states: set[tuple] = set()
+        self.transitions = self.sends = 0
+
+    def expand(self, state, moves):
+        self.states.add(state)
+
+    def transition(self, state, move, succ, events):
+        self.transitions += 1
+        self.sends += sum(isinstance(e, E.IpiSend) for e in events)
+
+
+def test_an_observer_sees_every_state_and_transition_with_its_events():
+    """x86-int3-batch, no reduction: the observer is shown every state once and every
+    transition with its events; narrating the steps changes nothing the search counts."""
+    census = Census()
+    bounds = Bounds(symmetry=False, por=False)
+    v = explore(build("x86-int3-batch"), bounds, observer=census)
+    plain = explore(build("x86-int3-batch"), bounds)
+    assert (v.verdict, v.states, v.transitions) == ("safe", plain.states, plain.transitions)
+    assert len(census.states) == v.states and census.transitions == v.transitions
+    assert census.sends > 0
 
 
 # ---- compare's counts, from events -------------------------------------------------------
