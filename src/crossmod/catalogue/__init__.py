@@ -202,7 +202,7 @@ ROWS: tuple[Row, ...] = (
     Row("x86-int3-batch", liveness=True, why="every task finishes: no cycle at all"),
     Row("x86-int3-batch", knobs={"cpus": 3, "execs": 1, "users": 1}, liveness=True,
         why="the patch completes while a CPU runs user code forever and takes its IPIs"),
-    Row("x86-int3-batch", "spin-in-handler", expected="deadlock", length=20, prop="deadlock",
+    Row("x86-int3-batch", "spin-in-handler", expected="deadlock", length=19, prop="deadlock",
         why="the patcher waits on the spinning CPU's CSD, which waits for the patcher"),
     Row("x86-int3-batch", "spin-in-handler", {"cpus": 3, "execs": 1, "users": 1},
         liveness=True, expected="violation", length=26, prop="liveness",
