@@ -468,7 +468,11 @@ def compare(p: Protocol, limit: int = 20_000) -> Comparison:
 
 def _assert_replays(system: System, v: Verdict, where: str) -> None:
     """The counterexample re-runs on the plain machine to the same violation."""
-    trail = replay_schedule(system, [s.index for s in v.counterexample if s.index >= 0])
+    trail = replay_schedule(system, list(v.counterexample.choices))
     assert [s.text for s in trail] == [s.text for s in v.counterexample], where
-    want = "DEADLOCK: " if v.verdict == "deadlock" else f"VIOLATION {v.property}: "
-    assert trail[-1].text == want + v.message, (where, trail[-1].text, v.message)
+    if v.verdict == "deadlock":
+        assert trail.deadlock is not None, where
+        assert trail.deadlock.message == v.message, (where, trail.deadlock.message, v.message)
+    else:
+        assert trail[-1].text == f"VIOLATION {v.property}: {v.message}", (
+            where, trail[-1].text, v.message)

@@ -10,6 +10,7 @@ from crossmod.catalogue import CatalogueError, build
 from crossmod.catalogue.arm64 import BRK, NOP, PROBE_SITE, PROBED, key_flip_systems
 from crossmod.check.explore import explore
 from crossmod.check.stats import cost_rows, flip_costs
+from crossmod.machine import events as E
 from crossmod.machine import text as T
 from crossmod.machine.machine import Machine
 from crossmod.machine.state import CPUS, VIEWS
@@ -44,11 +45,12 @@ def test_an_arm64_instruction_write_is_single_copy_atomic():
     """The nosync write lands as one word: no CPU's view ever holds a half-written one."""
     system = build("arm64-jump-label", "nosync")
     m = Machine(system.config)
-    s, text = m.initial_state(), ""
-    while "aarch64_insn_write: " not in text:
+    s, events = m.initial_state(), ()
+    while not (writes := [e for e in events if isinstance(e, E.TextStore)]):
         before = s[CPUS][1][VIEWS][0]
-        s, text = m.step(s, m.moves(s)[0])
-    assert "aarch64_insn_write: 10 00 00 14" in text
+        s, events = m.step(s, m.moves(s)[0])
+    assert writes[0].word and writes[0].data == bytes.fromhex("10000014")
+    assert "aarch64_insn_write: 10 00 00 14" in E.describe(writes[0])
     assert before == frozenset({NOP})
     assert s[CPUS][1][VIEWS][0] == frozenset({NOP, T.a64_b(0x40)})
 

@@ -7,7 +7,7 @@ import pytest
 
 from crossmod.catalogue import ENTRIES, ROWS, CatalogueError, build
 from crossmod.check.explore import explore
-from crossmod.check.verdict import Bounds
+from crossmod.check.verdict import Bounds, Outcome
 
 FAST_ROWS = [r for r in ROWS if r.knobs.get("cpus", 2) <= 2 and not r.knobs.get("nmis")]
 
@@ -24,9 +24,14 @@ def test_row_gives_expected_verdict(row):
         assert v.states > 50 and v.stop_reason == "exhausted"
     elif v.property == "liveness":
         assert v.counterexample and 0 < v.cycle_start < len(v.counterexample)
+    elif v.verdict == "deadlock":
+        assert v.counterexample is not None and v.counterexample.deadlock is not None
+        assert v.counterexample.deadlock.message == v.message
+        assert v.counterexample.outcome is Outcome.DEADLOCK
+        assert v.cycle_start is None
     else:
-        assert v.counterexample and v.counterexample[-1].text.startswith(
-            ("VIOLATION", "DEADLOCK"))
+        assert v.counterexample and v.counterexample[-1].text.startswith("VIOLATION")
+        assert v.counterexample.outcome is Outcome.VIOLATION
         assert v.cycle_start is None
 
 

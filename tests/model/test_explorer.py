@@ -13,7 +13,7 @@ from crossmod.catalogue import ROWS, build
 from crossmod.check.explore import ReplayError, explore, replay_schedule
 from crossmod.check.liveness import replay_lasso
 from crossmod.check.schedule import Schedule, ScheduleError, decode_for, record_token
-from crossmod.check.verdict import Bounds
+from crossmod.check.verdict import Bounds, Outcome, StopReason
 from crossmod.machine.machine import Machine
 from crossmod.machine.symmetry import Canonicalizer, permute
 
@@ -28,7 +28,7 @@ def test_replay_round_trip_reproduces_the_counterexample(row):
     violation, same trail (never skipped: STYLE.md rule 9)."""
     system = build(row.protocol, row.variant, **row.knobs)
     v = explore(system, Bounds(liveness=row.liveness))
-    choices = [s.index for s in v.counterexample if s.index >= 0]
+    choices = list(v.counterexample.choices)
     back = decode_for(None, record_token(system, choices, v.cycle_start))
     assert back.params == system.params  # every parameter the system shows
     assert back.cycle_start == v.cycle_start
@@ -36,11 +36,16 @@ def test_replay_round_trip_reproduces_the_counterexample(row):
     back.check_fits(rebuilt)
     if back.cycle_start is None:
         again = replay_schedule(rebuilt, list(back.choices))
-        assert again[-1].text.startswith(("VIOLATION", "DEADLOCK"))
+        assert again.outcome in (Outcome.VIOLATION, Outcome.DEADLOCK)
+        if again.outcome is Outcome.DEADLOCK:
+            assert again.deadlock is not None and again.deadlock.message == v.message
+        else:
+            assert again[-1].text == f"VIOLATION {v.property}: {v.message}"
     else:
         again, outcome = replay_lasso(rebuilt, list(back.choices), back.cycle_start)
         assert outcome == "cycle"
     assert [s.text for s in again] == [s.text for s in v.counterexample]
+    assert again == v.counterexample
 
 
 def test_replay_refuses_a_schedule_that_does_not_fit():
@@ -210,7 +215,8 @@ def test_a_path_of_exactly_max_depth_moves_is_explored():
     at = explore(build("x86-memcpy"), Bounds(max_depth=k))
     assert (at.verdict, at.property, len(at.counterexample)) == ("violation", bug.property, k)
     short = explore(build("x86-memcpy"), Bounds(max_depth=k - 1))
-    assert short.verdict == "bound" and short.stop_reason == f"step bound {k - 1} reached"
+    assert short.verdict == "bound" and short.describe_stop() == f"step bound {k - 1} reached"
+    assert (short.stop_reason, short.stop_limit) == (StopReason.STEP_BOUND, k - 1)
     safe = explore(build("x86-int3-batch"))
     assert explore(build("x86-int3-batch"), Bounds(max_depth=safe.depth)).verdict == "safe"
     cut = explore(build("x86-int3-batch"), Bounds(max_depth=safe.depth - 1))

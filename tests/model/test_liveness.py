@@ -156,7 +156,7 @@ def test_a_liveness_pass_that_hits_the_state_limit_says_bound():
     system = build("x86-int3-batch", cpus=3, execs=1, users=1)
     v = explore(system, Bounds(liveness=True, max_states=2000))
     assert v.states == 1509  # the safety search finished within the limit
-    assert (v.verdict, v.stop_reason) == ("bound", "state limit 2000 reached")
+    assert (v.verdict, v.describe_stop()) == ("bound", "state limit 2000 reached")
     assert v.message == "liveness not decided: state limit 2000 reached"
 
 
@@ -457,4 +457,4 @@ def test_a_liveness_pass_past_the_step_bound_says_bound():
     safe = explore(system)
     assert L.liveness(system, Bounds(max_depth=67), safe).verdict == "safe"
     v = L.liveness(system, Bounds(max_depth=66), safe)
-    assert (v.verdict, v.stop_reason, v.states) == ("bound", "step bound 66 reached", 815)
+    assert (v.verdict, v.describe_stop(), v.states) == ("bound", "step bound 66 reached", 815)

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
+from crossmod.catalogue import ENTRIES, build
+from crossmod.check.necessity import necessity
 from crossmod.check.verdict import Bounds
 from crossmod.cli import main
-from crossmod.cli.necessity import necessity
 
 MODELS = ("per-byte/tso", "per-byte/pso", "snapshot/tso", "snapshot/pso")
 
 
 def required(protocol: str) -> dict[str, list[str]]:
-    base, rows = necessity(protocol, ("per-byte", "snapshot"), ("tso", "pso"), {}, Bounds())
+    def build_one(variant: str, fetch: str, memory: str):
+        return build(protocol, variant, fetch=fetch, memory=memory)
+
+    base, rows = necessity(build_one, ENTRIES[protocol].steps, ("per-byte", "snapshot"),
+                           ("tso", "pso"), Bounds())
     assert tuple(base.results) == MODELS
     assert set(base.results.values()) == {"safe"}
     return {r.step: r.required_under(base.results) for r in rows}

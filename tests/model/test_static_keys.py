@@ -12,6 +12,7 @@ from crossmod.catalogue import static_keys as sk
 from crossmod.check.explore import explore
 from crossmod.check.stats import flip_costs
 from crossmod.kernel import jump_label as jl
+from crossmod.machine import events as E
 from crossmod.machine import ops
 from crossmod.machine.machine import Machine
 from crossmod.machine.state import MEM, TEXT
@@ -49,12 +50,13 @@ def test_x86_static_key_flip_writes_each_site_three_times_in_one_batch():
     """F3 (INT3), F4 (tail), F5 (first byte) for each of the K sites, then one F6/F7."""
     system = build("x86-static-key", sites=4, cpus=2)
     m = Machine(system.config)
-    s, texts = m.initial_state(), []
+    s, events = m.initial_state(), []
     while (mv := m.moves(s)):
-        s, t = m.step(s, mv[0])
-        texts.append(t)
-    assert sum("text_poke: INT3" in t for t in texts) == 4
-    assert sum("[F7]" in t and "text_poke_array.nr" in t for t in texts) == 1
+        s, ev = m.step(s, mv[0])
+        events += ev
+    assert sum(isinstance(e, E.TextStore) and e.data == b"\xcc" for e in events) == 4
+    assert sum(isinstance(e, E.OpEvent) and e.label == "F7" and "text_poke_array.nr" in
+               (E.describe(e) or "") for e in events) == 1
 
 
 def test_ro_after_init_key_flipped_after_boot_is_reported():

@@ -1,7 +1,8 @@
 """The exhaustive explorer: breadth-first search of every choice, with state caching.
 
-Owns: `explore(system, bounds) -> Verdict` (the only driver) and `replay(system, choices)`.
-Imports: machine, check.verdict. Never imports kernel or catalogue.
+Owns: `explore(system, bounds, observer=) -> Verdict` (the only search: other engines
+watch it through an `Observer`) and `replay_schedule(system, choices) -> Trail`. Imports:
+machine, check.verdict, check.reduction. Never imports kernel or catalogue.
 
 Breadth-first order makes the first violation found a shortest one (fewest moves); among
 equally short ones it is the first in the order the machine lists moves, so the result is
@@ -16,10 +17,23 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from crossmod.check.reduction import ample
-from crossmod.check.verdict import Bounds, Step, Verdict
+from crossmod.check.verdict import (
+    Bounds,
+    Deadlock,
+    Outcome,
+    Property,
+    Step,
+    StopReason,
+    Trail,
+    Verdict,
+    VerdictKind,
+)
 from crossmod.machine.cpu import Violation
+from crossmod.machine.events import Event
 from crossmod.machine.machine import Machine, Move
 from crossmod.machine.state import CPUS, STACK
 from crossmod.machine.symmetry import Canonicalizer
@@ -28,13 +42,31 @@ from crossmod.machine.system import System
 Progress = Callable[[int, int, int], None]
 
 
+class Observer:
+    """Watches a search as it goes: every state when it is expanded, with its enabled
+    moves (none: a final or a stuck state), and every transition kept, with the step's
+    events when `events` is set (the steps then narrate, which costs time). States are
+    the search's: symmetry representatives when `Bounds.symmetry` applies, and under the
+    partial-order reduction a state's transitions are only those of its ample set; an
+    engine that needs every concrete state searches with neither."""
+
+    events: bool = False
+
+    def expand(self, state: tuple, moves: list[Move]) -> None:
+        """`state` is being expanded; `moves` are all its enabled moves."""
+
+    def transition(self, state: tuple, move: Move, succ: tuple,
+                   events: tuple[Event, ...]) -> None:
+        """`move` from `state` leads to `succ` (no violation)."""
+
+
 def explore(system: System, bounds: Bounds | None = None,
-            progress: Progress | None = None) -> Verdict:
+            progress: Progress | None = None, observer: Observer | None = None) -> Verdict:
     """Explore every interleaving of `system` within `bounds`."""
     bounds = bounds or Bounds()
     t0 = time.perf_counter()
     m = Machine(system.config, identity=bounds.identity)
-    m.narrate = False
+    m.narrate = observer is not None and observer.events
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
     por = bounds.por and bool(system.config.readers)
     ignore = bounds.ignore
@@ -43,19 +75,23 @@ def explore(system: System, bounds: Bounds | None = None,
         init, _ = canon(init)
     parent: dict[tuple, tuple[tuple, Move] | None] = {init: None}
     frontier: deque[tuple] = deque([init])
-    depth, transitions, found, stop = 0, 0, None, "exhausted"
+    depth, transitions, found = 0, 0, None
+    stop = StopReason.EXHAUSTED
+    limit: float | None = None
     while frontier and found is None:
         level, frontier = frontier, deque()
         fresh: set[tuple] = set()  # discovered at depth+1, while expanding this level
         depth += 1
         if depth > bounds.max_depth:
-            stop = f"step bound {bounds.max_depth} reached"
+            stop, limit = StopReason.STEP_BOUND, bounds.max_depth
             break
         for s in level:
             mv = m.moves(s)
+            if observer is not None:
+                observer.expand(s, mv)
             if not mv:
                 if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in ignore:
-                    found = ("deadlock", s, None, _deadlock_message(m, s))
+                    found = (Property.DEADLOCK, s, None, "")
                     break
                 continue
             amp = _ample(m, s, mv, por)
@@ -67,7 +103,9 @@ def explore(system: System, bounds: Bounds | None = None,
                 succ = _successors(m, canon, s, mv, parent, fresh, ignore)
             found = succ[1]
             transitions += len(succ[0])
-            for t, move in succ[0]:
+            for t, move, events in succ[0]:
+                if observer is not None:
+                    observer.transition(s, move, t, events)
                 if t not in parent:
                     parent[t] = (s, move)
                     frontier.append(t)
@@ -75,16 +113,17 @@ def explore(system: System, bounds: Bounds | None = None,
             if found:
                 break
             if len(parent) > bounds.max_states:
-                stop = f"state limit {bounds.max_states} reached"
+                stop, limit = StopReason.STATE_LIMIT, bounds.max_states
                 frontier.clear()
                 break
             if bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds:
-                stop = f"time limit {bounds.max_seconds}s reached"
+                stop, limit = StopReason.TIME_LIMIT, bounds.max_seconds
                 frontier.clear()
                 break
         if progress:
             progress(len(parent), transitions, depth)
-    v = _verdict(system, m, canon, parent, found, stop, transitions, depth, t0, por, ignore)
+    v = _verdict(system, m, canon, parent, found, (stop, limit), transitions, depth, t0,
+                 por, ignore)
     if bounds.liveness and v.verdict == "safe" and "liveness" not in ignore:
         from crossmod.check.liveness import liveness  # it replays through this module
 
@@ -100,15 +139,16 @@ def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
                 parent: dict, fresh: set, ignore: frozenset[str] = frozenset()
-                ) -> tuple[list[tuple[tuple, Move]], tuple | None, bool, bool]:
-    """(successor, move) pairs, the first violation met, whether a successor is no deeper
-    than `s` (known before this level): every cycle has such an edge, so expanding its
+                ) -> tuple[list[tuple[tuple, Move, tuple[Event, ...]]], tuple | None, bool, bool]:
+    """(successor, move, events) triples, the first violation met, whether a successor is
+    no deeper than `s` (known before this level): every cycle has such an edge, so expanding its
     source fully leaves no cycle without a fully expanded state (the C3 proviso for
     breadth-first search), and whether a move was cut for breaking an ignored property."""
-    out, seen, cut = [], False, False
+    out: list[tuple[tuple, Move, tuple[Event, ...]]] = []
+    seen = cut = False
     for move in moves:
         try:
-            t, _ = m.step(s, move)
+            t, events = m.step(s, move)
         except Violation as v:
             if v.prop in ignore:
                 cut = True
@@ -117,34 +157,38 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
         if canon:
             t, _ = canon(t, s)
         seen = seen or (t in parent and t not in fresh)
-        out.append((t, move))
+        out.append((t, move, events))
     return out, None, seen, cut
 
 
 def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: dict,
-             found: tuple | None, stop: str, transitions: int, depth: int,
-             t0: float, por: bool, ignore: frozenset[str] = frozenset()) -> Verdict:
-    base = dict(protocol=system.name, variant=system.variant,
-                config=system.describe_config(), states=len(parent),
-                transitions=transitions)
+             found: tuple | None, stop: tuple[StopReason, float | None], transitions: int,
+             depth: int, t0: float, por: bool, ignore: frozenset[str] = frozenset()
+             ) -> Verdict:
+    base: dict[str, Any] = dict(protocol=system.name, variant=system.variant,
+                                config=system.describe_config(), states=len(parent),
+                                transitions=transitions)
     stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
              "symmetry": canon is not None, "partial_order": por,
              "ignored": sorted(ignore)}
     if found is None:
-        verdict = "safe" if stop == "exhausted" else "bound"
-        msg = "no violation in any interleaving" if verdict == "safe" else stop
-        if verdict == "safe" and ignore:
+        reason, limit = stop
+        kind = VerdictKind.SAFE if reason is StopReason.EXHAUSTED else VerdictKind.BOUND
+        msg = "no violation in any interleaving" if kind is VerdictKind.SAFE else \
+            reason.describe(limit)
+        if kind is VerdictKind.SAFE and ignore:
             msg += " (ignoring " + ", ".join(sorted(ignore)) + ")"
-        return Verdict(**base, verdict=verdict, property=None, message=msg, depth=depth,
-                       seconds=time.perf_counter() - t0, stop_reason=stop, stats=stats)
+        return Verdict(**base, verdict=kind, property=None, message=msg, depth=depth,
+                       seconds=time.perf_counter() - t0, stop_reason=reason, stats=stats,
+                       stop_limit=limit)
     _, s, move, _ = found
     path = _path(parent, s) + ([move] if move else [])
     choices, prop, message = _concretize(m, canon, path)
-    steps = replay_steps(m, choices)
-    verdict = "deadlock" if prop == "deadlock" else "violation"
-    return Verdict(**base, verdict=verdict, property=prop, message=message, depth=len(steps),
-                   seconds=time.perf_counter() - t0, stop_reason="first violation",
-                   counterexample=steps, stats=stats)
+    trail = replay_steps(m, choices)
+    kind = VerdictKind.DEADLOCK if prop == Property.DEADLOCK else VerdictKind.VIOLATION
+    return Verdict(**base, verdict=kind, property=prop, message=message, depth=len(trail),
+                   seconds=time.perf_counter() - t0, stop_reason=StopReason.FIRST_VIOLATION,
+                   counterexample=trail, stats=stats)
 
 
 def _path(parent: dict, s: tuple) -> list[Move]:
@@ -159,7 +203,7 @@ def _path(parent: dict, s: tuple) -> list[Move]:
 
 
 def _concretize(m: Machine, canon: Canonicalizer | None, path: list[Move]
-                ) -> tuple[list[int], str, str]:
+                ) -> tuple[list[int], Property | str, str]:
     """Map a path of representative moves onto real CPU numbers; returns the choice indices
     of the concrete run and the property it breaks with the message, told in the concrete
     run's CPU numbers (the representative's may differ).
@@ -189,14 +233,16 @@ def _concretize(m: Machine, canon: Canonicalizer | None, path: list[Move]
             rep, perm = canon(t, rep)
             if perm is not None:
                 sigma = [perm[k] for k in sigma]
-    if not m.moves(s) and any(cpu[STACK] for cpu in s[CPUS]):
-        return choices, "deadlock", _deadlock_message(m, s)
+    deadlock = _deadlock(m, s)
+    if deadlock is not None:
+        return choices, Property.DEADLOCK, deadlock.message
     raise AssertionError("the concretized path ends in neither a violation nor a deadlock")
 
 
-def replay_steps(m: Machine, choices: list[int]) -> list[Step]:
-    """Run `choices` (indices into each state's enabled moves) and narrate every step; the
-    last step's text carries the violation when the run ends in one."""
+def replay_steps(m: Machine, choices: list[int]) -> Trail:
+    """Run `choices` (indices into each state's enabled moves), every step narrated: the
+    trail ends at the step that breaks a property, if one does, and says whether no CPU
+    can move at its end."""
     m.narrate = True
     s = m.initial_state()
     steps: list[Step] = []
@@ -205,27 +251,30 @@ def replay_steps(m: Machine, choices: list[int]) -> list[Step]:
         if not 0 <= idx < len(mv):
             raise ReplayError(f"choice {i}: index {idx} out of range (0..{len(mv) - 1}): the "
                               "schedule does not fit this protocol")
-        move = mv[idx]
+        c, kind, alt = mv[idx]
         try:
-            s, text = m.step(s, move)
+            s, events = m.step(s, mv[idx])
         except Violation as v:
-            steps.append(Step(idx, move[0], move[1], move[2], f"VIOLATION {v.prop}: {v.message}"))
-            return steps
-        steps.append(Step(idx, move[0], move[1], move[2], text))
-    if not m.moves(s) and any(cpu[STACK] for cpu in s[CPUS]):
-        steps.append(Step(-1, -1, "deadlock", 0, "DEADLOCK: " + _deadlock_message(m, s)))
-    return steps
+            steps.append(Step(idx, c, kind, alt, v.events, Outcome.VIOLATION))
+            return Trail(tuple(steps))
+        steps.append(Step(idx, c, kind, alt, events))
+    deadlock = _deadlock(m, s)
+    if deadlock is not None and steps:
+        steps[-1] = replace(steps[-1], outcome=Outcome.DEADLOCK)
+    return Trail(tuple(steps), deadlock)
 
 
 class ReplayError(Exception):
     """A schedule that no longer fits the protocol it was recorded on."""
 
 
-def replay_schedule(system: System, choices: list[int], identity: str = "locals") -> list[Step]:
+def replay_schedule(system: System, choices: list[int], identity: str = "locals") -> Trail:
     """Re-run a recorded schedule on `system`; the trail ends with the violation, if any."""
     return replay_steps(Machine(system.config, identity=identity), choices)
 
 
-def _deadlock_message(m: Machine, s: tuple) -> str:
-    stuck = [f"cpu{c}: {m.blocked_on(s, c)}" for c, cpu in enumerate(s[CPUS]) if cpu[STACK]]
-    return "no CPU can move; " + "; ".join(stuck)
+def _deadlock(m: Machine, s: tuple) -> Deadlock | None:
+    """The deadlock of state `s`: no move, and some CPU has work left (else None)."""
+    if m.moves(s) or not any(cpu[STACK] for cpu in s[CPUS]):
+        return None
+    return Deadlock.of(m, s)

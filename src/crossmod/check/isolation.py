@@ -1,21 +1,20 @@
 """Property 6 in numbers: the IPIs each CPU took while in user mode, by callback, over every
 run (DESIGN.md "Properties"; kernel/entry.py keeps the per-CPU ghost `ipi_user`).
 
-Owns: `user_ipi_counts(system)`. Imports: machine, check.verdict. The explorer checks the
-property itself (a deferred callback reaching a CPU that stays in userspace is an
-"isolation" violation); this module reports the counts a verdict cannot carry -- the IPIs
-that are allowed (policy `none`, or the inherent window of a CPU that just left the kernel)
-and how many of them a run may take.
+Owns: `user_ipi_counts(system)`, an observer of the explorer (check/explore.py).
+Imports: machine, check.explore, check.verdict. The explorer checks the property itself (a
+deferred callback reaching a CPU that stays in userspace is an "isolation" violation); this
+module reports the counts a verdict cannot carry -- the IPIs that are allowed (policy
+`none`, or the inherent window of a CPU that just left the kernel) and how many of them a
+run may take.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from crossmod.check.verdict import Bounds
-from crossmod.machine.cpu import Violation
-from crossmod.machine.machine import Machine
+from crossmod.check.explore import Move, Observer, explore
+from crossmod.check.verdict import Bounds, VerdictKind
 from crossmod.machine.state import CPUS, PERCPU, STACK
 from crossmod.machine.system import System
 
@@ -33,45 +32,43 @@ class IpiCounts:
     states: int = 0
 
 
+class _Counts(Observer):
+    """Raises the per-CPU maxima at every state and keeps the counts of every final one."""
+
+    def __init__(self, idx: int) -> None:
+        self.idx = idx
+        self.out = IpiCounts()
+        self.finals: set[tuple] = set()
+
+    def expand(self, state: tuple, moves: list[Move]) -> None:
+        cpus = state[CPUS]
+        for c, cpu in enumerate(cpus):
+            high = self.out.high.setdefault(c, {})
+            for name, n in cpu[PERCPU][self.idx]:
+                high[name] = max(high.get(name, 0), n)
+        if not moves and not any(cpu[STACK] for cpu in cpus):
+            self.finals.add(tuple(cpu[PERCPU][self.idx] for cpu in cpus))
+
+
 def user_ipi_counts(system: System, bounds: Bounds | None = None) -> IpiCounts:
-    """Explore `system` (no CPU symmetry: counts are per CPU number) and count."""
-    bounds = bounds or Bounds()
-    m = Machine(system.config, identity=bounds.identity)
-    idx = system.config.pidx["ipi_user"]
-    init = m.initial_state()
-    seen, frontier = {init}, deque([init])
-    out = IpiCounts()
-    finals: set[tuple] = set()
-    while frontier:
-        s = frontier.popleft()
-        counts = tuple(dict(cpu[PERCPU][idx]) for cpu in s[CPUS])
-        _raise_high(out, counts)
-        moves = m.moves(s)
-        if not moves and not any(cpu[STACK] for cpu in s[CPUS]):
-            finals.add(tuple(cpu[PERCPU][idx] for cpu in s[CPUS]))
-        for mv in moves:
-            try:
-                t, _ = m.step(s, mv)
-            except Violation as v:
-                raise ValueError(f"not a safe configuration: {v.prop}: {v.message}") from v
-            if t not in seen:
-                if len(seen) >= bounds.max_states:
-                    raise ValueError(f"state limit {bounds.max_states} reached")
-                seen.add(t)
-                frontier.append(t)
-    out.states, out.runs = len(seen), len(finals)
-    for final in finals:
-        for c, counts in enumerate(final):
-            d = dict(counts)
+    """Explore `system` and count: every state is seen, so the search runs with no CPU
+    symmetry (counts are per CPU number), no partial-order reduction (which would skip
+    states) and no stop at a deadlock. A violation, or a bound hit, is an error."""
+    bounds = replace(bounds or Bounds(), symmetry=False, por=False,
+                     ignore=(bounds.ignore if bounds else frozenset()) | {"deadlock"})
+    counts = _Counts(system.config.pidx["ipi_user"])
+    v = explore(system, bounds, observer=counts)
+    if v.verdict is VerdictKind.BOUND:
+        raise ValueError(v.message)
+    if v.verdict is not VerdictKind.SAFE:
+        raise ValueError(f"not a safe configuration: {v.property}: {v.message}")
+    out = counts.out
+    out.states, out.runs = v.states, len(counts.finals)
+    for final in counts.finals:
+        for c, cpu_counts in enumerate(final):
+            d = dict(cpu_counts)
             low = out.low.setdefault(c, dict(d))
             for name in set(low) | set(d):
                 low[name] = min(low.get(name, 0), d.get(name, 0))
             out.with_ipi[c] = out.with_ipi.get(c, 0) + bool(d)
     return out
-
-
-def _raise_high(out: IpiCounts, counts: tuple[dict[str, int], ...]) -> None:
-    for c, d in enumerate(counts):
-        high = out.high.setdefault(c, {})
-        for name, n in d.items():
-            high[name] = max(high.get(name, 0), n)

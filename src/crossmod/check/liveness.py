@@ -54,7 +54,15 @@ from dataclasses import dataclass, replace
 
 from crossmod.check import fairness as F
 from crossmod.check.fairness import Graph
-from crossmod.check.verdict import Bounds, Step, Verdict
+from crossmod.check.verdict import (
+    Bounds,
+    Deadlock,
+    Property,
+    StopReason,
+    Trail,
+    Verdict,
+    VerdictKind,
+)
 from crossmod.machine.cpu import Violation
 from crossmod.machine.machine import Machine
 from crossmod.machine.routines import routine_name
@@ -80,11 +88,14 @@ class Lasso:
 
 
 class _Stop(Exception):
-    """The graph could not be built: a bound was reached, or a property broke."""
+    """The graph could not be built: a bound was reached (`reason`, `limit`), or a property
+    broke (`found`)."""
 
-    def __init__(self, reason: str, found: tuple[list[int], str, str] | None = None) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: StopReason, limit: float | None = None,
+                 found: tuple[list[int], str, str] | None = None) -> None:
+        super().__init__(reason.describe(limit))
         self.reason = reason
+        self.limit = limit
         self.found = found  # (choices to the violation, property, message)
 
 
@@ -124,9 +135,10 @@ def liveness(system: System, bounds: Bounds, safe: Verdict,
     from crossmod.check.explore import replay_steps
 
     steps = replay_steps(m, [*lasso.prefix, *lasso.cycle])
-    return replace(safe, verdict="violation", property="liveness",
+    return replace(safe, verdict=VerdictKind.VIOLATION, property=Property.LIVENESS,
                    message=describe(m, g.states[lasso.entry], lasso), depth=len(steps),
-                   seconds=seconds, stop_reason="first violation", counterexample=steps,
+                   seconds=seconds, stop_reason=StopReason.FIRST_VIOLATION,
+                   counterexample=steps,
                    cycle_start=len(lasso.prefix), stats=stats)
 
 
@@ -154,9 +166,9 @@ def state_graph(m: Machine, bounds: Bounds, progress: Progress | None = None,
         at_bound = bounds.max_depth if depth >= bounds.max_depth else None
         _expand(m, g, index, i, at_bound, bounds.ignore)
         if len(g.states) > bounds.max_states:
-            raise _Stop(f"state limit {bounds.max_states} reached")
+            raise _Stop(StopReason.STATE_LIMIT, bounds.max_states)
         if bounds.max_seconds and time.perf_counter() - t0 + spent > bounds.max_seconds:
-            raise _Stop(f"time limit {bounds.max_seconds}s reached")
+            raise _Stop(StopReason.TIME_LIMIT, bounds.max_seconds)
         i += 1
     return g
 
@@ -177,9 +189,8 @@ def _expand(m: Machine, g: Graph, index: dict[tuple, int], i: int, at_bound: int
     s = g.states[i]
     moves = m.moves(s)
     if not moves and any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in ignore:
-        stuck = "; ".join(f"cpu{c}: {m.blocked_on(s, c)}"
-                          for c, cpu in enumerate(s[CPUS]) if cpu[STACK])
-        raise _Stop("deadlock", (F.path(g, i), "deadlock", f"no CPU can move; {stuck}"))
+        raise _Stop(StopReason.FIRST_VIOLATION, found=(
+            F.path(g, i), Property.DEADLOCK, Deadlock.of(m, s).message))
     edges, enabled = [], 0
     for idx, move in enumerate(moves):
         try:
@@ -187,14 +198,15 @@ def _expand(m: Machine, g: Graph, index: dict[tuple, int], i: int, at_bound: int
         except Violation as v:
             if v.prop in ignore:
                 continue
-            raise _Stop(v.prop, ([*F.path(g, i), idx], v.prop, v.message)) from None
+            raise _Stop(StopReason.FIRST_VIOLATION,
+                        found=([*F.path(g, i), idx], v.prop, v.message)) from None
         u = F.unit(move[0], move[1])
         if u >= 0:
             enabled |= 1 << u
         j = index.get(t)
         if j is None:
             if at_bound is not None:
-                raise _Stop(f"step bound {at_bound} reached")
+                raise _Stop(StopReason.STEP_BOUND, at_bound)
             j = _add(m, g, index, t, (i, idx))
         edges.append((j, idx, u))
     g.succ.append(edges)
@@ -206,15 +218,17 @@ def _stopped(m: Machine, g: Graph, safe: Verdict, stop: _Stop, t0: float) -> Ver
     done = replace(safe, stats={**safe.stats, "liveness": _figures(g, t0)},
                    seconds=safe.seconds + time.perf_counter() - t0)
     if stop.found is None:
-        return replace(done, verdict="bound", message=f"liveness not decided: {stop.reason}",
-                       stop_reason=stop.reason)
+        return replace(done, verdict=VerdictKind.BOUND,
+                       message=f"liveness not decided: {stop.reason.describe(stop.limit)}",
+                       stop_reason=stop.reason, stop_limit=stop.limit)
     from crossmod.check.explore import replay_steps
 
     choices, prop, message = stop.found
     steps = replay_steps(m, choices)
-    return replace(done, verdict="deadlock" if prop == "deadlock" else "violation",
+    return replace(done, verdict=VerdictKind.DEADLOCK if prop == Property.DEADLOCK else
+                   VerdictKind.VIOLATION,
                    property=prop, message=message, depth=len(steps),
-                   stop_reason="first violation", counterexample=steps)
+                   stop_reason=StopReason.FIRST_VIOLATION, counterexample=steps)
 
 
 # ---- fair cycles ----------------------------------------------------------------------
@@ -255,12 +269,17 @@ def describe(m: Machine, s: tuple, lasso: Lasso) -> str:
     n = len(lasso.cycle)
     text = (f"{_obligation(m, s, c)} never {_ends(m, s, c)}: in a fair cycle of {n} "
             f"move{'s' * (n != 1)} that repeats forever {who} while cpu{c} {doing}: "
-            f"{m.blocked_on(s, c)}")
+            f"{_waits(m, s, c)}")
     for k in lasso.stuck:
         if k != c:
             text += f"; {_obligation(m, s, k)} never {_ends(m, s, k)} either: " \
-                    f"{m.blocked_on(s, k)}"
+                    f"{_waits(m, s, k)}"
     return text
+
+
+def _waits(m: Machine, s: tuple, c: int) -> str:
+    blocked = m.blocked_on(s, c)
+    return blocked.words() if blocked is not None else "idle"
 
 
 def _frame(m: Machine, s: tuple, c: int) -> tuple:
@@ -278,7 +297,7 @@ def _ends(m: Machine, s: tuple, c: int) -> str:
 
 
 def replay_lasso(system: System, choices: list[int], cycle_start: int,
-                 identity: str = "locals") -> tuple[list[Step], str]:
+                 identity: str = "locals") -> tuple[Trail, str]:
     """Re-run a lasso: the trail, and "cycle" when its cycle still closes (the state after
     the last choice is the state after the first `cycle_start`), "violation" when a step
     now breaks a property, "open" otherwise."""

@@ -6,7 +6,7 @@ thread has finished -- and `path_to(outcomes, state)`, the moves that reach one 
 (told by replaying them through `step`, never from a log). Imports: stdlib only.
 
 It asks of the machine what `explore` asks of `machine.Machine`: `initial_states()`,
-`moves(state)`, `step(state, move) -> (state, text)` and `final(state)`; a state with no
+`moves(state)`, `step(state, move) -> (state, events)` and `final(state)`; a state with no
 move that is not final (a thread whose prediction memory never fulfils) is a dead end,
 counted, not an outcome. Where `explore` stops at the first violation, this walk has to
 finish: a litmus test's verdict is a property of the whole set of outcomes.
@@ -26,7 +26,7 @@ class Walkable(Protocol):
 
     def initial_states(self) -> list[Hashable]: ...
     def moves(self, state: Any) -> list[Any]: ...
-    def step(self, state: Any, move: Any) -> tuple[Any, str]: ...
+    def step(self, state: Any, move: Any) -> tuple[Any, Any]: ...
     def final(self, state: Any) -> bool: ...
 
 

@@ -6,8 +6,8 @@ Owns: `flip_costs(system) -> FlipCost` and `cost_rows(labelled_systems)` (the ro
 One deterministic run: always the first enabled move (`Machine.moves(state)[0]`) until
 none is left. The patching CPU is CPU 0, so it runs until it blocks; every IPI it sends is
 then taken before it sends the next, and no IPI is coalesced with an earlier one. The
-counts are read from the narrated steps:
-  IPIs         targets named in "smp_call_function_many_cond(<func>): IPI -> cpuA, cpuB"
+counts are read from the steps' events (machine/events.py `IpiSend`):
+  IPIs         the targets an IPI was sent to (`raised`: their queue was empty)
   rendezvous   stop_machine() calls: IPI sends whose function is multi_cpu_stop (every
                online CPU then spins with interrupts off until all have arrived)
 A run is per key flip when the system's patching task flips one key once (the catalogue's
@@ -16,16 +16,15 @@ x86-static-key, arm64-jump-label and arm64-stop-machine systems do).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from crossmod.machine.cpu import Violation
+from crossmod.machine.events import IpiSend
 from crossmod.machine.machine import Machine
 from crossmod.machine.system import System
 
-_IPI = re.compile(r"smp_call_function_many_cond\((\w+)\): IPI -> (.*)$")
 RENDEZVOUS_FUNC = "multi_cpu_stop"
 
 
@@ -50,15 +49,15 @@ def flip_costs(system: System, max_steps: int = 100_000) -> FlipCost:
         if not moves:
             break
         try:
-            s, text = m.step(s, moves[0])
+            s, events = m.step(s, moves[0])
         except Violation as v:
             raise ValueError(f"{system.name}: the first-move run breaks {v.prop}: "
                              f"{v.message}") from None
         steps += 1
-        hit = _IPI.search(text)
-        if hit and hit.group(2).startswith("cpu"):
-            by_func[hit.group(1)] += len(hit.group(2).split(", "))
-            rendezvous += hit.group(1) == RENDEZVOUS_FUNC
+        for e in events:
+            if isinstance(e, IpiSend) and e.raised:
+                by_func[e.func] += len(e.raised)
+                rendezvous += e.func == RENDEZVOUS_FUNC
     else:
         raise ValueError(f"{system.name}: no end after {max_steps} steps of the first-move run")
     return FlipCost(sum(by_func.values()), rendezvous, dict(by_func), steps)

@@ -1,12 +1,27 @@
-"""Outcomes of a search: `Verdict`, `Step`, `Bounds`.
+"""Outcomes of a search: `Verdict`, `Trail`, `Step`, `Bounds` and the enums they use.
 
-Owns: the records the explorer returns and the CLI renders. Imports: stdlib only.
+Owns: the records the explorer returns and the CLI renders. Imports: machine.events (and
+machine.machine for a deadlock's description).
+
+A step carries its events (machine/events.py) and its text is rendered from them; a run
+that ends with no CPU able to move is a `Trail` with a `Deadlock`, not a step.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, overload
+
+from crossmod.machine import events as E
+from crossmod.machine.events import Property
+
+if TYPE_CHECKING:
+    from crossmod.machine.machine import Machine
+
+__all__ = ["Bounds", "Deadlock", "Outcome", "Property", "Step", "StopReason", "Trail",
+           "Verdict", "VerdictKind"]
 
 
 @dataclass(frozen=True)
@@ -35,42 +50,166 @@ class Bounds:
     liveness: bool = False
 
 
+class VerdictKind(StrEnum):
+    """What a search concluded."""
+
+    SAFE = "safe"
+    VIOLATION = "violation"
+    DEADLOCK = "deadlock"
+    BOUND = "bound"
+
+
+class StopReason(StrEnum):
+    """Why a search stopped; `describe(limit)` says it in a sentence."""
+
+    EXHAUSTED = "exhausted"
+    FIRST_VIOLATION = "first violation"
+    STEP_BOUND = "step bound"
+    STATE_LIMIT = "state limit"
+    TIME_LIMIT = "time limit"
+
+    def describe(self, limit: float | None = None) -> str:
+        if self is StopReason.STEP_BOUND or self is StopReason.STATE_LIMIT:
+            return f"{self.value} {limit} reached"
+        if self is StopReason.TIME_LIMIT:
+            return f"{self.value} {limit}s reached"
+        return self.value
+
+
+class Outcome(StrEnum):
+    """How a step ended: the run goes on (or finished), it broke a property, or after it
+    no CPU can move while some has work left."""
+
+    OK = "ok"
+    VIOLATION = "violation"
+    DEADLOCK = "deadlock"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One move of a counterexample, concrete (CPU numbers as in the machine)."""
+    """One move of a trail, concrete (CPU numbers as in the machine), with what it did."""
 
     index: int  # the choice index among the moves enabled in that state
     cpu: int
     kind: str
     alt: int
-    text: str
+    events: tuple[E.Event, ...] = ()
+    outcome: Outcome = Outcome.OK
+
+    @property
+    def text(self) -> str:
+        """The trail's line for this step, rendered from its events."""
+        return E.narrate(self.cpu, self.events)
+
+    @property
+    def violation(self) -> E.Violated | None:
+        last = self.events[-1] if self.events else None
+        return last if isinstance(last, E.Violated) else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "cpu": self.cpu, "kind": self.kind, "alt": self.alt,
+                "text": self.text, "outcome": self.outcome.value,
+                "events": [E.to_json(e) for e in self.events]}
+
+
+@dataclass(frozen=True)
+class Deadlock:
+    """No CPU can move and some has not finished: what each of those waits in."""
+
+    blocked: tuple[E.Blocked, ...]
+
+    @classmethod
+    def of(cls, m: Machine, state: tuple) -> Deadlock:
+        """What each unfinished CPU of `state`, where no CPU can move, waits in."""
+        return cls(tuple(b for c in range(m.cfg.ncpus)
+                         if (b := m.blocked_on(state, c)) is not None))
+
+    @property
+    def message(self) -> str:
+        return "no CPU can move; " + "; ".join(f"cpu{b.cpu}: {b.words()}"
+                                                for b in self.blocked)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message,
+                "blocked": [{"cpu": b.cpu, "routine": b.routine, "op": b.op,
+                             "label": b.label, "contexts": [str(c) for c in b.contexts],
+                             "irqs": b.irqs} for b in self.blocked]}
+
+
+@dataclass(frozen=True)
+class Trail(Sequence[Step]):
+    """A replayed run: its steps and, when no CPU can move at its end, the deadlock."""
+
+    steps: tuple[Step, ...] = ()
+    deadlock: Deadlock | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.deadlock is not None:
+            return Outcome.DEADLOCK
+        return self.steps[-1].outcome if self.steps else Outcome.OK
+
+    @property
+    def choices(self) -> tuple[int, ...]:
+        """The choice indices that replay it (`check.schedule.Schedule`)."""
+        return tuple(s.index for s in self.steps)
+
+    @overload
+    def __getitem__(self, i: int) -> Step: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Step]: ...
+
+    def __getitem__(self, i: int | slice) -> Step | Sequence[Step]:
+        return self.steps[i]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [s.to_json() for s in self.steps]
 
 
 @dataclass
 class Verdict:
-    """What a search found. `verdict` is safe, violation, deadlock or bound. A liveness
-    violation's counterexample is a lasso: its steps from `cycle_start` on form a cycle
-    that repeats forever (None for every other counterexample)."""
+    """What a search found. `verdict` is safe, violation, deadlock or bound; `stop_limit`
+    the bound a stopped search reached. A liveness violation's counterexample is a lasso:
+    its steps from `cycle_start` on form a cycle that repeats forever (None for every other
+    counterexample)."""
 
     protocol: str
     variant: str
     config: str
-    verdict: str
-    property: str | None
+    verdict: VerdictKind
+    property: Property | str | None
     message: str
     states: int
     transitions: int
     depth: int
     seconds: float
-    stop_reason: str
-    counterexample: list[Step] | None = None
+    stop_reason: StopReason
+    counterexample: Trail | None = None
     token: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     cycle_start: int | None = None
+    stop_limit: float | None = None
+
+    def describe_stop(self) -> str:
+        """Why the search stopped, in a sentence ("state limit 3000000 reached")."""
+        return self.stop_reason.describe(self.stop_limit)
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        if self.counterexample is not None:
-            d["counterexample"] = [asdict(s) for s in self.counterexample]
+        """The verdict as JSON data: every field (the stop reason as its sentence, `stop`
+        its kind), the trail's steps with their events, and its deadlock."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        trail = self.counterexample
+        d["counterexample"] = None if trail is None else trail.to_json()
+        d["stats"] = dict(self.stats)
         d["seconds"] = round(self.seconds, 3)
+        d["stop_reason"] = self.describe_stop()
+        d["stop"] = self.stop_reason.value
+        d["deadlock"] = None if trail is None or trail.deadlock is None else \
+            trail.deadlock.to_json()
         return d

@@ -35,7 +35,7 @@ from crossmod.catalogue.params import show
 from crossmod.check.explore import ReplayError, explore, replay_schedule
 from crossmod.check.liveness import replay_lasso
 from crossmod.check.schedule import ScheduleError, decode_for, record_token
-from crossmod.check.verdict import Bounds, Verdict
+from crossmod.check.verdict import Bounds, Outcome, Verdict
 from crossmod.cli.output import unwritable
 from crossmod.machine.state import MEMORY_MODELS
 from crossmod.machine.system import System
@@ -106,8 +106,7 @@ def knobs_of(protocol: str, options: dict[str, Any], sets: Sequence[str]) -> dic
 def _verdict_for(system: System, bounds: Bounds, progress=None) -> Verdict:
     v = explore(system, bounds, progress)
     if v.counterexample is not None:
-        v.token = record_token(system, [s.index for s in v.counterexample if s.index >= 0],
-                               v.cycle_start)
+        v.token = record_token(system, list(v.counterexample.choices), v.cycle_start)
     return v
 
 
@@ -246,7 +245,7 @@ def _describe(v: Verdict, system: System) -> str:
              f"verdict: {v.verdict}" + (f" ({v.property})" if v.property else ""),
              f"{v.message}",
              f"states {v.states:,}  transitions {v.transitions:,}  depth {v.depth}  "
-             f"{v.seconds:.2f}s  ({v.stop_reason})"]
+             f"{v.seconds:.2f}s  ({v.describe_stop()})"]
     live = v.stats.get("liveness")
     if live:
         lines.append(f"liveness pass: states {live['states']:,}  transitions "
@@ -439,7 +438,7 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
         sched.check_fits(system)
         if sched.cycle_start is None:
             steps = replay_schedule(system, list(sched.choices))
-            failed = bool(steps) and steps[-1].text.startswith(("VIOLATION", "DEADLOCK"))
+            failed = steps.outcome is not Outcome.OK
         else:
             steps, outcome = replay_lasso(system, list(sched.choices), sched.cycle_start)
             failed = outcome != "open"
@@ -452,7 +451,9 @@ def replay_cmd(token: str, as_json: bool, perfetto_out: str | None) -> int:
         click.echo(json.dumps({"protocol": system.name, "variant": system.variant,
                                "knobs": sched.params, "violation": failed,
                                "cycle_start": sched.cycle_start,
-                               "steps": [s.__dict__ for s in steps]}, indent=2))
+                               "steps": steps.to_json(), "outcome": steps.outcome.value,
+                               "deadlock": steps.deadlock and steps.deadlock.to_json()},
+                              indent=2))
     else:
         click.echo(f"{system.name} --variant {system.variant} {system.describe_config()}")
         click.echo(narrate.columns(steps, system.config.ncpus, cycle_start=cycle))

@@ -1,68 +1,26 @@
 """`crossmod necessity PROTOCOL`: which sync, barrier and ordering steps are required, under
 which instruction-fetch and memory model (DESIGN.md "Engines": necessity).
 
-Owns: `necessity()` -- for each step the catalogue entry names (`Entry.steps`: step ->
-the variant that drops it), check the variant under every fetch x memory model and compare
-with the protocol as it is -- and its rendering. Imports: catalogue, check, report.
-
-A step is *required* under a model when the protocol is safe there and dropping the step
-is not; "n/a" marks models under which the protocol itself already fails.
+Owns: the command -- its options, the catalogue entry's steps (`Entry.steps`: step -> the
+variant that drops it) handed to check/necessity.py, and the table. Imports: catalogue,
+check, report.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 
 import click
 
 from crossmod.catalogue import ENTRIES, CatalogueError, build
-from crossmod.check.explore import explore
+from crossmod.check.necessity import StepResult, necessity
 from crossmod.check.verdict import Bounds
 from crossmod.cli.model import PositiveSeconds, knobs_of
 from crossmod.machine.state import MEMORY_MODELS
+from crossmod.machine.system import System
 from crossmod.machine.text import FETCH_MODELS
 from crossmod.report.tables import table
-
-
-@dataclass
-class StepResult:
-    """One step: the variant that drops it and, per model, the verdict's short form."""
-
-    step: str
-    variant: str
-    results: dict[str, str] = field(default_factory=dict)
-    states: int = 0
-
-    def required_under(self, base: dict[str, str]) -> list[str]:
-        return [m for m, r in self.results.items() if base.get(m) == "safe" and r != "safe"]
-
-
-def _short(v) -> str:
-    if v.verdict == "safe":
-        return "safe"
-    if v.verdict == "bound":
-        return "bound"
-    return v.property or v.verdict
-
-
-def necessity(protocol: str, fetches: tuple[str, ...], memories: tuple[str, ...],
-              knobs: dict, bounds: Bounds) -> tuple[StepResult, list[StepResult]]:
-    """(the protocol as it is, one result per dropped step), each checked per model."""
-    entry = ENTRIES[protocol]
-    steps = [("(as is)", "default"), *entry.steps.items()]
-    out = []
-    for step, variant in steps:
-        r = StepResult(step, variant)
-        for f in fetches:
-            for mem in memories:
-                v = explore(build(protocol, variant, fetch=f, memory=mem, **knobs), bounds)
-                r.results[f"{f}/{mem}"] = _short(v)
-                r.states += v.states
-        out.append(r)
-    return out[0], out[1:]
-
 
 SHORT = {"torn-instruction": "torn", "unexpected-int3": "int3", "use-after-free": "UAF",
          "use-after-return": "UAR", "patch-visibility": "stale", "deadlock": "deadlock",
@@ -130,7 +88,11 @@ def necessity_cmd(protocol: str, fetches: tuple[str, ...], memories: tuple[str, 
     except CatalogueError as e:
         raise click.UsageError(str(e).splitlines()[0]) from None
     t0 = time.perf_counter()
-    base, rows = necessity(protocol, tuple(fetches), tuple(memories), knobs,
+
+    def build_one(variant: str, fetch: str, memory: str) -> System:
+        return build(protocol, variant, fetch=fetch, memory=memory, **knobs)
+
+    base, rows = necessity(build_one, entry.steps, tuple(fetches), tuple(memories),
                            Bounds(max_seconds=max_seconds))
     if as_json:
         click.echo(json.dumps({"protocol": protocol, "as_is": base.results,

@@ -62,7 +62,7 @@ class Result:
              if k not in ("witness", "witness_paths", "witness_first")}
         d["seconds"] = round(self.seconds, 3)
         if self.witness is not None:
-            d["witness"] = [s.__dict__ for s in self.witness]
+            d["witness"] = [s.to_json() for s in self.witness]
             d["witness_paths"] = self.witness_paths
             d["witness_first"] = self.witness_first
         return d
@@ -286,7 +286,7 @@ def witness(run: Run, out: Outcomes, state: tuple
     steps, s = [], start
     for mv in moves:
         idx = m.moves(s).index(mv)
-        s, text = m.step(s, mv)
-        steps.append(Step(idx, mv[0], "perform", mv[1], text))
+        s, events = m.step(s, mv)
+        steps.append(Step(idx, mv[0], "perform", mv[1], events))
     return steps, [list(run.path_of(start, t).ran) for t in range(len(run.paths))], \
         m.performed_first(start)

@@ -3,7 +3,8 @@
 Owns: `Machine.moves(state)` -- every choice enabled in a state (which CPU runs, which stale
 bytes a fetch sees, which store drains, when a pending IPI or an NMI is taken) -- and
 `Machine.step(state, move)`, the single place where an op is applied and the next choice is
-offered (loom's `branch()`). Imports: machine.*; knows no protocol and no engine.
+offered (loom's `branch()`); a step reports what happened as events (machine/events.py).
+Imports: machine.*; knows no protocol and no engine.
 
 A move is `(cpu, kind, alt)`:
   run    the top context of `cpu` performs its next op (`alt` picks a fetch outcome) or, when
@@ -19,11 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from crossmod.machine import cpu as X
+from crossmod.machine import events as E
 from crossmod.machine import text as T
 from crossmod.machine.ops import RETRY
-from crossmod.machine.routines import RoutineTable, routine_name
+from crossmod.machine.routines import ModelError, Node, RoutineTable, routine_name
 from crossmod.machine.state import (
     CPUS,
+    CSDQ,
     IPI,
     IRQ,
     LOCKED,
@@ -47,8 +50,9 @@ class Machine:
         self.cfg = cfg
         self.routines = RoutineTable(identity)
         self.fresh_views: dict[bytes, tuple] = {}
-        # Whether steps describe themselves in full; the explorer turns it off and trails
-        # are told by replaying with it on (STYLE.md rule 28).
+        # Whether steps report their events; the explorer turns it off (a step then builds
+        # no event and no text) and trails are told by replaying with it on (STYLE.md
+        # rule 28).
         self.narrate = True
         self._nmi_cpus = frozenset(cfg.nmi_cpus if cfg.nmi_cpus is not None
                                    else range(cfg.ncpus))
@@ -59,7 +63,7 @@ class Machine:
         text = b"".join(s.initial for s in cfg.sites)
         views = tuple(T.initial_view(cfg.fetch, s.initial) for s in cfg.sites)
         percpu = tuple(v for _, v in cfg.percpu)
-        cpus = []
+        cpus: list[tuple] = []
         for task in cfg.tasks:
             stack = () if task is None else (("task", self.routines.start(*task), True, None),)
             cpus.append((stack, True, percpu, views, (), False, (), frozenset(), ()))
@@ -129,44 +133,67 @@ class Machine:
         return out
 
     # ---- step ------------------------------------------------------------------------
-    def step(self, state: tuple, move: Move) -> tuple[tuple, str]:
-        """Apply one move; returns the next state and a one-line account in kernel terms.
+    def step(self, state: tuple, move: Move) -> tuple[tuple, tuple[E.Event, ...]]:
+        """Apply one move; returns the next state and, while the machine narrates, what
+        happened as events (machine/events.py; `()` when it does not).
 
-        Raises `cpu.Violation` when the move breaks a property.
+        Raises `cpu.Violation` when the move breaks a property; while narrating, its
+        `events` are the step's up to the violation, the `Violated` event last.
         """
         c, kind, alt = move
         w = Work(self.cfg, state)
-        if kind == "run":
-            text = self._run(w, state, c, alt)
-            text += self._run_invisible(w, c)
-        elif kind == "drain":
-            text = self._drain(w, state, c, alt)
-        elif kind == "fill":
-            text = X.tlb_fill(self, w, state, c, alt)
-        elif kind == "irq":
-            cl = w.cpu(c)
-            cl[IPI], cl[IRQ] = False, False
-            node = self.routines.start(self.cfg.ipi_handler, ())
-            cl[STACK] = (*cl[STACK], ("irq", node, True, None))
-            text = "takes the function-call IPI"
-            if self.cfg.arch == "arm64":
-                X.serialize(self, w, c)
-                text += " (exception entry: context synchronization)"
-        else:
-            cl = w.cpu(c)
-            fn, args = self.cfg.nmi_handler
-            cl[STACK] = (*cl[STACK], ("nmi", self.routines.start(fn, args), cl[IRQ], None))
-            cl[IRQ] = False
-            w.nmis -= 1
-            text = "takes an NMI"
-            if self.cfg.arch == "arm64":
-                X.serialize(self, w, c)
-                text = "takes a pseudo-NMI (exception entry: context synchronization)"
-        if kind != "run":
-            text += self._run_invisible(w, c)
-        return w.freeze(), f"cpu{c} {text}"
+        if not self.narrate:
+            self._move(w, state, c, kind, alt)
+            return w.freeze(), ()
+        ev: list[E.Event] = []
+        w.ev = ev
+        try:
+            self._move(w, state, c, kind, alt)
+        except X.Violation as v:
+            v.events = (*ev, E.Violated(c, v.prop, v.message, v.site, v.fetched))
+            raise
+        return w.freeze(), tuple(ev)
 
-    def _run_invisible(self, w: Work, c: int, initial: bool = False) -> str:
+    def _move(self, w: Work, state: tuple, c: int, kind: str, alt: int) -> None:
+        if kind == "run":
+            self._run(w, state, c, alt)
+        elif kind == "drain":
+            self._drain(w, state, c, alt)
+        elif kind == "fill":
+            X.tlb_fill(self, w, state, c, alt)
+        elif kind == "irq":
+            self._take_ipi(w, c)
+        else:
+            self._take_nmi(w, c)
+        self._run_invisible(w, c)
+
+    def _take_ipi(self, w: Work, c: int) -> None:
+        handler = self.cfg.ipi_handler
+        assert handler is not None  # `moves` offers "irq" only with a handler
+        cl = w.cpu(c)
+        cl[IPI], cl[IRQ] = False, False
+        cl[STACK] = (*cl[STACK], ("irq", self.routines.start(handler, ()), True, None))
+        sync = self.cfg.arch == "arm64"
+        if w.ev is not None:
+            w.ev.append(E.Entry(c, E.Ctx.IRQ, sync, X.mode_of(self, w, c),
+                                tuple(X.fn_name(e[1]) for e in cl[CSDQ])))
+        if sync:
+            X.serialize(self, w, c)
+
+    def _take_nmi(self, w: Work, c: int) -> None:
+        assert self.cfg.nmi_handler is not None  # `moves` offers "nmi" only with a handler
+        fn, args = self.cfg.nmi_handler
+        cl = w.cpu(c)
+        cl[STACK] = (*cl[STACK], ("nmi", self.routines.start(fn, args), cl[IRQ], None))
+        cl[IRQ] = False
+        w.nmis -= 1
+        sync = self.cfg.arch == "arm64"
+        if w.ev is not None:
+            w.ev.append(E.Entry(c, E.Ctx.NMI, sync, X.mode_of(self, w, c)))
+        if sync:
+            X.serialize(self, w, c)
+
+    def _run_invisible(self, w: Work, c: int, initial: bool = False) -> None:
         """Perform at once the ops nobody else can observe (`cpu.invisible`).
 
         Why this is sound: such an op touches only this CPU's program position and its
@@ -177,41 +204,43 @@ class Machine:
         return is invisible too: it only empties the stack, and a handler taken before or
         after it runs and returns alike.
         """
-        parts = []
         nodes = self.routines.nodes
         while True:
             stack = w.cpus[c][STACK]
             if not stack:
                 break
-            node = nodes[stack[-1][1]]
+            frame = stack[-1]
+            node = nodes[frame[1]]
             if node.op is None and len(stack) == 1 and stack[0][0] == "task":
                 w.cpu(c)[STACK] = ()
-                parts.append(f"{routine_name(node.root[0])} returns (task done)")
+                if w.ev is not None:
+                    w.ev.append(E.TaskDone(c, E.Ctx.TASK, routine_name(node.root[0]), "", True))
                 break
             if node.op is None or not X.invisible(self, w, c, node.op):
                 break
+            if w.ev is not None:
+                w.at = (c, _CTX[frame[0]], node.func or routine_name(node.root[0]),
+                        node.op.label, True)
             try:
-                val, text = X.apply_invisible(self, w, c, node.op)
+                val = X.apply_invisible(self, w, c, node.op)
             except X.Violation:
                 if not initial:
                     raise
                 break  # left pending: the CPU's first move reports it, with a trail
             self._advance_top(w, c, val)
-            parts.append(text)
-        return "; " + "; ".join(parts) if parts else ""
 
-    def _run(self, w: Work, state: tuple, c: int, alt: int) -> str:
+    def _run(self, w: Work, state: tuple, c: int, alt: int) -> None:
         frame = state[CPUS][c][STACK][-1]
         node = self.routines.nodes[frame[1]]
-        name = node.func or routine_name(node.root[0])
         if node.op is None:
-            name = routine_name(node.root[0])
-            return f"{name}: {self._return(w, state, c, frame, node.ret)}"
-        val, text = X.apply(self, w, state, c, node.op, alt)
+            self._return(w, state, c, frame, node)
+            return
+        if w.ev is not None:
+            w.at = (c, _CTX[frame[0]], node.func or routine_name(node.root[0]), node.op.label,
+                    False)
+        val = X.apply(self, w, state, c, node.op, alt)
         if val is not PUSHED:
             self._advance_top(w, c, val)
-        label = f" [{node.op.label}]" if node.op.label else ""
-        return f"{name}{label}: {text}"
 
     def _advance_top(self, w: Work, c: int, val: Any) -> None:
         cl = w.cpu(c)
@@ -219,12 +248,15 @@ class Machine:
         kind, nid, saved, site = stack[-1]
         cl[STACK] = (*stack[:-1], (kind, self.routines.advance(nid, val), saved, site))
 
-    def _return(self, w: Work, state: tuple, c: int, frame: tuple, ret: Any) -> str:
+    def _return(self, w: Work, state: tuple, c: int, frame: tuple, node: Node) -> None:
         kind, _, saved, site = frame
+        at = (c, _CTX[kind], routine_name(node.root[0]), "", False)
         cl = w.cpu(c)
         cl[STACK] = cl[STACK][:-1]
         if kind == "task":
-            return "returns (task done)"
+            if w.ev is not None:
+                w.ev.append(E.TaskDone(*at))
+            return
         X.serialize(self, w, c)
         cl[IRQ] = saved
         # the exception return, in the architecture's words: both are context
@@ -232,12 +264,15 @@ class Machine:
         # event), which is what the serialize above models
         ret_insn, trap = ("ERET", "BRK") if self.cfg.arch == "arm64" else ("IRET", "#BP")
         if kind != "bp":
-            return f"{ret_insn} (serializing)"
-        if ret == RETRY:
-            return f"{ret_insn} from {trap}: re-executes {site}"
-        eff = self._int3_result(w, state, c, site, ret)
-        self._advance_top(w, c, eff)
-        return f"{ret_insn} from {trap}: {site} executed as '{eff}'"
+            event = E.ExceptionReturn(*at, ret_insn)
+        elif node.ret == RETRY:
+            event = E.ExceptionReturn(*at, ret_insn, trap, site, retry=True)
+        else:
+            eff = self._int3_result(w, state, c, site, node.ret)
+            self._advance_top(w, c, eff)
+            event = E.ExceptionReturn(*at, ret_insn, trap, site, eff)
+        if w.ev is not None:
+            w.ev.append(event)
 
     def _int3_result(self, w: Work, state: tuple, c: int, site: str, ret: Any) -> str:
         si = self.cfg.sidx[site]
@@ -246,49 +281,61 @@ class Machine:
             raw = self.cfg.site_bytes(state[TEXT], si)
             if s.int3_effect is None or raw[0] != T.INT3:
                 raise X.Violation(
-                    "unexpected-int3",
+                    E.Property.UNEXPECTED_INT3,
                     f"cpu{c} int3 at {site} not claimed by smp_text_poke_int3_handler and no "
-                    f"INT3 is installed there (memory: {T.hexbytes(raw)}): die(\"int3\")")
+                    f"INT3 is installed there (memory: {T.hexbytes(raw)}): die(\"int3\")",
+                    site, raw)
             ret = s.int3_effect
         if ret not in s.effects():
-            raise X.Violation("int3-emulation",
+            raise X.Violation(E.Property.INT3_EMULATION,
                               f"cpu{c} #BP handler emulated '{ret}' at {site}, which is "
-                              f"neither its old nor its new instruction")
+                              f"neither its old nor its new instruction", site)
         self._check_visible(w, c, si, ret)
-        return ret
+        return str(ret)
 
     def _check_visible(self, w: Work, c: int, si: int, eff: str) -> None:
         want = w.committed[si]
         if want is not None and eff != want:
             site = self.cfg.sites[si].name
             raise X.Violation(
-                "patch-visibility",
+                E.Property.PATCH_VISIBILITY,
                 f"cpu{c} executes '{eff}' at {site} after the patch returned "
-                f"(every CPU must now execute '{want}')")
+                f"(every CPU must now execute '{want}')", site)
 
-    def exec_outcome(self, w: Work, state: tuple, c: int, site: str, alt: int) -> tuple:
+    def exec_outcome(self, w: Work, state: tuple, c: int, site: str, alt: int) -> Any:
+        """CPU c executes `site`, its fetch taking outcome `alt`: returns the effect, or
+        `PUSHED` when it trapped and the int3 handler is now on its stack."""
         si = self.cfg.sidx[site]
         s = self.cfg.sites[si]
         out = T.fetch_outcomes(self.cfg.fetch, s, state[CPUS][c][VIEWS][si])[alt]
-        fetched = T.hexbytes(out[-1])
+        raw: bytes = out[-1]
         if out[0] == "torn":
-            raise X.Violation("torn-instruction",
-                              f"cpu{c} exec {site}: fetched {fetched} -> not an instruction "
-                              f"the site may hold (torn)")
+            raise X.Violation(E.Property.TORN_INSTRUCTION,
+                              f"cpu{c} exec {site}: fetched {T.hexbytes(raw)} -> not an "
+                              f"instruction the site may hold (torn)", site, raw)
         if out[0] == "int3":
+            handler = self.cfg.int3_handler
+            if handler is None:
+                raise ModelError(f"cpu{c} executes an INT3 at {site}, but the machine has no "
+                                 "int3_handler")
             cl = w.cpu(c)
-            node = self.routines.start(self.cfg.int3_handler, (site,))
+            node = self.routines.start(handler, (site,))
             cl[STACK] = (*cl[STACK], ("bp", node, cl[IRQ], site))
             cl[IRQ] = False
-            if self.cfg.arch == "arm64":
+            sync = self.cfg.arch == "arm64"
+            if w.ev is not None:
+                w.ev.append(E.Exec(*w.at, site, raw, None, "BRK" if sync else "#BP"))
+                w.ev.append(E.Entry(c, E.Ctx.BP, sync, X.mode_of(self, w, c), site=site))
+            if sync:
                 X.serialize(self, w, c)
-                return PUSHED, f"exec {site}: fetched {fetched} -> BRK exception"
-            return PUSHED, f"exec {site}: fetched {fetched} -> #BP"
+            return PUSHED
         self._check_visible(w, c, si, out[1])
-        return out[1], f"exec {site}: fetched {fetched} -> {out[1]}"
+        if w.ev is not None:
+            w.ev.append(E.Exec(*w.at, site, raw, out[1], ""))
+        return out[1]
 
     # ---- memory ----------------------------------------------------------------------
-    def _drain(self, w: Work, state: tuple, c: int, alt: int) -> str:
+    def _drain(self, w: Work, state: tuple, c: int, alt: int) -> None:
         sb = state[CPUS][c][SB]
         idx = alt  # `moves` names a drain by the entry's index in the buffer
         raddr, value = sb[idx]
@@ -297,9 +344,8 @@ class Machine:
             rest = rest[1:]
         w.cpu(c)[SB] = rest
         self.commit_store(w, c, raddr, value)
-        if not self.narrate:
-            return "store buffer drains"
-        return f"store buffer drains: {self.describe_addr(raddr)} := {value!r}"
+        if w.ev is not None:
+            w.ev.append(E.StoreDrained(c, self.describe_addr(raddr), value))
 
     def commit_store(self, w: Work, c: int, raddr: tuple, value: Any) -> None:
         kind = raddr[0]
@@ -329,15 +375,16 @@ class Machine:
             return f"csd of cpu{raddr[1]} (unlock)"
         return "smp_wmb"
 
-    def blocked_on(self, state: tuple, c: int) -> str:
-        """What CPU c is stuck on, for deadlock reports."""
+    def blocked_on(self, state: tuple, c: int) -> E.Blocked | None:
+        """What CPU c is stuck on, for deadlock reports (None: it is idle)."""
         stack = state[CPUS][c][STACK]
         if not stack:
-            return "idle"
+            return None
         node = self.routines.nodes[stack[-1][1]]
-        ctx = "/".join(f[0] for f in stack)
-        what = type(node.op).__name__ if node.op else "return"
-        label = getattr(node.op, "label", "") if node.op else ""
-        irq = "on" if state[CPUS][c][IRQ] else "off"
-        return f"{routine_name(node.root[0])} waits in {what}{f' [{label}]' if label else ''}" \
-               f" (contexts {ctx}, irqs {irq})"
+        return E.Blocked(c, routine_name(node.root[0]),
+                         type(node.op).__name__ if node.op else "return",
+                         node.op.label if node.op else "",
+                         tuple(_CTX[f[0]] for f in stack), bool(state[CPUS][c][IRQ]))
+
+
+_CTX = {ctx.value: ctx for ctx in E.Ctx}

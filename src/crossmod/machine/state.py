@@ -30,10 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossmod.machine import text as T
 from crossmod.machine.ops import Addr
+
+if TYPE_CHECKING:
+    from crossmod.machine.events import Ctx, Event
 
 POISON = "<freed stack>"
 """The value of an on-stack variable after its frame was popped (ops.StackFree)."""
@@ -183,9 +186,14 @@ def read_memory(state: tuple, raddr: tuple) -> Any:
 
 
 class Work:
-    """A copy-on-write editor for one transition: lists only where something changes."""
+    """A copy-on-write editor for one transition: lists only where something changes.
 
-    __slots__ = ("_cpu_lists", "cfg", "committed", "cpus", "mem", "nmis", "text")
+    `ev` collects the transition's events while the machine narrates (None: it does not);
+    `at` is then who performs the current op: (cpu, context, routine, label, eager)."""
+
+    __slots__ = ("_cpu_lists", "at", "cfg", "committed", "cpus", "ev", "mem", "nmis", "text")
+    ev: list[Event] | None
+    at: tuple[int, Ctx, str, str, bool]
 
     def __init__(self, cfg: MachineConfig, state: tuple) -> None:
         self.cfg = cfg
@@ -195,6 +203,7 @@ class Work:
         self.nmis: int = state[NMIS]
         self.committed: tuple | list = state[COMMITTED]
         self._cpu_lists: set[int] = set()
+        self.ev = None
 
     def cpu(self, c: int) -> list:
         """CPU c's fields as a mutable list (made once per transition)."""

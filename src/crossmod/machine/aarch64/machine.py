@@ -2,7 +2,9 @@
 extends ordered-before.
 
 Owns: `A64Config`, the state layout, `A64Machine.moves(state)` / `step(state, move)`, and
-the instruction side of memory (what a fetch may still see). Imports: machine.aarch64.
+the instruction side of memory (what a fetch may still see); a step reports what it
+performed as a `Performed` event (machine/events.py). Imports: machine.aarch64,
+machine.events.
 
 State = (paths, done, mem, icache, fwd, icneed, cse)
   paths   per thread, which of its paths (order.ThreadOrder) it runs
@@ -40,12 +42,13 @@ event, whatever the cache maintenance; kept to show, test by test, where the two
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
 from crossmod.machine.aarch64.events import BARRIERS, IFB, INVALID
 from crossmod.machine.aarch64.order import ThreadOrder
+from crossmod.machine.events import Event as StepEvent
 
 FETCH_MODELS = ("arm", "cse")
 Move = tuple[int, int]
@@ -71,6 +74,52 @@ class A64Config:
         if self.fetch not in FETCH_MODELS:
             raise ValueError(f"unknown fetch model {self.fetch!r}; valid: {FETCH_MODELS}")
         object.__setattr__(self, "lidx", {loc: i for i, loc in enumerate(self.locs)})
+
+
+@dataclass(frozen=True, slots=True)
+class Performed(StepEvent):
+    """Thread `cpu` performed one event of its instruction `insn`: `kind` R, W, F, DC or IC
+    at location `loc` (None: IC IALLU). A read of `value` (`forwarded`: from its own
+    po-earlier write), a write of `value`, a fetch of `value` while memory held `latest`
+    (`invalid`: no instruction the test can hold there), a clean, or an invalidation
+    (`effect` "pou"; "none" when no DSB follows it; "" under fetch="cse"). `then`: the
+    barriers performed after it, as (thread, instruction)."""
+
+    insn: str
+    kind: str
+    loc: str | None
+    value: Any = None
+    forwarded: bool = False
+    latest: Any = None
+    invalid: bool = False
+    effect: str = ""
+    then: tuple[tuple[int, str], ...] = ()
+
+    def who(self) -> str:
+        return f"P{self.cpu}"
+
+    def words(self) -> str:
+        out = f"{self.insn}: {self._what()}"
+        if self.then:
+            out += "; then " + ", ".join(f"P{t} {b}" for t, b in self.then)
+        return out
+
+    def _what(self) -> str:
+        if self.kind == "R":
+            own = " (its own po-earlier write)" if self.forwarded else ""
+            return f"reads {self.loc} = {self.value}{own}"
+        if self.kind == "W":
+            return f"{self.loc} := {self.value}"
+        if self.kind == "F":
+            stale = "" if self.value == self.latest else f" (stale: memory holds {self.latest})"
+            bad = ": no instruction, UndefinedInstruction" if self.invalid else ""
+            return f"fetches {self.loc} = {self.value}{stale}{bad}"
+        if self.kind == "DC":
+            return f"{self.loc} cleaned to the point of unification"
+        where = self.loc if self.loc is not None else "all instructions"
+        return {"pou": f"{where} invalidated to the point of unification",
+                "none": f"{where} invalidated (no DSB follows: no effect)"}.get(
+                    self.effect, f"{where} invalidated")
 
 
 class _Path:
@@ -207,41 +256,46 @@ class A64Machine:
         return not s[FWD][t] >> r & 1 or bool(s[DONE][t] >> path.o.fwd[r] & 1)
 
     # ---- step ------------------------------------------------------------------------
-    def step(self, s: tuple, move: Move) -> tuple[tuple, str]:
-        """Perform one event; returns the next state and what happened, in the event's
-        words."""
+    def step(self, s: tuple, move: Move) -> tuple[tuple, tuple[Performed, ...]]:
+        """Perform one event; returns the next state and, while the machine narrates, what
+        happened (`()` when it does not)."""
         t, i = move
         path = self.paths[t][s[PATHS][t]]
-        e = path.events[i]
         w = list(s)
         w[DONE] = _set(s[DONE], t, s[DONE][t] | 1 << i)
-        text = self._apply(w, s, t, path, i)
+        told = self._apply(w, s, t, path, i)
         done = self._barriers(w)
-        if done and self.narrate:
-            text += "; then " + ", ".join(done)
-        return tuple(w), f"P{t} {e.text}: {text}"
+        if told is None:
+            return tuple(w), ()
+        return tuple(w), (replace(told, then=tuple(done)),)
 
-    def _apply(self, w: list, s: tuple, t: int, path: _Path, i: int) -> str:
+    def _apply(self, w: list, s: tuple, t: int, path: _Path, i: int) -> Performed | None:
         e, loc = path.events[i], path.loc[i]
+        told = Performed(t, e.text, e.kind, self._name(loc) if loc >= 0 else None) \
+            if self.narrate else None
         if e.kind == "R":
             value, fwd = self._read_value(s, t, path, i)
             if fwd:
                 w[FWD] = _set(s[FWD], t, s[FWD][t] | 1 << i)
-                return f"reads {self._name(loc)} = {value} (its own po-earlier write)"
-            return f"reads {self._name(loc)} = {value}"
+            return told and replace(told, value=value, forwarded=fwd)
         if e.kind == "W":
             w[MEM] = _set(s[MEM], loc, e.value)
             if loc in self.fidx:
                 self._write_icache(w, t, loc, e.value)
-            return f"{self._name(loc)} := {e.value}"
+            return told and replace(told, value=e.value)
         if e.kind == "F":
-            return self._fetch_text(s, t, loc, e)
+            if told is None:
+                return None
+            got = e.value if e.value is not INVALID else next(
+                v for v in self.fetchable(s, t, loc) if v not in e.decodes)
+            return replace(told, value=got, latest=s[MEM][loc], invalid=e.value is INVALID)
         if e.kind == "DC":
             if loc in self.fidx and self.cfg.fetch == "arm":
                 k = self.fidx[loc]
                 w[ICACHE] = _set(w[ICACHE], k, tuple((v, True) for v, _ in w[ICACHE][k]))
-            return f"{self._name(loc)} cleaned to the point of unification"
-        return self._invalidate(w, s, t, path, i)
+            return told
+        effect = self._invalidate(w, s, t, path, i)
+        return told and replace(told, effect=effect)
 
     def _write_icache(self, w: list, t: int, loc: int, value: Any) -> None:
         k = self.fidx[loc]
@@ -253,30 +307,22 @@ class A64Machine:
             entry = (*w[ICACHE][k], (value, False))
         w[ICACHE] = _set(w[ICACHE], k, entry)
 
-    def _fetch_text(self, s: tuple, t: int, loc: int, e: Any) -> str:
-        values = self.fetchable(s, t, loc)
-        got = e.value if e.value is not INVALID else next(
-            v for v in values if v not in e.decodes)
-        latest = s[MEM][loc]
-        stale = "" if got == latest else f" (stale: memory holds {latest})"
-        what = "" if e.value is not INVALID else ": no instruction, UndefinedInstruction"
-        return f"fetches {self._name(loc)} = {got}{stale}{what}"
-
     def _invalidate(self, w: list, s: tuple, t: int, path: _Path, i: int) -> str:
         """IC IVAU / IALLU: only an IC that a full DSB follows (`C_IC`) makes newer writes
-        the only fetchable ones, and records IC-ordered-before's debt."""
+        the only fetchable ones, and records IC-ordered-before's debt. Returns what it
+        did: "pou", "none" (no DSB follows) or "" (fetch="cse": the IC orders nothing)."""
         loc = path.loc[i]
-        where = self._name(loc) if loc >= 0 else "all instructions"
-        if not path.o.c_ic[i] or self.cfg.fetch == "cse":
-            return f"{where} invalidated (no DSB follows: no effect)" if \
-                self.cfg.fetch == "arm" else f"{where} invalidated"
+        if self.cfg.fetch == "cse":
+            return ""
+        if not path.o.c_ic[i]:
+            return "none"
         locs = [loc] if loc >= 0 else list(self.fetched)
         for li in locs:
             if li in self.fidx:
                 k = self.fidx[li]
                 w[ICACHE] = _set(w[ICACHE], k, _after_invalidate(w[ICACHE][k], self.cfg.idc))
         self._owe(w, s, t, i, locs)
-        return f"{where} invalidated to the point of unification"
+        return "pou"
 
     def _owe(self, w: list, s: tuple, t: int, c: int, locs: list[int]) -> None:
         masks = []
@@ -290,9 +336,9 @@ class A64Machine:
         if any(masks):
             w[ICNEED] = tuple(sorted((*w[ICNEED], (t, c, tuple(masks)))))
 
-    def _barriers(self, w: list) -> list[str]:
+    def _barriers(self, w: list) -> list[tuple[int, str]]:
         """Perform every barrier whose predecessors are all performed (returns them, as
-        "P1 DSB ISH"); a context synchronization event refreshes the thread's fetch view
+        (thread, instruction)); a context synchronization event refreshes the thread's fetch view
         under fetch="cse"."""
         changed, out = True, []
         while changed:
@@ -307,7 +353,7 @@ class A64Machine:
                     if path.o.preds[i] & ~done == 0:
                         done |= low
                         changed = True
-                        out.append(f"P{t} {path.events[i].text}")
+                        out.append((t, path.events[i].text))
                         if self.cfg.fetch == "cse" and path.events[i].kind in IFB:
                             w[CSE] = _set(w[CSE], t, tuple(len(c) - 1 for c in w[ICACHE]))
                 w[DONE] = _set(w[DONE], t, done)
