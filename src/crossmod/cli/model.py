@@ -291,8 +291,9 @@ def _check_all(bounds: Bounds, as_json: bool, commands: bool = False) -> int:
         click.echo(json.dumps(results, indent=2))
     else:
         click.echo(_grouped_table(rows))
+        hint = "" if commands else " (each row's command: --commands; in --json: command)"
         click.echo(f"\n{len(ROWS) - bad}/{len(ROWS)} as expected, "
-                   f"{time.perf_counter() - t0:.1f}s")
+                   f"{time.perf_counter() - t0:.1f}s{hint}")
     return 1 if bad else 0
 
 
