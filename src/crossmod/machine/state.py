@@ -149,12 +149,13 @@ class MachineConfig:
                 raise ValueError(f"percpu_init sets {name!r}: declare it in "
                                  "MachineConfig.percpu")
         if self.tlb_vas:
-            need = [("per-CPU", "tlb", self.pidx)] + [("per-CPU", "cr3", self.pidx)] * self.pti
-            need += [("global", f"pte.{va}", self.gidx) for va in self.tlb_vas]
-            for kind, name, table in need:
-                if name not in table:
+            need = [("percpu", "tlb")] + [("percpu", "cr3")] * self.pti
+            need += [("globals", f"pte.{va}") for va in self.tlb_vas]
+            for table, name in need:
+                if name not in (self.pidx if table == "percpu" else self.gidx):
+                    kind = "per-CPU" if table == "percpu" else "global"
                     raise ValueError(f"tlb_vas needs a {kind} variable {name!r} (declare it "
-                                     f"in MachineConfig.{'percpu' if kind == 'per-CPU' else 'globals'})")
+                                     f"in MachineConfig.{table})")
 
     def _check_cpus(self) -> None:
         """Every CPU number the configuration mentions is one of its CPUs."""
@@ -185,13 +186,13 @@ class MachineConfig:
         the author's part: ops address per-CPU data as `this_cpu`.)"""
         seen: set[int] = set()
         nmi = set(range(self.ncpus)) if self.nmi_cpus is None else set(self.nmi_cpus)
+        regions = dict(self.nmi_regions)
         for cls in self.symmetric:
             if len(cls) < 2 or len(set(cls)) != len(cls) or seen & set(cls) or \
                     not all(0 <= c < self.ncpus for c in cls):
                 raise ValueError(f"symmetry class {cls}: needs two or more distinct CPUs "
                                  f"of 0..{self.ncpus - 1}, in no other class")
             seen |= set(cls)
-            regions = dict(self.nmi_regions)
             for what, of in (("task", lambda c: self.tasks[c]),
                              ("per-CPU initial values", lambda c: sorted(
                                  ((n, repr(v)) for k, n, v in self.percpu_init if k == c))),
@@ -268,10 +269,10 @@ def missing_declaration(cfg: MachineConfig, op: O.Op) -> str | None:
             return f"needs a {kind} {name!r} (declare it in MachineConfig.{table})"
     if isinstance(op, _SITED):
         return _site_missing(cfg, op)
-    if isinstance(op, _TARGETED) and op.targets != "others":
-        if not isinstance(op.targets, tuple) or not all(_is_cpu(cfg, t) for t in op.targets):
-            return (f"targets {op.targets!r}: give \"others\" or a tuple of CPU numbers "
-                    f"0..{cfg.ncpus - 1}")
+    if isinstance(op, _TARGETED) and op.targets != "others" and not (
+            isinstance(op.targets, tuple) and all(_is_cpu(cfg, t) for t in op.targets)):
+        return (f"targets {op.targets!r}: give \"others\" or a tuple of CPU numbers "
+                f"0..{cfg.ncpus - 1}")
     if isinstance(op, O.Choose) and (isinstance(op.n, bool) or not isinstance(op.n, int)
                                      or op.n < 1):
         return f"needs one alternative or more, not {op.n!r}"
@@ -304,7 +305,7 @@ def _site_missing(cfg: MachineConfig, op: Any) -> str | None:
         return f"names no site of this machine: {op.site!r} (sites: {have})"
     if isinstance(op, O.TextStore):
         size = cfg.sites[si].size
-        if not (0 <= op.offset and op.offset + len(op.data) <= size):
+        if op.offset < 0 or op.offset + len(op.data) > size:
             return (f"writes {len(op.data)} bytes at {op.site}+{op.offset}, outside the "
                     f"site's {size} bytes")
     return None
