@@ -3,8 +3,9 @@
 Owns: `check()` -- the explorer with a progress callback, properties switched off by name,
 and the counterexample's replay token recorded for any `System` -- and `replay(token,
 system)`, which re-runs a token on the system it names. Imports: check.explore,
-check.schedule, check.verdict, machine.system. (`crossmod.replay(token)` with no system, for
-a catalogue token, is crossmod/front.py: only it may rebuild catalogue systems.)
+check.liveness, check.schedule, check.verdict, machine. (`crossmod.replay(token)` with no
+system, for a catalogue token, is crossmod/front.py: only it may rebuild catalogue
+systems.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from crossmod.check.explore import ReplayError, explore, replay_schedule
+from crossmod.check.liveness import replay_lasso
 from crossmod.check.schedule import Schedule
 from crossmod.check.verdict import Bounds, Step, Verdict
 from crossmod.machine.state import MachineConfig
@@ -52,7 +54,8 @@ def token_for(system: System, verdict: Verdict) -> str:
     """The replay token of `verdict`'s counterexample, found on `system`."""
     assert verdict.counterexample is not None
     choices = tuple(s.index for s in verdict.counterexample if s.index >= 0)
-    return Schedule(system.name, system.variant, _knobs(system.params), choices).encode()
+    return Schedule(system.name, system.variant, _knobs(system.params), choices,
+                    verdict.cycle_start).encode()
 
 
 def _knobs(params: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +67,13 @@ def _knobs(params: dict[str, Any]) -> dict[str, Any]:
 
 def replay(token: str, system: System) -> list[Step]:
     """Re-run the counterexample `token` on `system` and narrate it; the last step tells
-    the violation or deadlock it ends in. Raises ScheduleError for a token that is not one,
-    ReplayError for one recorded on another system or that no longer fits it."""
+    the violation or deadlock it ends in (a liveness lasso: its prefix, then one turn of
+    its cycle, from `Verdict.cycle_start` on). Raises ScheduleError for a token that is not
+    one, ReplayError for one recorded on another system or that no longer fits it."""
     sched = Schedule.decode(token)
     if (sched.protocol, sched.variant) != (system.name, system.variant):
         raise ReplayError(f"the token was recorded on {sched.protocol} (variant "
                           f"{sched.variant}), not on {system.name} (variant {system.variant})")
+    if sched.cycle_start is not None:
+        return replay_lasso(system, list(sched.choices), sched.cycle_start)[0]
     return replay_schedule(system, list(sched.choices))

@@ -442,10 +442,10 @@ class SendIpi(Op):
     """A bare IPI: `apic->send_IPI_mask(mask, vector)` with no CSD and no wait, as the
     2019 cpumask designs send them. Queues `func(*args)` on each target and raises its IPI;
     the generic IPI handler runs it (`CsdDequeueAll` hands it out with sync None and an
-    index that names no CSD: there is none to unlock). `targets` is "others" or a tuple of CPU numbers (this
-    CPU is never a target). MODEL: the sender's earlier stores are visible before the IPI
-    arrives (x2APIC `weak_wrmsr_fence()`, xAPIC's uncached ICR write): it waits for the
-    store buffer to drain, as a locked instruction does.
+    index that names no CSD: there is none to unlock). `targets` is "others" or a tuple of
+    CPU numbers (this CPU is never a target). MODEL: the sender's earlier stores are
+    visible before the IPI arrives (x2APIC `weak_wrmsr_fence()`, xAPIC's uncached ICR
+    write): it waits for the store buffer to drain, as a locked instruction does.
     """
 
     targets: str | tuple[int, ...]
