@@ -87,3 +87,10 @@ def test_properties_switched_off_by_name_or_through_bounds():
 def test_check_refuses_a_bare_config_in_one_line():
     with pytest.raises(TypeError, match=r"takes a System: wrap the MachineConfig"):
         crossmod.check(torn_system().config)  # type: ignore[arg-type]
+
+
+def test_a_liveness_lasso_from_check_replays_through_the_front_door():
+    v = crossmod.check(build("x86-cpumask-2019", users=1), Bounds(liveness=True))
+    assert (v.verdict, v.property, v.cycle_start) == ("violation", "liveness", 12)
+    trail = crossmod.replay(v.token)
+    assert [s.text for s in trail] == [s.text for s in v.counterexample]
