@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 import crossmod
-from crossmod import Bounds, MachineConfig, ReplayError, ScheduleError, Site, System, ops
+from crossmod import Bounds, MachineConfig, ScheduleError, Site, System, ops
 from crossmod.catalogue import build
 from crossmod.machine.text import NOP5, jmp32
 
@@ -34,7 +34,7 @@ def test_check_records_a_token_for_a_users_own_system_and_replay_takes_it():
     system = torn_system()
     v = crossmod.check(system)
     assert (v.verdict, v.property, v.states) == ("violation", "torn-instruction", 7)
-    assert v.token is not None and v.token.startswith("cm1-")
+    assert v.token is not None and v.token.startswith("cm2-")
     trail = crossmod.replay(v.token, system)
     assert [s.text for s in trail] == [s.text for s in v.counterexample]
     assert trail[-1].text.startswith("VIOLATION torn-instruction: cpu1 exec site")
@@ -42,12 +42,21 @@ def test_check_records_a_token_for_a_users_own_system_and_replay_takes_it():
 
 def test_a_users_token_needs_its_system_and_refuses_another():
     v = crossmod.check(torn_system())
-    with pytest.raises(ReplayError, match="'user-memcpy', which is not a catalogue protocol"):
+    with pytest.raises(ScheduleError, match="'user-memcpy', which is not a catalogue protocol"):
         crossmod.replay(v.token)
-    with pytest.raises(ReplayError, match=r"recorded on user-memcpy .* not on other"):
+    with pytest.raises(ScheduleError, match="recorded on protocol 'user-memcpy', not 'other'"):
         crossmod.replay(v.token, torn_system("other"))
     with pytest.raises(ScheduleError, match="not a crossmod schedule token"):
         crossmod.replay("hello", torn_system())
+
+
+def test_a_users_token_on_a_changed_model_is_refused():
+    v = crossmod.check(torn_system())
+    changed = System("user-memcpy", MachineConfig(
+        ncpus=2, sites=(SITE,), tasks=((memcpy_patcher, ()), (runner, ())), nmi_cpus=(0,)))
+    with pytest.raises(ScheduleError, match=r"the model changed since the token was "
+                                            r"recorded: its configuration"):
+        crossmod.replay(v.token, changed)
 
 
 def test_a_catalogue_token_replays_with_nothing_else():

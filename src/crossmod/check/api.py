@@ -2,7 +2,7 @@
 
 Owns: `check()` -- the explorer with a progress callback, properties switched off by name,
 and the counterexample's replay token recorded for any `System` -- and `replay(token,
-system)`, which re-runs a token on the system it names. Imports: check.explore,
+system)`, which re-runs a token on the model it was recorded on. Imports: check.explore,
 check.liveness, check.schedule, check.verdict, machine. (`crossmod.replay(token)` with no
 system, for a catalogue token, is crossmod/front.py: only it may rebuild catalogue
 systems.)
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
 
-from crossmod.check.explore import ReplayError, explore, replay_schedule
+from crossmod.check.explore import explore, replay_schedule
 from crossmod.check.liveness import replay_lasso
-from crossmod.check.schedule import Schedule
+from crossmod.check.schedule import Schedule, decode_for, record_token
 from crossmod.check.verdict import Bounds, Step, Verdict
 from crossmod.machine.state import MachineConfig
 from crossmod.machine.system import System
@@ -33,7 +32,7 @@ def check(system: System, bounds: Bounds | None = None, *, progress: Progress | 
     `ignore` names properties not to stop at ("deadlock", "torn-instruction", a `Check`'s
     own `prop`...), added to `bounds.ignore`: a move that breaks one ends its path and the
     search goes on. A counterexample comes with `verdict.token`, which `crossmod.replay`
-    re-runs.
+    re-runs (fingerprinted: on a changed model it is refused, check/schedule.py).
     """
     if isinstance(system, MachineConfig):
         raise TypeError("check() takes a System: wrap the MachineConfig as "
@@ -46,34 +45,22 @@ def check(system: System, bounds: Bounds | None = None, *, progress: Progress | 
         bounds = replace(bounds, ignore=bounds.ignore | names)
     v = explore(system, bounds, progress)
     if v.counterexample is not None:
-        v.token = token_for(system, v)
+        v.token = record_token(system, [s.index for s in v.counterexample if s.index >= 0],
+                               v.cycle_start)
     return v
-
-
-def token_for(system: System, verdict: Verdict) -> str:
-    """The replay token of `verdict`'s counterexample, found on `system`."""
-    assert verdict.counterexample is not None
-    choices = tuple(s.index for s in verdict.counterexample if s.index >= 0)
-    return Schedule(system.name, system.variant, _knobs(system.params), choices,
-                    verdict.cycle_start).encode()
-
-
-def _knobs(params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters a token can carry (plain JSON values): what rebuilds a catalogue
-    system; a user's own system is handed to `replay` with the token."""
-    return {k: v for k, v in params.items()
-            if v is None or isinstance(v, str | int | float | bool)}
 
 
 def replay(token: str, system: System) -> list[Step]:
     """Re-run the counterexample `token` on `system` and narrate it; the last step tells
     the violation or deadlock it ends in (a liveness lasso: its prefix, then one turn of
     its cycle, from `Verdict.cycle_start` on). Raises ScheduleError for a token that is not
-    one, ReplayError for one recorded on another system or that no longer fits it."""
-    sched = Schedule.decode(token)
-    if (sched.protocol, sched.variant) != (system.name, system.variant):
-        raise ReplayError(f"the token was recorded on {sched.protocol} (variant "
-                          f"{sched.variant}), not on {system.name} (variant {system.variant})")
+    one or was recorded on another model (other protocol, variant, parameters,
+    configuration, routine code or machine), ReplayError for one that does not fit it."""
+    return replay_fitting(decode_for(system, token), system)
+
+
+def replay_fitting(sched: Schedule, system: System) -> list[Step]:
+    """Re-run `sched`, already checked to fit `system`."""
     if sched.cycle_start is not None:
         return replay_lasso(system, list(sched.choices), sched.cycle_start)[0]
     return replay_schedule(system, list(sched.choices))
