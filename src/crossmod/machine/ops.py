@@ -5,9 +5,10 @@ user protocols import from `crossmod.machine`). Imports: stdlib only.
 
 A routine is a generator function. Code between two yields is atomic; each yield hands one op
 to the machine, which applies its semantics (machine/cpu.py) and sends the result back in.
-Blocking ops (`WaitUntil`, `CsdLockWait`, `MutexLock`, and anything that must drain the store
-buffer first) are *enabled* only when they can complete: a routine never busy-loops, so a
-deadlock is a state in which no move at all is enabled.
+Blocking ops (`WaitUntil`, `WaitAll`, `CsdLockWait`, `MutexLock`, and anything that must
+drain the store buffer first) are *enabled* only when they can complete: a routine never
+busy-loops, so a deadlock is a state in which no move at all is enabled. `Choose(n)` is the
+one op with several ways to complete: each alternative is a move of its own.
 
 Addresses name memory without naming CPUs where they can avoid it, so that interchangeable
 CPUs stay interchangeable (CPU symmetry, check/explore.py):
