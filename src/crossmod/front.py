@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from crossmod.check import api
 from crossmod.check.schedule import ScheduleError, decode_for
-from crossmod.check.verdict import Step
+from crossmod.check.verdict import Trail
 from crossmod.machine.system import System
 
 
-def replay(token: str, system: System | None = None) -> list[Step]:
-    """Re-run the counterexample `token` and narrate it (the last step tells the violation
-    or deadlock). `system` is the one it was found on; leave it out for a catalogue
+def replay(token: str, system: System | None = None) -> Trail:
+    """Re-run the counterexample `token`: its trail, ending in the violation or deadlock
+    (`Trail.outcome`). `system` is the one it was found on; leave it out for a catalogue
     protocol, which the token names with its parameters. Raises ScheduleError for a token
     that does not fit (check/schedule.py), ReplayError for one that no longer replays."""
     if system is not None:

@@ -10,6 +10,7 @@ import crossmod
 from crossmod import Bounds, MachineConfig, ModelError, Site, System, ops
 from crossmod.check.reduction import ample
 from crossmod.kernel.smp import generic_smp_call_function_single_interrupt
+from crossmod.machine import events as E
 from crossmod.machine.machine import Machine
 from crossmod.machine.state import CPUS, LOCKED, MEM, PERCPU
 from crossmod.machine.text import NOP5, jmp32
@@ -66,9 +67,10 @@ def test_each_alternative_is_a_move():
     m = Machine(config(chooser(3), x_stays_clear, globals=(("x", 0),)))
     s = m.initial_state()
     assert m.moves(s) == [(0, "run", 0), (0, "run", 1), (0, "run", 2), (1, "run", 0)]
-    assert m.step(s, (0, "run", 2))[1] == \
-        "cpu0 chooser [if :: skip :: set x fi]: choose: alternative 2 of 3; chooser returns " \
-        "(task done)"
+    _, events = m.step(s, (0, "run", 2))
+    assert events[0] == E.Chose(0, E.Ctx.TASK, "chooser", "if :: skip :: set x fi", False, 2, 3)
+    assert E.narrate(0, events) == "cpu0 chooser [if :: skip :: set x fi]: choose: " \
+                                   "alternative 2 of 3; chooser returns (task done)"
 
 
 # ---- WaitAll: a predicate over several addresses ----------------------------------------------
@@ -230,8 +232,10 @@ def test_a_bare_ipi_locks_no_csd():
     s = m.initial_state()
     s, _ = m.step(s, (0, "run", 0))  # store x
     s, _ = m.step(s, (0, "drain", 0))
-    s, text = m.step(s, (0, "run", 0))
-    assert text == "cpu0 sender: send_IPI_mask(mark_done): IPI -> cpu1"
+    s, events = m.step(s, (0, "run", 0))
+    assert events == (E.BareIpiSend(0, E.Ctx.TASK, "sender", "", False, "mark_done", (1,),
+                                    (1,), (None,)),)
+    assert E.narrate(0, events) == "cpu0 sender: send_IPI_mask(mark_done): IPI -> cpu1"
     assert s[CPUS][1][LOCKED] == frozenset()
 
 
@@ -351,3 +355,48 @@ def test_an_op_needing_undeclared_memory_is_one_line_naming_it(routine, message)
 def test_a_configuration_naming_undeclared_things_is_refused(kw, message):
     with pytest.raises(ValueError, match=message):
         config(quiet, quiet, **kw)
+
+
+# ---- what the new ops report ----------------------------------------------------------------
+
+NEW_OP_EVENTS = {E.Chose, E.WaitAllDone, E.TextRead, E.ProcessorId, E.BareIpiSend}
+"""The events of ops no catalogue protocol uses: tests/model/test_events.py leaves them to
+this module, whose walks tell every one."""
+
+
+def first_move_walk(system: System) -> tuple[list[str], set[type]]:
+    """Always the first enabled move, to the end: the trail's lines and the event kinds."""
+    m = Machine(system.config)
+    s, lines, kinds = m.initial_state(), [], set()
+    while moves := m.moves(s):
+        s, events = m.step(s, moves[0])
+        kinds |= {type(e) for e in events}
+        lines.append(E.narrate(moves[0][0], events))
+    return lines, kinds
+
+
+def late_whoami():
+    yield ops.Store("owner", None)
+    me = yield ops.SmpProcessorId()
+    yield ops.Store(ops.this_cpu("id"), me)
+
+
+def test_the_new_ops_tell_what_they_did():
+    walks = {
+        "choose": System("choose", config(chooser(2), x_stays_clear, globals=(("x", 0),))),
+        "waitall": wait_system(acker),
+        "readtext": System("readtext", config(int3_writer, text_reader, globals=(
+            ("writer_saw", None), ("reader_saw", None)))),
+        "whoami": System("whoami", config(late_whoami, quiet, globals=(("owner", None),),
+                                          percpu=(("id", None),))),
+        "bare-ipi": ipi_system(bare_sender(wait=True))}
+    told = {name: first_move_walk(system) for name, system in walks.items()}
+    assert told["choose"][0][0] == "cpu0 chooser [if :: skip :: set x fi]: choose: " \
+                                   "alternative 0 of 2; chooser returns (task done)"
+    assert "cpu0 waiter [wait for both acks]: wait per_cpu(ack, 1), per_cpu(ack, 2): done " \
+           "(1, 1)" in told["waitall"][0]
+    assert "cpu0 int3_writer: read site as data: CC 1F 44 00 00" in told["readtext"][0]
+    # performed at once after the move that reaches it (an invisible op)
+    assert told["whoami"][0][0] == "cpu0 late_whoami: store owner := None; smp_processor_id()"
+    assert "cpu0 sender: send_IPI_mask(mark_done): IPI -> cpu1" in told["bare-ipi"][0]
+    assert set().union(*(kinds for _, kinds in told.values())) >= NEW_OP_EVENTS

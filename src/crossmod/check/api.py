@@ -16,7 +16,7 @@ from dataclasses import replace
 from crossmod.check.explore import explore, replay_schedule
 from crossmod.check.liveness import replay_lasso
 from crossmod.check.schedule import Schedule, decode_for, record_token
-from crossmod.check.verdict import Bounds, Step, Verdict
+from crossmod.check.verdict import Bounds, Trail, Verdict
 from crossmod.machine.state import MachineConfig
 from crossmod.machine.system import System
 
@@ -50,16 +50,16 @@ def check(system: System, bounds: Bounds | None = None, *, progress: Progress | 
     return v
 
 
-def replay(token: str, system: System) -> list[Step]:
-    """Re-run the counterexample `token` on `system` and narrate it; the last step tells
-    the violation or deadlock it ends in (a liveness lasso: its prefix, then one turn of
+def replay(token: str, system: System) -> Trail:
+    """Re-run the counterexample `token` on `system`: its trail, ending in the violation or
+    deadlock (`Trail.outcome`; a liveness lasso: its prefix, then one turn of
     its cycle, from `Verdict.cycle_start` on). Raises ScheduleError for a token that is not
     one or was recorded on another model (other protocol, variant, parameters,
     configuration, routine code or machine), ReplayError for one that does not fit it."""
     return replay_fitting(decode_for(system, token), system)
 
 
-def replay_fitting(sched: Schedule, system: System) -> list[Step]:
+def replay_fitting(sched: Schedule, system: System) -> Trail:
     """Re-run `sched`, already checked to fit `system`."""
     if sched.cycle_start is not None:
         return replay_lasso(system, list(sched.choices), sched.cycle_start)[0]
