@@ -5,11 +5,17 @@ Run: python examples/my_protocol.py
 
 from __future__ import annotations
 
-from crossmod import NOP5, MachineConfig, Site, System, check, jmp32, ops
-from crossmod.kernel.smp import (
+from crossmod import (
+    NOP5,
+    MachineConfig,
+    Site,
+    System,
+    check,
     do_sync_core,
     generic_smp_call_function_single_interrupt,
+    jmp32,
     on_each_cpu,
+    ops,
 )
 
 SITE = Site("site", NOP5, ((NOP5, "nop"), (jmp32(0x40), "jmp l_yes")))

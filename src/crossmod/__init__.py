@@ -8,30 +8,93 @@ old first byte executes it with new tail bytes:
 
     >>> from crossmod.catalogue import build
     >>> v = check(build("x86-int3-batch", "no-sync1"))
-    >>> v.verdict, v.property
-    ('violation', 'torn-instruction')
+    >>> print(v.verdict, v.property)
+    violation torn-instruction
+    >>> replay(v.token)[-1].text.startswith("VIOLATION torn-instruction")
+    True
 
 Writing your own protocol: build a `MachineConfig` (sites with their legal encodings, the
-memory your routines use, one task per CPU, the kernel's IPI and #BP handlers), wrap it in a
-`System`, and call `check`. Routines are generator functions that yield `crossmod.ops`
-operations; see README.md and examples/ for a worked example, and crossmod/catalogue/ for
-every protocol of the catalogue written the same way.
+memory your routines use, one task per CPU, the kernel's IPI and #BP handlers -- the stock
+ones are exported here), wrap it in a `System`, and call `check(system, bounds,
+progress=..., ignore=...)`; `replay(verdict.token, system)` re-runs its counterexample.
+Routines are generator functions that yield `crossmod.ops` operations; see README.md and
+examples/ for worked examples, and crossmod/catalogue/ for every protocol of the catalogue
+written the same way.
+
+`check` is the subpackage `crossmod.check` made callable (crossmod/check/__init__.py says
+why), so both `crossmod.check(system)` and `import crossmod.check.explore` work.
 """
 
 from __future__ import annotations
 
-from crossmod.check.explore import explore as _explore
-from crossmod.check.explore import replay_schedule as replay
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a type checker sees a module it cannot call; this is its true type
+    from crossmod.check import FrontDoor
+
+    check: FrontDoor
+else:
+    from crossmod import check  # the subpackage, callable (see above)
+from crossmod.check.explore import ReplayError
+from crossmod.check.schedule import ScheduleError
 from crossmod.check.verdict import Bounds, Step, Verdict
+from crossmod.front import replay
+from crossmod.kernel.smp import (
+    do_nothing,
+    do_sync_core,
+    generic_smp_call_function_single_interrupt,
+    kick_all_cpus_sync,
+    on_each_cpu,
+    send_IPI_allbutself,
+    send_IPI_mask,
+    smp_call_function,
+    smp_call_function_many_cond,
+)
+from crossmod.kernel.text_poke import (
+    PokeVariant,
+    smp_text_poke_batch_add,
+    smp_text_poke_batch_finish,
+    smp_text_poke_int3_handler,
+    smp_text_poke_single,
+    text_poke,
+    text_poke_memory,
+)
 from crossmod.machine import ops
+from crossmod.machine.routines import ModelError
 from crossmod.machine.state import MachineConfig
 from crossmod.machine.system import System
 from crossmod.machine.text import NOP5, Site, call32, jmp32
 
-__all__ = ["NOP5", "Bounds", "MachineConfig", "Site", "Step", "System", "Verdict", "call32",
-           "check", "jmp32", "ops", "replay"]
-
-
-def check(system: System, bounds: Bounds | None = None) -> Verdict:
-    """Explore every interleaving of `system` within `bounds`; the one entry point."""
-    return _explore(system, bounds)
+__all__ = [
+    "NOP5",
+    "Bounds",
+    "MachineConfig",
+    "ModelError",
+    "PokeVariant",
+    "ReplayError",
+    "ScheduleError",
+    "Site",
+    "Step",
+    "System",
+    "Verdict",
+    "call32",
+    "check",
+    "do_nothing",
+    "do_sync_core",
+    "generic_smp_call_function_single_interrupt",
+    "jmp32",
+    "kick_all_cpus_sync",
+    "on_each_cpu",
+    "ops",
+    "replay",
+    "send_IPI_allbutself",
+    "send_IPI_mask",
+    "smp_call_function",
+    "smp_call_function_many_cond",
+    "smp_text_poke_batch_add",
+    "smp_text_poke_batch_finish",
+    "smp_text_poke_int3_handler",
+    "smp_text_poke_single",
+    "text_poke",
+    "text_poke_memory",
+]

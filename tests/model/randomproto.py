@@ -15,7 +15,9 @@ The instruction set covers every op kind the reductions reason about: stores, lo
 RMWs of globals and per-CPU variables, the three fences, text stores of every kind (whole
 instruction, INT3, head or tail byte, the old bytes), executions of the site, serialization,
 `PatchReturned`, IPIs with and without wait (to every other CPU, or to those a per-CPU
-condition selects), interrupt masking, blocking waits and polling loops (cycles of the state
+condition selects) and bare IPIs, interrupt masking, nondeterministic choices, waits on two
+addresses at once, reads of the site's bytes as data, `smp_processor_id()` (which forbids
+symmetry on that CPU), blocking waits and polling loops (cycles of the state
 graph), assertions on memory and on loaded registers, a mutex with its lockdep assertion,
 and loads of a named CPU's per-CPU variable (which forbid symmetry on that CPU). Readers and
 symmetric classes are declared only where the declaration is legal; the generator decides
@@ -77,6 +79,14 @@ def _differs(v: Any):
         return x != v
     differs.__name__ = f"differs_{v}"
     return differs
+
+
+@functools.cache
+def _both(v: Any):
+    def both(a: Any, b: Any) -> bool:
+        return a == v and b == v
+    both.__name__ = f"both_{v}"
+    return both
 
 
 @functools.cache
@@ -178,13 +188,29 @@ def model_program(prog: tuple[Instr, ...], text: tuple[tuple[str, tuple], ...]) 
             yield ops.MutexUnlock("m")
         elif kind == "held":
             yield ops.AssertHeld("m")
+        elif kind == "choose":  # the alternative taken becomes a register
+            regs = (*regs, (yield ops.Choose(ins[1])))[-2:]
+        elif kind == "waitboth":
+            yield ops.WaitAll(tuple(_waddr(a) for a in ins[1]), _both(ins[2]))
+        elif kind == "readtext":  # a register compared with ints: only an assertion's input
+            regs = (*regs, (yield ops.ReadText("site"))[0])[-2:]
+        elif kind == "rawipi":
+            yield ops.SendIpi("others", CALLBACKS[ins[1]])
+        elif kind == "cpuid":  # forbids symmetry on this CPU
+            regs = (*regs, (yield ops.SmpProcessorId()))[-2:]
         pc += 1
+
+
+def _waddr(a: Any) -> ops.Addr:
+    """A `WaitAll` address: a name, or another CPU's instance of `r` by number."""
+    return ops.per_cpu("r", a) if isinstance(a, int) else _addr(a)
 
 
 # Instructions a reader may run (check/reduction.py, assumption A): it writes only its own
 # per-CPU variable and reads no other CPU's.
 READER_KINDS = frozenset({"load", "fence", "exec", "serialize", "irqsave", "irqrestore",
-                          "wait", "poll", "check", "checkreg", "see", "runs"})
+                          "wait", "poll", "check", "checkreg", "see", "runs", "choose",
+                          "readtext", "cpuid"})
 
 
 def reader_legal(prog: tuple[Instr, ...]) -> bool:
@@ -192,6 +218,8 @@ def reader_legal(prog: tuple[Instr, ...]) -> bool:
         if ins[0] in READER_KINDS:
             continue
         if ins[0] in ("store", "rmw") and ins[1] == "r":
+            continue
+        if ins[0] == "waitboth" and not any(isinstance(a, int) for a in ins[1]):
             continue
         return False
     return True
@@ -258,6 +286,11 @@ def _instr(arch: str, ncpus: int) -> st.SearchStrategy[Instr]:
         st.tuples(st.just("storeall"), _VAL),
         st.tuples(st.just("waitall"), _VAL),
         st.tuples(st.just("lock")), st.tuples(st.just("unlock")), st.tuples(st.just("held")),
+        st.tuples(st.just("choose"), st.integers(1, 3)),
+        st.tuples(st.just("waitboth"), st.sampled_from((("x", "y"), ("x", "r"))), _VAL),
+        st.tuples(st.just("readtext")),
+        st.tuples(st.just("rawipi"), st.sampled_from(tuple(CALLBACKS))),
+        st.tuples(st.just("cpuid")),
     )
 
 
@@ -276,6 +309,9 @@ def _reader_instr() -> st.SearchStrategy[Instr]:
         st.tuples(st.just("see"), _ADDR, _VAL),
         st.tuples(st.just("runs"), st.sampled_from(EFFECTS)),
         st.tuples(st.just("irqsave")), st.tuples(st.just("irqrestore")),
+        st.tuples(st.just("choose"), st.integers(2, 3)),
+        st.tuples(st.just("waitboth"), st.sampled_from((("x", "y"), ("y", "r"))), _VAL),
+        st.tuples(st.just("readtext")),
     )
 
 
@@ -301,6 +337,10 @@ def _writer_instr(arch: str, ncpus: int) -> st.SearchStrategy[Instr]:
         st.tuples(st.just("peek"), st.integers(1, ncpus - 1)),
         st.tuples(st.just("waitfor"), st.integers(1, ncpus - 1), st.sampled_from((1, 2))),
         st.tuples(st.just("lock")), st.tuples(st.just("unlock")),
+        st.tuples(st.just("rawipi"), st.sampled_from(tuple(CALLBACKS))),
+        st.tuples(st.just("choose"), st.integers(2, 3)),
+        st.tuples(st.just("waitboth"), st.sampled_from((("x", "y"), ("x", 1), (1, ncpus - 1))),
+                  st.sampled_from((1, 2))),
     )
 
 
@@ -321,11 +361,19 @@ def _watcher_instr() -> st.SearchStrategy[Instr]:
         st.tuples(st.just("store"), st.just("r"), st.sampled_from((1, 2))),
         st.tuples(st.just("poll"), st.sampled_from(("x", "y")), st.sampled_from((1, 2))),
         st.tuples(st.just("irqsave")), st.tuples(st.just("irqrestore")),
+        st.tuples(st.just("choose"), st.integers(2, 3)),
+        st.tuples(st.just("readtext")),
     )
 
 
 def _names(prog: tuple[Instr, ...]) -> set[int]:
-    return {ins[1] for ins in prog if ins[0] in ("peek", "waitfor")}
+    named = {ins[1] for ins in prog if ins[0] in ("peek", "waitfor")}
+    return named | {a for ins in prog if ins[0] == "waitboth" for a in ins[1]
+                    if isinstance(a, int)}
+
+
+def _knows_its_number(prog: tuple[Instr, ...]) -> bool:
+    return any(ins[0] == "cpuid" for ins in prog)
 
 
 @st.composite
@@ -357,7 +405,8 @@ def protocols(draw: st.DrawFn, max_cpus: int = 3, max_len: int = 4) -> Protocol:
     # Symmetry classes: CPUs with one program, one NMI exposure, named by no program.
     groups: dict[tuple, list[int]] = {}
     for c in range(ncpus):
-        if c not in named:
+        if c not in named and not _knows_its_number(progs[c]) and not (
+                c in exposed and _knows_its_number(nmi_program)):
             groups.setdefault((progs[c], c in exposed), []).append(c)
     symmetric = tuple(tuple(g) for g in groups.values()
                       if len(g) > 1 and draw(st.booleans()))

@@ -23,7 +23,8 @@ Then:
 2. A reader c is *ample* when every non-reader is frozen by c: it has no enabled move, and
    what it waits for can only be changed by c -- c still holds its CSD (`csd_lock_wait`),
    or c's own instance of the per-CPU variable it waits on fails the predicate (F6), or it
-   waits on memory no reader can write (it stays frozen whatever c does). Then no move
+   waits on memory no reader but c can write (it stays frozen until c moves; for a
+   `WaitAll`, every address it reads). Then no move
    outside c's can become dependent on c's moves before one of c's is taken (C1): other
    readers are independent of c (point 1), and the frozen CPUs cannot move until c does.
 3. Every move of c is included, so disabling within c is no issue; properties are checked
@@ -40,16 +41,17 @@ Then:
         memory -- readers' loads and fetches -- at once, so they are never taken alone;
         a text write also ends a live "patch returned" contract, which readers' executions
         check (property 2): it is independent of them only while no contract is live.
-     `Load`, `WaitUntil`    of a global or a non-reader's per-CPU variable, which no reader
-        writes (A); never of d's own TLB, which d's page walker fills.
+     `Load`, `WaitUntil`, `WaitAll`  of globals or non-readers' per-CPU variables (every
+        address a `WaitAll` reads), which no reader writes (A); never of d's own TLB, which
+        d's page walker fills.
      `Serialize`, `Fence`   enabled only when they need nothing of the buffer, they touch
         d's fetch views (from text only non-readers write) or push a pso write-barrier
         marker onto d's own buffer.
      `IrqSave`, `IrqRestore`, `IrqsEnabled`, `Note`, `Warn`, `AssertHeld`  d's own flag
         and program position; the mutex an assertion reads no reader writes (A).
    Every other op (locked RMWs, mutexes -- their writes reach memory at once, and readers
-   may read them -- CSD queueing and waiting, `PatchReturned`, executions, TLB and CR3
-   ops, checks) is explored with everything else.
+   may read them -- CSD queueing and waiting, bare IPIs, `PatchReturned`, executions, TLB
+   and CR3 ops, checks, `Choose`, `ReadText`) is explored with everything else.
 5. Cycle proviso: the explorer expands a state fully when an ample successor is no deeper
    than the state itself; every cycle has such an edge, so every cycle of the reduced graph
    has a fully expanded state (C3, in its breadth-first form) and no move is postponed
@@ -100,7 +102,7 @@ def ample(m: Machine, state: tuple, moves: list[Move]) -> list[Move]:
 
 
 _LOCAL = (O.IrqSave, O.IrqRestore, O.IrqsEnabled, O.Note, O.Warn, O.AssertHeld, O.Serialize,
-          O.Store, O.StorePerCpu, O.TextStore, O.Load, O.WaitUntil, O.Fence)
+          O.Store, O.StorePerCpu, O.TextStore, O.Load, O.WaitUntil, O.WaitAll, O.Fence)
 _BUFFERED = (O.Store, O.StorePerCpu, O.TextStore)
 
 
@@ -116,14 +118,22 @@ def _local_op(m: Machine, state: tuple, d: int) -> bool:
     if isinstance(op, _BUFFERED) and cfg.memory == "sc":
         return False  # visible to every CPU at once: never independent of readers
     if isinstance(op, O.Load | O.WaitUntil):
-        raddr = resolve(cfg, d, op.addr)
-        if raddr[0] == "g":
-            return True
-        return raddr[1] not in cfg.readers and not (cfg.tlb_vas and raddr[1] == d
-                                                    and raddr[2] == cfg.pidx.get("tlb"))
+        return _no_reader_writes(m, d, resolve(cfg, d, op.addr))
+    if isinstance(op, O.WaitAll):
+        return all(_no_reader_writes(m, d, resolve(cfg, d, a)) for a in op.addrs)
     if isinstance(op, O.TextStore):
         return state[COMMITTED][cfg.sidx[op.site]] is None
     return True
+
+
+def _no_reader_writes(m: Machine, d: int, raddr: tuple) -> bool:
+    """No move before non-reader d's next one can change what d reads at `raddr`: a global
+    or a non-reader's per-CPU variable (A), other than d's own TLB (its page walker's)."""
+    if raddr[0] == "g":
+        return True
+    cfg = m.cfg
+    return raddr[1] not in cfg.readers and not (cfg.tlb_vas and raddr[1] == d
+                                                and raddr[2] == cfg.pidx.get("tlb"))
 
 
 def _ample_reader(m: Machine, state: tuple, moves: list[Move], others: list[int]) -> int | None:
@@ -151,6 +161,12 @@ def _frozen_by(m: Machine, state: tuple, d: int, c: int) -> bool:
     if tp is O.WaitPerCpu:
         return not op.pred(read(state, d, ("p", c, m.cfg.pidx[op.name])))
     if tp is O.WaitUntil:
-        raddr = resolve(m.cfg, d, op.addr)
-        return raddr[0] == "g" or raddr[1] == c or raddr[1] not in m.cfg.readers
+        return _only_c_writes(m, c, resolve(m.cfg, d, op.addr))
+    if tp is O.WaitAll:
+        return all(_only_c_writes(m, c, resolve(m.cfg, d, a)) for a in op.addrs)
     return tp is O.MutexLock
+
+
+def _only_c_writes(m: Machine, c: int, raddr: tuple) -> bool:
+    """Of the readers, only c can write `raddr` (frozen non-readers write nothing)."""
+    return raddr[0] == "g" or raddr[1] == c or raddr[1] not in m.cfg.readers

@@ -2,7 +2,8 @@
 
 Owns: `smp_call_function_many_cond`, `on_each_cpu`, `on_each_cpu_cond`, the IPI handler
 `generic_smp_call_function_single_interrupt` / `__flush_smp_call_function_queue`, and
-`do_sync_core` / `do_nothing` (arch/x86/kernel/alternative.c, kernel/smp.c). Imports:
+`do_sync_core` / `do_nothing` (arch/x86/kernel/alternative.c, kernel/smp.c), and the bare
+IPIs `send_IPI_mask` / `send_IPI_allbutself` (arch/x86/include/asm/apic.h). Imports:
 machine.ops only.
 """
 
@@ -60,6 +61,9 @@ def generic_smp_call_function_single_interrupt() -> Gen:
     Dequeue everything (llist_del_all), then run synchronous entries and csd_unlock() each
     after its function; asynchronous entries are unlocked before their function runs. Runs
     with interrupts disabled; its return is the IRET that serializes this CPU.
+    MODEL: a bare IPI's callback (`send_IPI_mask`, sync None) runs here too, in order with
+    the asynchronous entries, with no CSD to unlock -- as if its vector's handler were this
+    one.
     """
     entries = yield ops.CsdDequeueAll(label="flush_smp_call_function_queue")
     for index, func, info, sync in entries:
@@ -67,9 +71,26 @@ def generic_smp_call_function_single_interrupt() -> Gen:
             yield from func(*info)
             yield ops.CsdUnlock(index, label="csd_unlock")
     for index, func, info, sync in entries:
-        if not sync:
+        if sync is None:
+            yield from func(*info)
+        elif not sync:
             yield ops.CsdUnlock(index, label="csd_unlock")
             yield from func(*info)
+
+
+def send_IPI_mask(mask: str | tuple[int, ...], func: Callable, info: tuple = (),
+                  label: str = "") -> Gen:
+    """arch/x86/include/asm/apic.h `apic->send_IPI_mask(mask, vector)`: a bare IPI to every
+    CPU of `mask` ("others", or a tuple of CPU numbers; never this CPU), with no CSD, no
+    csd_lock and no wait -- the 2019 cpumask designs' `text_poke_sync()` sends these. The
+    target runs `func(*info)` from the generic IPI handler; the sender learns when only
+    from what `func` writes."""
+    yield ops.SendIpi(mask, func, info, label=label)
+
+
+def send_IPI_allbutself(func: Callable, info: tuple = (), label: str = "") -> Gen:
+    """`apic->send_IPI_allbutself(vector)`: `send_IPI_mask` to every other online CPU."""
+    yield from send_IPI_mask("others", func, info, label=label)
 
 
 def do_sync_core() -> Gen:

@@ -59,6 +59,11 @@ class PokeVariant:
     handler: str = "emulate"
 
 
+CURRENT = PokeVariant()
+"""The protocol as the kernel has it today: the default of every routine here, so that
+`smp_text_poke_int3_handler` is itself a `MachineConfig.int3_handler`."""
+
+
 @dataclass(frozen=True)
 class TextPokeLoc:
     """`struct smp_text_poke_loc`: one queued site and what the handler emulates."""
@@ -79,7 +84,8 @@ def text_poke_memory() -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, An
     return glob, (("text_poke_array_refs", 0),)
 
 
-def text_poke(site: str, offset: int, data: bytes, v: PokeVariant, label: str = "") -> Gen:
+def text_poke(site: str, offset: int, data: bytes, v: PokeVariant = CURRENT,
+              label: str = "") -> Gen:
     """arch/x86/kernel/alternative.c `text_poke()` -> `__text_poke()`.
 
     IRQs off; (temporary-mm) switch CR3 to text_poke_mm -- serializing; copy the bytes
@@ -118,7 +124,7 @@ def smp_text_poke_batch_add(site: str, new: bytes, emulate: str | None) -> Gen:
     yield ops.Store("text_poke_array.nr", len(vec) + 1, label="batch_add")
 
 
-def smp_text_poke_batch_finish(v: PokeVariant) -> Gen:
+def smp_text_poke_batch_finish(v: PokeVariant = CURRENT) -> Gen:
     """`smp_text_poke_batch_finish()` (B.4):
 
     F0  refs := 1 on every CPU                  F4  write every tail (all but byte 0)
@@ -190,13 +196,14 @@ def _unpublish(v: PokeVariant) -> Gen:
         yield ops.StackFree(DESC, label="return")
 
 
-def smp_text_poke_single(site: str, new: bytes, emulate: str | None, v: PokeVariant) -> Gen:
+def smp_text_poke_single(site: str, new: bytes, emulate: str | None,
+                         v: PokeVariant = CURRENT) -> Gen:
     """`smp_text_poke_single()`: one entry, finished at once."""
     yield from smp_text_poke_batch_add(site, new, emulate)
     yield from smp_text_poke_batch_finish(v)
 
 
-def smp_text_poke_int3_handler(site: str, v: PokeVariant) -> Gen:
+def smp_text_poke_int3_handler(site: str, v: PokeVariant = CURRENT) -> Gen:
     """`smp_text_poke_int3_handler()` (B.6), called from the #BP exception:
 
     H1  smp_rmb()  [pairs with F2]     H4  find the entry for the trapping address

@@ -85,7 +85,7 @@ def enabled(m: Machine, state: tuple, c: int, op: O.Op) -> int:
 # target passes the cond (`_csd_queue_cond`).
 _NEEDS_EMPTY_SB: frozenset[type[O.Op]] = frozenset({
     O.Rmw, O.RmwPerCpu, O.Serialize, O.MutexLock, O.MutexUnlock, O.CpumaskClearCpu,
-    O.CsdQueue, O.WriteCr3})
+    O.CsdQueue, O.WriteCr3, O.SendIpi})
 
 
 def _exec_enabled(m: Machine, state: tuple, c: int, cpu: tuple, op: O.ExecSite) -> int:
@@ -121,10 +121,19 @@ def _fence_enabled(m: Machine, state: tuple, c: int, cpu: tuple, op: O.Fence) ->
     return int(op.kind != "mb" or not cpu[SB])
 
 
+def _choose_enabled(m: Machine, state: tuple, c: int, cpu: tuple, op: O.Choose) -> int:
+    return op.n
+
+
+def _wait_all_enabled(m: Machine, state: tuple, c: int, cpu: tuple, op: O.WaitAll) -> int:
+    return int(bool(op.pred(*(read(state, c, resolve(m.cfg, c, a)) for a in op.addrs))))
+
+
 _ENABLED: dict[type[O.Op], Callable[[Machine, tuple, int, tuple, Any], int]] = {
     O.ExecSite: _exec_enabled, O.WaitUntil: _wait_enabled, O.WaitPerCpu: _wait_each_enabled,
     O.CsdQueue: _csd_free, O.CsdLockWait: _csd_free, O.MutexLock: _mutex_free,
-    O.Fence: _fence_enabled, O.CsdQueueCond: _csd_cond_free}
+    O.Fence: _fence_enabled, O.CsdQueueCond: _csd_cond_free, O.Choose: _choose_enabled,
+    O.WaitAll: _wait_all_enabled}
 
 
 # ---- performing an op --------------------------------------------------------------------
@@ -287,10 +296,22 @@ def _ap_csd_lock_wait(m: Machine, w: Work, state: tuple, c: int, op: O.CsdLockWa
 
 def _ap_csd_dequeue(m: Machine, w: Work, state: tuple, c: int, op: O.CsdDequeueAll,
                     alt: int) -> tuple[Any, ...]:
+    """`llist_del_all()`: every entry, oldest first, as (index, func, args, sync); a CSD's
+    sender is kept in RUNNING under its index, a bare IPI's entry has none: its index is
+    ("bare", position), which names no CSD but keeps two equal entries apart (a routine's
+    identity is its locals: two iterations over equal items must differ in one)."""
     cl = w.cpu(c)
     q = cl[CSDQ]
-    cl[CSDQ], cl[RUNNING] = (), tuple(e[0] for e in q)
-    got = tuple((i, f, a, s) for i, (_, f, a, s) in enumerate(q))
+    running: list[int] = []
+    entries: list[tuple[Any, ...]] = []
+    for k, (sender, f, a, sync) in enumerate(q):
+        if sync is None:
+            entries.append((("bare", k), f, a, None))
+        else:
+            entries.append((len(running), f, a, sync))
+            running.append(sender)
+    cl[CSDQ], cl[RUNNING] = (), tuple(running)
+    got = tuple(entries)
     if w.ev is not None:
         w.ev.append(E.CsdDequeue(*w.at, tuple(fn_name(f) for _, f, _, _ in q),
                                  tuple(e[0] for e in q)))
@@ -299,6 +320,9 @@ def _ap_csd_dequeue(m: Machine, w: Work, state: tuple, c: int, op: O.CsdDequeueA
 
 def _ap_csd_unlock(m: Machine, w: Work, state: tuple, c: int, op: O.CsdUnlock,
                    alt: int) -> None:
+    if not isinstance(op.index, int):
+        raise ModelError(f"cpu{c}: csd_unlock of a bare IPI's entry ({op.index!r}): "
+                         "SendIpi locks no CSD, so there is none to unlock")
     sender = state[CPUS][c][RUNNING][op.index]
     _buffer(m, w, c, ("c", sender), None)
     if w.ev is not None:
@@ -337,7 +361,7 @@ def _ap_stack_free(m: Machine, w: Work, state: tuple, c: int, op: O.StackFree,
 
 _READER_FORBIDDEN = frozenset({O.StorePerCpu, O.RmwPerCpu, O.TextStore, O.CsdQueue,
                                O.CsdQueueCond, O.MutexLock, O.MutexUnlock, O.StackFree,
-                               O.PatchReturned, O.FreePage, O.WaitPerCpu})
+                               O.PatchReturned, O.FreePage, O.WaitPerCpu, O.SendIpi})
 _READER_WRITES = (O.Store, O.Rmw, O.CpumaskClearCpu)
 _READER_READS = (O.Load, O.WaitUntil, O.Rmw, O.CpumaskClearCpu)
 
@@ -353,7 +377,7 @@ def _check_reader(m: Machine, c: int, op: O.Op) -> None:
             why = "a reader may write only its own per-CPU variables"
     if not why:
         addrs = (op.addr,) if isinstance(op, _READER_READS) else \
-            op.addrs if isinstance(op, O.Check) else ()
+            op.addrs if isinstance(op, O.Check | O.WaitAll) else ()
         for a in addrs:
             raddr = resolve(m.cfg, c, a)
             if raddr[0] == "p" and raddr[1] != c and raddr[1] in m.cfg.readers:
@@ -426,6 +450,21 @@ def _inv_ghost(m: Machine, w: Work, c: int, op: O.Ghost) -> Any:
     return res
 
 
+def _inv_smp_processor_id(m: Machine, w: Work, c: int, op: O.SmpProcessorId) -> int:
+    """`smp_processor_id()`. A CPU of a symmetry class may not learn its number: a routine
+    that knows it can name CPUs, which renumbering cannot follow (machine/symmetry.py)."""
+    for cls in m.cfg.symmetric:
+        if c in cls:
+            raise ModelError(
+                f"cpu{c} calls smp_processor_id() but is in the symmetry class {cls} "
+                "(MachineConfig.symmetric): a routine that knows its CPU number can name "
+                f"CPUs, which renumbering cannot follow; leave cpu{c} out of `symmetric`, "
+                "or address per-CPU data as this_cpu(name)")
+    if w.ev is not None:
+        w.ev.append(E.ProcessorId(*w.at, c))
+    return c
+
+
 def _inv_note(m: Machine, w: Work, c: int, op: O.Note) -> None:
     if w.ev is not None:
         w.ev.append(E.Note(*w.at, op.text or op.label))
@@ -434,7 +473,7 @@ def _inv_note(m: Machine, w: Work, c: int, op: O.Note) -> None:
 _INVISIBLE: dict[type[O.Op], Callable[[Machine, Work, int, Any], Any]] = {
     O.Note: _inv_note, O.Warn: _inv_warn, O.AssertHeld: _inv_assert_held,
     O.IrqsEnabled: _inv_irqs_enabled, O.IrqRestore: _inv_irq_restore, O.Ghost: _inv_ghost,
-    O.Fence: _inv_fence}
+    O.Fence: _inv_fence, O.SmpProcessorId: _inv_smp_processor_id}
 _INVISIBLE_ALWAYS = frozenset(_INVISIBLE) - {O.Fence}
 
 
@@ -556,6 +595,43 @@ def _ap_csd_queue_cond(m: Machine, w: Work, state: tuple, c: int, op: O.CsdQueue
                               fn_name(op.pred), tuple(t for t in others if t not in targets)))
 
 
+def _ap_send_ipi(m: Machine, w: Work, state: tuple, c: int, op: O.SendIpi, alt: int) -> None:
+    """A bare IPI: each target gets the callback queued and its IPI raised; nothing is
+    locked, so the sender learns nothing of when (or whether) it ran."""
+    targets = targets_of(m, c, op.targets)
+    for t in targets:
+        tl = w.cpu(t)
+        tl[CSDQ] = (*tl[CSDQ], (c, op.func, op.args, None))
+        tl[IPI] = True
+    if w.ev is not None:
+        w.ev.append(E.BareIpiSend(*w.at, fn_name(op.func), targets, targets,
+                                  _modes(m, w, targets)))
+
+
+# ---- the ops user protocols asked for: choices, multi-address waits, text reads ----------
+
+def _ap_choose(m: Machine, w: Work, state: tuple, c: int, op: O.Choose, alt: int) -> int:
+    if w.ev is not None:
+        w.ev.append(E.Chose(*w.at, alt, op.n))
+    return alt
+
+
+def _ap_wait_all(m: Machine, w: Work, state: tuple, c: int, op: O.WaitAll,
+                 alt: int) -> tuple[Any, ...]:
+    vals = tuple(_load(m, state, c, a) for a in op.addrs)
+    if w.ev is not None:
+        w.ev.append(E.WaitAllDone(*w.at, tuple(_addr_name(a) for a in op.addrs), vals))
+    return vals
+
+
+def _ap_read_text(m: Machine, w: Work, state: tuple, c: int, op: O.ReadText,
+                  alt: int) -> bytes:
+    raw = _site_bytes_seen_by(m, state, c, m.cfg.sidx[op.site])
+    if w.ev is not None:
+        w.ev.append(E.TextRead(*w.at, op.site, raw))
+    return raw
+
+
 # ---- kernel TLB and CR3 (kernel/tlb.py, kernel/entry.py) ------------------------------
 
 def _tlb_idx(m: Machine) -> int:
@@ -653,5 +729,6 @@ _APPLY: dict[type[O.Op], Callable[[Machine, Work, tuple, int, Any, int], Any]] =
     O.MutexLock: _ap_mutex_lock, O.MutexUnlock: _ap_mutex_unlock, O.Check: _ap_check,
     O.StackFree: _ap_stack_free, O.TlbAccess: _ap_tlb_access, O.WriteCr3: _ap_write_cr3,
     O.TlbFlushKernel: _ap_tlb_flush, O.FreePage: _ap_free_page,
-    O.CsdQueueCond: _ap_csd_queue_cond,
+    O.CsdQueueCond: _ap_csd_queue_cond, O.SendIpi: _ap_send_ipi, O.Choose: _ap_choose,
+    O.WaitAll: _ap_wait_all, O.ReadText: _ap_read_text,
     **{tp: _ap_invisible for tp in _INVISIBLE_ALWAYS}}

@@ -187,6 +187,17 @@ class WaitEachDone(OpEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class WaitAllDone(OpEvent):
+    """A wait on several addresses ended: the values it read, in order."""
+
+    addrs: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    def words(self) -> str:
+        return f"wait {', '.join(self.addrs)}: done {self.values!r}"
+
+
+@dataclass(frozen=True, slots=True)
 class Fence(OpEvent):
     kind: str
 
@@ -257,6 +268,17 @@ class TextStore(OpEvent):
             return f"aarch64_insn_write: {_hex(self.data)} -> {where}"
         what = "INT3" if self.data == b"\xcc" else _hex(self.data)
         return f"text_poke: {what} -> {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class TextRead(OpEvent):
+    """A site's bytes read as data (`ReadText`), as this CPU's loads see them."""
+
+    site: str
+    data: bytes
+
+    def words(self) -> str:
+        return f"read {self.site} as data: {_hex(self.data)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +373,15 @@ class IpiSend(OpEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class BareIpiSend(IpiSend):
+    """`send_IPI_mask(func)`: a bare IPI, no CSD locked, raised on every target."""
+
+    def words(self) -> str:
+        dest = ", ".join(f"cpu{t}" for t in self.raised) or "none"
+        return f"send_IPI_mask({self.func}): IPI -> {dest}"
+
+
+@dataclass(frozen=True, slots=True)
 class CsdLockWaitDone(OpEvent):
     def words(self) -> str:
         return "csd_lock_wait: every target has run the function"
@@ -426,6 +457,27 @@ class TaskDone(OpEvent):
 
 
 # ---- checks, locks, notes ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Chose(OpEvent):
+    """A nondeterministic choice inside a routine took alternative `alt` of `n`."""
+
+    alt: int
+    n: int
+
+    def words(self) -> str:
+        return f"choose: alternative {self.alt} of {self.n}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorId(OpEvent):
+    """`smp_processor_id()` returned `value`."""
+
+    value: int
+
+    def words(self) -> str:
+        return "smp_processor_id()"
+
 
 @dataclass(frozen=True, slots=True)
 class CheckPassed(OpEvent):

@@ -11,12 +11,14 @@ A move is `(cpu, kind, alt)`:
          its routine returned, returns (a handler's return is IRET: serializing)
   drain  the oldest store of `cpu`'s buffer reaches memory (`alt` picks one under `pso`)
   irq    `cpu` takes its pending function-call IPI (IRQs on); not serializing
-  nmi    `cpu` takes an NMI (any time outside an NMI; spends one of the run's budget)
+  nmi    `cpu` takes an NMI (any time outside an NMI, or only inside the routines of its
+         `nmi_regions`; spends one of the run's budget)
   fill   `cpu`'s page walker speculatively caches the translation of `tlb_vas[alt]`
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from crossmod.machine import cpu as X
@@ -37,6 +39,7 @@ from crossmod.machine.state import (
     VIEWS,
     MachineConfig,
     Work,
+    check_declared,
 )
 
 Move = tuple[int, str, int]
@@ -48,7 +51,7 @@ class Machine:
 
     def __init__(self, cfg: MachineConfig, identity: str = "locals") -> None:
         self.cfg = cfg
-        self.routines = RoutineTable(identity)
+        self.routines = RoutineTable(identity, partial(check_declared, cfg))
         self.fresh_views: dict[bytes, tuple] = {}
         # Whether steps report their events; the explorer turns it off (a step then builds
         # no event and no text) and trails are told by replaying with it on (STYLE.md
@@ -56,6 +59,7 @@ class Machine:
         self.narrate = True
         self._nmi_cpus = frozenset(cfg.nmi_cpus if cfg.nmi_cpus is not None
                                    else range(cfg.ncpus))
+        self._nmi_regions = {c: frozenset(f.__code__ for f in fns) for c, fns in cfg.nmi_regions}
 
     # ---- state -----------------------------------------------------------------------
     def initial_state(self) -> tuple:
@@ -114,11 +118,17 @@ class Machine:
             if cpu[IPI] and cpu[IRQ] and cfg.ipi_handler is not None:
                 out.append((c, "irq", 0))
             if (state[NMIS] and cfg.nmi_handler is not None and c in self._nmi_cpus
-                    and not any(f[0] == "nmi" for f in stack)):
+                    and not any(f[0] == "nmi" for f in stack)
+                    and (c not in self._nmi_regions or self._in_nmi_region(c, stack))):
                 out.append((c, "nmi", 0))
             if cfg.tlb_vas:
                 out.extend((c, "fill", i) for i in X.tlb_fillable(self, state, c))
         return out
+
+    def _in_nmi_region(self, c: int, stack: tuple) -> bool:
+        """Whether one of CPU c's contexts is inside a routine of its NMI region."""
+        region, nodes = self._nmi_regions[c], self.routines.nodes
+        return any(not region.isdisjoint(nodes[f[1]].codes) for f in stack)
 
     def _drainable(self, sb: tuple) -> range | list[int]:
         if self.cfg.memory != "pso":

@@ -5,9 +5,10 @@ user protocols import from `crossmod.machine`). Imports: stdlib only.
 
 A routine is a generator function. Code between two yields is atomic; each yield hands one op
 to the machine, which applies its semantics (machine/cpu.py) and sends the result back in.
-Blocking ops (`WaitUntil`, `CsdLockWait`, `MutexLock`, and anything that must drain the store
-buffer first) are *enabled* only when they can complete: a routine never busy-loops, so a
-deadlock is a state in which no move at all is enabled.
+Blocking ops (`WaitUntil`, `WaitAll`, `CsdLockWait`, `MutexLock`, and anything that must
+drain the store buffer first) are *enabled* only when they can complete: a routine never
+busy-loops, so a deadlock is a state in which no move at all is enabled. `Choose(n)` is the
+one op with several ways to complete: each alternative is a move of its own.
 
 Addresses name memory without naming CPUs where they can avoid it, so that interchangeable
 CPUs stay interchangeable (CPU symmetry, check/explore.py):
@@ -231,7 +232,8 @@ class CsdDequeueAll(Op):
     """`llist_del_all(this_cpu_ptr(&call_single_queue))`, oldest first.
 
     Returns `(index, func, args, sync)` tuples; `index` names the entry for `CsdUnlock`
-    without handing the sender's CPU number to the routine.
+    without handing the sender's CPU number to the routine. A bare IPI's entry (`SendIpi`)
+    has sync None and index ("bare", position): no CSD was locked for it.
     """
 
     label: str = ""
@@ -387,6 +389,69 @@ class CsdQueueCond(Op):
     func: Callable[..., Any]
     args: tuple[Any, ...] = ()
     sync: bool = True
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Choose(Op):
+    """A nondeterministic choice among `n` alternatives (Promela's `if :: a :: b fi`);
+    returns the alternative taken, 0..n-1. Each one is a move of its own, explored (and
+    replayed) like any other choice of the machine.
+
+        which = yield ops.Choose(2, label="fast or slow path")
+    """
+
+    n: int
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitAll(Op):
+    """`WaitUntil` over several addresses: block until `pred(*values)` holds, the values
+    loaded from `addrs` in order at one instant (a `cpu_relax()` loop re-reading them all);
+    returns the tuple of values. `WaitAll(("a", "b"), lambda a, b: a and b)`."""
+
+    addrs: tuple[Addr, ...]
+    pred: Callable[..., bool]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadText(Op):
+    """Read the bytes of a patch site as data (`copy_from_kernel_nofault()`, a memcmp of the
+    text): what this CPU's loads see -- memory, then its own buffered text stores, as for
+    any other load. Not an instruction fetch: stale fetch views play no part."""
+
+    site: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SmpProcessorId(Op):
+    """`smp_processor_id()`: the executing CPU's number.
+
+    A routine that knows its number can name CPUs, which renumbering interchangeable CPUs
+    cannot follow (machine/symmetry.py, point 1): a CPU in a `MachineConfig.symmetric`
+    class that performs it is a ModelError. Per-CPU data needs no number: use `this_cpu`.
+    """
+
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendIpi(Op):
+    """A bare IPI: `apic->send_IPI_mask(mask, vector)` with no CSD and no wait, as the
+    2019 cpumask designs send them. Queues `func(*args)` on each target and raises its IPI;
+    the generic IPI handler runs it (`CsdDequeueAll` hands it out with sync None and an
+    index that names no CSD: there is none to unlock). `targets` is "others" or a tuple of
+    CPU numbers (this CPU is never a target). MODEL: the sender's earlier stores are
+    visible before the IPI arrives (x2APIC `weak_wrmsr_fence()`, xAPIC's uncached ICR
+    write): it waits for the store buffer to drain, as a locked instruction does.
+    """
+
+    targets: str | tuple[int, ...]
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
     label: str = ""
 
 

@@ -49,6 +49,7 @@ class Node:
     ret: Any = None
     line: int = 0  # source line of the yield, for trails
     func: str = ""  # innermost function of the `yield from` chain, for trails
+    codes: frozenset[Any] = frozenset()  # code of every function of that chain (NMI regions)
 
     @property
     def finished(self) -> bool:
@@ -62,10 +63,12 @@ def routine_name(fn: Routine) -> str:
 class RoutineTable:
     """Interned routine suspension points and their transitions."""
 
-    def __init__(self, identity: str = "locals") -> None:
+    def __init__(self, identity: str = "locals",
+                 check: Callable[[Node], None] | None = None) -> None:
         if identity not in ("locals", "history"):
             raise ValueError(f"identity must be 'locals' or 'history', not {identity!r}")
         self.identity = identity
+        self._check = check  # run on every new node: the machine's declaration checks
         self.nodes: list[Node] = []
         self._index: dict[Any, int] = {}
         self._edges: dict[tuple[int, Any], int] = {}
@@ -115,7 +118,8 @@ class RoutineTable:
             op = resume()
         except StopIteration as stop:
             return self._intern(("ret", root, _hashable(stop.value, root, "return value")),
-                                Node(root, history, None, stop.value), None)
+                                Node(root, history, None, stop.value,
+                                     codes=frozenset({_code(root[0])})), None)
         if not isinstance(op, Op):
             frame = gen.gi_frame
             where = f"line {frame.f_lineno}" if frame else "?"
@@ -126,11 +130,13 @@ class RoutineTable:
             ident = ("h", root, history)
         else:
             ident = ("l", root, _frame_fingerprint(gen, root))
-        return self._intern(ident, Node(root, history, op, None, line, func), gen)
+        return self._intern(ident, Node(root, history, op, None, line, func, _codes(gen)), gen)
 
     def _intern(self, ident: Any, node: Node, gen: _Gen | None) -> int:
         nid = self._index.get(ident)
         if nid is None:
+            if self._check is not None:
+                self._check(node)
             nid = len(self.nodes)
             self.nodes.append(node)
             self._index[ident] = nid
@@ -143,6 +149,18 @@ def _innermost(gen: _Gen) -> tuple[int, str]:
     while gen.gi_yieldfrom is not None and inspect.isgenerator(gen.gi_yieldfrom):
         gen = gen.gi_yieldfrom
     return (gen.gi_frame.f_lineno if gen.gi_frame else 0), gen.gi_code.co_name
+
+
+def _codes(gen: object) -> frozenset[Any]:
+    out = []
+    while gen is not None and inspect.isgenerator(gen):
+        out.append(gen.gi_code)
+        gen = gen.gi_yieldfrom
+    return frozenset(out)
+
+
+def _code(fn: Any) -> Any:
+    return getattr(fn, "__code__", None)
 
 
 def _frame_fingerprint(gen: object, root: tuple) -> tuple:

@@ -4,6 +4,11 @@ Owns: `MachineConfig` (what the machine is made of), the plain-tuple `State` and
 layouts, address resolution, loads with store-buffer forwarding, and writes to memory.
 Imports: stdlib, machine.ops, machine.text, machine.routines.
 
+A configuration is checked when it is built (every name it mentions declared, every CPU
+number in range) and every op when a routine first yields it (`check_declared`: the memory,
+sites and CPUs it names exist), so that a protocol missing a declaration gets one line naming
+the op, the routine and what to declare, not a KeyError from deep inside a step.
+
 State is plain data -- nested tuples of ints, bytes, strings and frozensets -- so that
 hashing it is the canonical fingerprint (after CPU symmetry, machine/symmetry.py):
 
@@ -32,8 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crossmod.machine import ops as O
 from crossmod.machine import text as T
 from crossmod.machine.ops import Addr
+from crossmod.machine.routines import ModelError, Node
 
 if TYPE_CHECKING:
     from crossmod.machine.events import Ctx, Event
@@ -56,7 +63,11 @@ class MachineConfig:
     `tasks[c]` is the routine CPU c runs at the bottom of its stack (or None: idle).
     `int3_handler(site)` and `ipi_handler()` are the kernel's handlers, supplied by the
     protocol (the machine knows no protocol). `nmi_handler` runs on NMIs, at most `nmis` per
-    run, on the CPUs in `nmi_cpus` (all when None). `symmetric` lists classes of CPUs whose
+    run, on the CPUs in `nmi_cpus` (all when None); `nmi_regions` narrows where they hit:
+    `(cpu, (fn, ...))` lets an NMI reach that CPU only while one of its contexts is inside
+    one of the routines `fn` (a generator function, directly or through `yield from`), the
+    other CPUs staying "anywhere" (routines, not names: a misspelt name would silently keep
+    every NMI out). `symmetric` lists classes of CPUs whose
     tasks are identical and that no routine names by number (check/explore.py exploits it).
     `cpu_valued` names variables holding a CPU number or a frozenset of them (cpumasks),
     which symmetry must renumber. `percpu_init` gives CPU-specific initial values
@@ -81,6 +92,7 @@ class MachineConfig:
     nmi_handler: tuple[Callable, tuple] | None = None
     nmis: int = 0
     nmi_cpus: tuple[int, ...] | None = None
+    nmi_regions: tuple[tuple[int, tuple[Callable, ...]], ...] = ()
     globals: tuple[tuple[str, Any], ...] = ()
     percpu: tuple[tuple[str, Any], ...] = ()
     cpu_valued: frozenset[str] = frozenset()
@@ -112,7 +124,6 @@ class MachineConfig:
         if not all(0 <= c < self.ncpus and self.tasks[c] for c in self.endless):
             raise ValueError(f"endless CPUs {sorted(self.endless)}: each must be one of "
                              f"0..{self.ncpus - 1} and have a task")
-        self._check_symmetric()
         offs, off = [], 0
         for s in self.sites:
             offs.append(off)
@@ -121,6 +132,51 @@ class MachineConfig:
         object.__setattr__(self, "pidx", {n: i for i, (n, _) in enumerate(self.percpu)})
         object.__setattr__(self, "sidx", {s.name: i for i, s in enumerate(self.sites)})
         object.__setattr__(self, "soff", tuple(offs))
+        self._check_names()
+        self._check_cpus()
+        self._check_symmetric()
+
+    def _check_names(self) -> None:
+        """Every name the configuration mentions is declared once."""
+        for what, names in (("global variable", [n for n, _ in self.globals]),
+                            ("per-CPU variable", [n for n, _ in self.percpu]),
+                            ("site", [s.name for s in self.sites])):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{what} {dup[0]!r} declared twice")
+        for _, name, _ in self.percpu_init:
+            if name not in self.pidx:
+                raise ValueError(f"percpu_init sets {name!r}: declare it in "
+                                 "MachineConfig.percpu")
+        if self.tlb_vas:
+            need = [("percpu", "tlb")] + [("percpu", "cr3")] * self.pti
+            need += [("globals", f"pte.{va}") for va in self.tlb_vas]
+            for table, name in need:
+                if name not in (self.pidx if table == "percpu" else self.gidx):
+                    kind = "per-CPU" if table == "percpu" else "global"
+                    raise ValueError(f"tlb_vas needs a {kind} variable {name!r} (declare it "
+                                     f"in MachineConfig.{table})")
+
+    def _check_cpus(self) -> None:
+        """Every CPU number the configuration mentions is one of its CPUs."""
+        lists = [("nmi_cpus", self.nmi_cpus or ()), ("readers", sorted(self.readers)),
+                 ("percpu_init", [c for c, _, _ in self.percpu_init]),
+                 ("nmi_regions", [c for c, _ in self.nmi_regions])]
+        for what, cpus in lists:
+            for c in cpus:
+                if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < self.ncpus:
+                    raise ValueError(f"{what} names cpu {c!r}; this machine has CPUs "
+                                     f"0..{self.ncpus - 1}")
+        if self.nmis and self.nmi_handler is None:
+            raise ValueError(f"nmis={self.nmis} but no nmi_handler: no NMI could arrive")
+        exposed = range(self.ncpus) if self.nmi_cpus is None else self.nmi_cpus
+        regions = [c for c, _ in self.nmi_regions]
+        for c, fns in self.nmi_regions:
+            if regions.count(c) > 1 or c not in exposed:
+                raise ValueError(f"nmi_regions: cpu{c} is listed twice or is not in nmi_cpus")
+            if not fns or not all(callable(f) and hasattr(f, "__code__") for f in fns):
+                raise ValueError(f"nmi_regions: cpu{c}'s region must be one or more routines "
+                                 f"(generator functions), not {fns!r}")
 
     def _check_symmetric(self) -> None:
         """A symmetry class is a promise that renumbering its members changes nothing
@@ -130,6 +186,7 @@ class MachineConfig:
         the author's part: ops address per-CPU data as `this_cpu`.)"""
         seen: set[int] = set()
         nmi = set(range(self.ncpus)) if self.nmi_cpus is None else set(self.nmi_cpus)
+        regions = dict(self.nmi_regions)
         for cls in self.symmetric:
             if len(cls) < 2 or len(set(cls)) != len(cls) or seen & set(cls) or \
                     not all(0 <= c < self.ncpus for c in cls):
@@ -139,7 +196,7 @@ class MachineConfig:
             for what, of in (("task", lambda c: self.tasks[c]),
                              ("per-CPU initial values", lambda c: sorted(
                                  ((n, repr(v)) for k, n, v in self.percpu_init if k == c))),
-                             ("NMI exposure", lambda c: c in nmi),
+                             ("NMI exposure", lambda c: (c in nmi, regions.get(c))),
                              ("endless declaration", lambda c: c in self.endless),
                              ("reader declaration", lambda c: c in self.readers)):
                 if any(of(c) != of(cls[0]) for c in cls):
@@ -156,13 +213,102 @@ def resolve(cfg: MachineConfig, cpu: int, addr: Addr) -> tuple:
         try:
             return ("g", cfg.gidx[addr])
         except KeyError:
-            raise KeyError(f"no global variable {addr!r} in this machine") from None
+            raise ModelError(f"no global variable {addr!r} in this machine (declare it in "
+                             "MachineConfig.globals)") from None
     _, name, who = addr
     try:
         idx = cfg.pidx[name]
     except KeyError:
-        raise KeyError(f"no per-CPU variable {name!r} in this machine") from None
+        raise ModelError(f"no per-CPU variable {name!r} in this machine (declare it in "
+                         "MachineConfig.percpu)") from None
     return ("p", cpu if who == "this" else who, idx)
+
+
+def check_declared(cfg: MachineConfig, node: Node) -> None:
+    """Raise a one-line ModelError when the op `node` yields names memory, a site or a CPU
+    this machine does not have (called once per op, when a routine first yields it)."""
+    op = node.op
+    if op is None:
+        return
+    why = missing_declaration(cfg, op)
+    if why:
+        label = f" [{op.label}]" if op.label else ""
+        where = node.func or getattr(node.root[0], "__name__", "?")
+        raise ModelError(f"{type(op).__name__}{label} in {where} (line {node.line}) {why}")
+
+
+_PERCPU_NAMED = (O.StorePerCpu, O.RmwPerCpu, O.WaitPerCpu, O.CsdQueueCond)
+_GLOBAL_NAMED = (O.MutexLock, O.MutexUnlock, O.AssertHeld)
+_SITED = (O.ExecSite, O.TextStore, O.PatchReturned, O.ReadText)
+_TARGETED = (O.CsdQueue, O.CsdLockWait, O.SendIpi)
+# what the TLB and CR3 ops use (machine/cpu.py, kernel TLB and CR3)
+_NEEDS = {O.WriteCr3: (("percpu", "cr3"),), O.TlbFlushKernel: (("percpu", "tlb"),),
+          O.FreePage: (("globals", "freed_pages"),),
+          O.TlbAccess: (("percpu", "tlb"), ("globals", "freed_pages"))}
+
+
+def missing_declaration(cfg: MachineConfig, op: O.Op) -> str | None:
+    """What `op` needs that `cfg` does not declare, as the end of a sentence, or None."""
+    names: list[tuple[str, str]] = list(_NEEDS.get(type(op), ()))
+    if isinstance(op, O.TlbAccess):
+        names.append(("globals", f"pte.{op.va}"))
+    if isinstance(op, _PERCPU_NAMED):
+        names.append(("percpu", op.name))
+    elif isinstance(op, _GLOBAL_NAMED):
+        names.append(("globals", op.name))
+    elif isinstance(op, O.StackFree):
+        names += [("globals", n) for n in op.names]
+    addrs = (op.addr,) if hasattr(op, "addr") else getattr(op, "addrs", ())
+    for a in addrs:
+        why = _addr_missing(cfg, a)
+        if why:
+            return why
+    for table, name in names:
+        if name not in (cfg.pidx if table == "percpu" else cfg.gidx):
+            kind = "per-CPU variable" if table == "percpu" else "global variable"
+            return f"needs a {kind} {name!r} (declare it in MachineConfig.{table})"
+    if isinstance(op, _SITED):
+        return _site_missing(cfg, op)
+    if isinstance(op, _TARGETED) and op.targets != "others" and not (
+            isinstance(op.targets, tuple) and all(_is_cpu(cfg, t) for t in op.targets)):
+        return (f"targets {op.targets!r}: give \"others\" or a tuple of CPU numbers "
+                f"0..{cfg.ncpus - 1}")
+    if isinstance(op, O.Choose) and (isinstance(op.n, bool) or not isinstance(op.n, int)
+                                     or op.n < 1):
+        return f"needs one alternative or more, not {op.n!r}"
+    return None
+
+
+def _is_cpu(cfg: MachineConfig, c: Any) -> bool:
+    return isinstance(c, int) and not isinstance(c, bool) and 0 <= c < cfg.ncpus
+
+
+def _addr_missing(cfg: MachineConfig, a: Any) -> str | None:
+    if isinstance(a, str):
+        if a not in cfg.gidx:
+            return f"needs a global variable {a!r} (declare it in MachineConfig.globals)"
+        return None
+    if not (isinstance(a, tuple) and len(a) == 3 and a[0] == "percpu"):
+        return (f"names {a!r}, which is not an address (a global's name, this_cpu(name) or "
+                "per_cpu(name, cpu))")
+    if a[1] not in cfg.pidx:
+        return f"needs a per-CPU variable {a[1]!r} (declare it in MachineConfig.percpu)"
+    if a[2] != "this" and not _is_cpu(cfg, a[2]):
+        return f"names per_cpu({a[1]}, {a[2]!r}); this machine has CPUs 0..{cfg.ncpus - 1}"
+    return None
+
+
+def _site_missing(cfg: MachineConfig, op: Any) -> str | None:
+    si = cfg.sidx.get(op.site)
+    if si is None:
+        have = ", ".join(s.name for s in cfg.sites) or "none"
+        return f"names no site of this machine: {op.site!r} (sites: {have})"
+    if isinstance(op, O.TextStore):
+        size = cfg.sites[si].size
+        if op.offset < 0 or op.offset + len(op.data) > size:
+            return (f"writes {len(op.data)} bytes at {op.site}+{op.offset}, outside the "
+                    f"site's {size} bytes")
+    return None
 
 
 def _matches(entry_addr: tuple, raddr: tuple) -> bool:

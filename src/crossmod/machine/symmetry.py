@@ -11,9 +11,10 @@ The soundness argument, and what enforces each assumption:
    run the same task with the same per-CPU initial values and the same NMI and reader
    status (checked by `MachineConfig`), and no routine holds a member's number (ops
    address per-CPU data as `this_cpu`; `CsdDequeueAll` hands out queue indices, never
-   senders). Every CPU number the machine itself keeps is renamed by `permute`:
-   store-buffer addresses (`("p", cpu, i)`, `("c", sender)`), CSD senders and locks, the
-   senders being run, and the variables listed in `cpu_valued`. So `permute(s)` is a state
+   senders; a member that asks `SmpProcessorId` is a ModelError, machine/cpu.py). Every
+   CPU number the machine itself keeps is renamed by `permute`: store-buffer addresses
+   (`("p", cpu, i)`, `("c", sender)`), CSD senders and locks, the senders being run, and
+   the variables listed in `cpu_valued`. So `permute(s)` is a state
    of the same machine and its successors are the renamed successors of `s`.
 2. Storing any member of an orbit instead of the state itself is then sound: the search
    from it reaches the renamed images of everything reachable from the state, and every
