@@ -27,6 +27,7 @@ from crossmod.kernel import arm64_patching as ap
 from crossmod.kernel import jump_label as jl
 from crossmod.kernel.smp import Gen, generic_smp_call_function_single_interrupt
 from crossmod.machine import ops
+from crossmod.machine.routines import Routine
 from crossmod.machine.state import MachineConfig
 from crossmod.machine.system import System
 from crossmod.machine.text import (
@@ -52,7 +53,7 @@ def arm64_key(k: int) -> jl.StaticKey:
 
 
 def _config(tasks: list, sites: tuple[Site, ...], cpus: int, nmis: int, extra: tuple,
-            int3=None) -> MachineConfig:
+            int3: Routine | None = None) -> MachineConfig:
     names = tuple(s.name for s in sites)
     return MachineConfig(
         ncpus=cpus, sites=sites, tasks=tuple(tasks), int3_handler=int3,

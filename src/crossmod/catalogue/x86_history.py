@@ -25,6 +25,7 @@ from crossmod.kernel.smp import Gen, do_nothing, generic_smp_call_function_singl
 from crossmod.kernel.smp import on_each_cpu as _on_each_cpu
 from crossmod.kernel.text_poke import text_poke_memory
 from crossmod.machine import ops
+from crossmod.machine.routines import Routine
 from crossmod.machine.state import MachineConfig
 from crossmod.machine.system import System
 from crossmod.machine.text import jmp32
@@ -33,7 +34,7 @@ NEW = jmp32(0x40)
 NEW_EFFECT = "jmp l_yes"
 
 
-def _config(tasks: list, cpus: int, nmis: int, fetch: str, memory: str, int3=None,
+def _config(tasks: list, cpus: int, nmis: int, fetch: str, memory: str, int3: Routine | None = None,
             extra_globals: tuple = (), cpu_valued: frozenset = frozenset(),
             nmi_cpus: tuple[int, ...] | None = None, symmetric: bool = True,
             others: Others | None = None) -> MachineConfig:

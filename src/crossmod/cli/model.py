@@ -32,7 +32,7 @@ from crossmod.catalogue import (
     resolve_params,
 )
 from crossmod.catalogue.params import show
-from crossmod.check.explore import ReplayError, explore, replay_schedule
+from crossmod.check.explore import Progress, ReplayError, explore, replay_schedule
 from crossmod.check.liveness import replay_lasso
 from crossmod.check.schedule import ScheduleError, decode_for, record_token
 from crossmod.check.verdict import Bounds, Outcome, Verdict
@@ -79,7 +79,7 @@ def _write_perfetto(path: str | None, steps: Any, ncpus: int, title: str) -> int
     return 0
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool) -> Progress | None:
     if not enabled:
         return None
     t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def knobs_of(protocol: str, options: dict[str, Any], sets: Sequence[str]) -> dic
     return knobs
 
 
-def _verdict_for(system: System, bounds: Bounds, progress=None) -> Verdict:
+def _verdict_for(system: System, bounds: Bounds, progress: Progress | None = None) -> Verdict:
     v = explore(system, bounds, progress)
     if v.counterexample is not None:
         v.token = record_token(system, list(v.counterexample.choices), v.cycle_start)
