@@ -26,7 +26,8 @@ SOURCES: dict[str, str] = {
     "exit_tail_ns": "user CR3 write to SYSRET/IRET retiring; MODEL: 30 ns",
     "store_drain_ns": "a store buffer entry reaching L1 (TSO); capped by the next serializing "
                       "instruction (the CR3 write); MODEL: 5 ns",
-    "syscall_body_ns": "getppid()'s body in the kernel (the QEMU spin loop's syscall); MODEL: 60 ns",
+    "syscall_body_ns": "getppid()'s body in the kernel (the QEMU spin loop's syscall); "
+                       "MODEL: 60 ns",
     "tick_ns": "residual tick handler on a nohz_full CPU (tick_nohz, ~2-5 us); MODEL: 3000 ns",
     "nmi_ns": "perf/watchdog NMI handler; MODEL: 2000 ns",
     "handler_do_sync_core_ns": "sync_core() (SERIALIZE/IRET-to-self) plus the CSD dispatch; "
@@ -35,7 +36,8 @@ SOURCES: dict[str, str] = {
                                         "mean 28.5 us is emulated; MODEL: 1500 ns",
     "handler_do_flush_tlb_all_ns": "__flush_tlb_all + refill; recording mean 64 us emulated; "
                                    "MODEL: 3000 ns",
-    "handler_default_ns": "any other callback (reschedule, irq_work, rcu_exp_handler): MODEL 2000 ns",
+    "handler_default_ns": "any other callback (reschedule, irq_work, rcu_exp_handler): "
+                          "MODEL 2000 ns",
     "ipi_entry_exit_ns": "idtentry + irqentry_exit_to_user_mode around an IPI taken from user "
                          "mode; MODEL: 1000 ns",
     "deferred_flush_ns": "cr3/ct: the deferred work at entry -- TLB refill after the flushing "

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 from crossmod.kernel.history.deferral import Deferral
 from crossmod.simulate import entrypath
-from crossmod.simulate.costs import CostModel
 from crossmod.simulate.entrypath import Period
 from crossmod.simulate.scenario import Ipi, Scenario
 
@@ -253,7 +252,7 @@ class _Run:
         if p is None:
             self._enter(cpu, t, self.c.nmi_ns, "nmi")
             return
-        step, drained = p.at(t, self.c)
+        step, _ = p.at(t, self.c)
         if self.policy == "cr3" and step == "X2a":
             # K20: CR3 is still the kernel's, so the paranoid entry does not switch and
             # does not set the signal: the NMI runs kernel code with kernel_cr3_loaded 0

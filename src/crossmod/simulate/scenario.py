@@ -107,7 +107,7 @@ class Scenario:
     nmi_per_hour: float
     rates: tuple[tuple[str, float], ...]
     profile: dict[str, Operation] = field(default_factory=lambda: dict(PROFILE))
-    costs: CostModel = CostModel()
+    costs: CostModel = field(default_factory=CostModel)
     path: str = ""
 
 
@@ -210,7 +210,7 @@ def parse(text: str, where: str) -> Scenario:
                                         f"{where}: operations"))))
     cost_table = doc.get("costs", {})
     costs = CostModel()
-    for key, v in cost_table.items():
+    for key in cost_table:
         if key not in CostModel.names():
             raise ScenarioError(f"{where}: costs.{key}", "unknown cost (known: "
                                 f"{', '.join(sorted(CostModel.names()))})")
