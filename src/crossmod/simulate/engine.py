@@ -195,7 +195,7 @@ class _Run:
         self.res.entries += 1
         p = Period(t, t + length, kind)
         cpu.extra = p
-        self._noise(cpu.n, length, t, kind)
+        self._noise(cpu.n, length - self.overhead, t, kind)  # the overhead: entry_overhead_ns
         return p
 
     # -- a send ------------------------------------------------------------------------
@@ -318,8 +318,9 @@ class _Run:
             for per, ph, ln in ((cpu.tick_period, cpu.tick_phase, cpu.tick_len),):
                 if per > 0 and end > ph:
                     ticks = math.floor((end - ph - 1e-9) / per) + 1
-                    res.noise[round(ln)] += ticks
-                    res.noise_by_cpu[cpu.n] += round(ln) * ticks
+                    ns = round(ln - self.overhead)  # the overhead: entry_overhead_ns
+                    res.noise[ns] += ticks
+                    res.noise_by_cpu[cpu.n] += ns * ticks
         res.entry_overhead_ns = res.entries * self.overhead
         res.sim_events = events
         return res
