@@ -33,6 +33,7 @@ NS = 1e9
 _DEFERRALS = {"none": Deferral(), "ct": Deferral(policy="ct"),
               "cr3": Deferral(policy="cr3", tlb="cr3", entry_flush=True)}
 POLICY_NAMES = tuple(_DEFERRALS)
+UNCONVERTED = "not deferred: a call site the series did not convert (Ipi.deferrable = false)"
 
 
 def deferred_callbacks(policy: str, pti: bool = True) -> frozenset[str]:
@@ -176,7 +177,12 @@ class _Run:
             t, kind = cpu.next_own_entry(cpu.pending[0][0])
             if t < now:
                 cost = self._flush(cpu, kind)
-                self._noise(cpu.n, cost, t, "deferred work")
+                if kind == "tick":  # that tick's interruption is longer by the work
+                    tick = round(cpu.tick_len - self.overhead)
+                    self.res.noise[tick] -= 1
+                    self.res.noise_by_cpu[cpu.n] -= tick
+                    cost += tick
+                self._noise(cpu.n, cost, t, f"{kind} + deferred work")
 
     def _noise(self, n: int, ns: float, t: float, what: str) -> None:
         self.res.noise[round(ns)] += 1
@@ -224,7 +230,9 @@ class _Run:
                 continue
             res.received[(n, cb)] += 1
             res.times.setdefault((n, cb), []).append(t)
-            if deferrable and self.policy != "none":
+            if cb in self.deferred and not deferrable:
+                res.windows[(UNCONVERTED, cb)] += 1
+            elif deferrable and self.policy != "none":
                 kind = p.kind if p is not None else "user"
                 w = entrypath.window(self.policy, step, kind)
                 res.windows[(w, cb)] += 1
