@@ -148,3 +148,15 @@ def test_cli_json_keys_and_errors(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert png.stat().st_size > 0
     assert json.loads(pf.read_text())["traceEvents"]
+
+
+def test_v6_nmi_window_arises() -> None:
+    """KERNEL.md G.6 race 2: an NMI from user mode makes RCU watch with the state field
+    left USER; gating on CT_RCU_WATCHING, v6 sends the IPI (it would be the bug to skip)."""
+    flips = replace(V8, rates=(("tracepoint_flip", 360000.0),), nmi_per_hour=3.6e7,
+                    hours=0.01)
+    r = simulate(flips, "ct", seed=0)
+    assert r.windows[(entrypath.NMI_WINDOW, "do_sync_core")] == 6830
+    cr3 = simulate(flips, "cr3", seed=0)
+    assert cr3.windows[("in the kernel (nmi)", "do_sync_core")] == 6827
+    assert sum(cr3.hazards.values()) == 185
