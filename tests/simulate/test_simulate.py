@@ -116,9 +116,9 @@ def test_replay_none_reproduces_the_recording() -> None:
 def test_replay_cr3_agrees_with_trace_whatif() -> None:
     trace = _trace()
     r = replay(trace, (2, 3), "cr3")
-    # what-if: 724 + 661 = 1385; the replay keeps one send in an entry window and drops
-    # the few the recording's mode calls kernel but whose csd went before the signal rose
-    assert r.received_total == 1382
+    # what-if: 724 + 661 = 1385; the replay keeps one more: a do_sync_core csd queued
+    # while CPU 3 was between NOTE_SWITCH_TO_KERNEL_CR3 and user_exit (signal 1, mode user)
+    assert r.received_total == 1386
     assert r.windows[(entrypath.ENTRY_WINDOW, "do_sync_core")] == 1
     res = CliRunner().invoke(main, ["trace", trace, "--isolated", "2-3", "--json"])
     rec = json.loads(res.output)

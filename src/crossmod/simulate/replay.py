@@ -80,16 +80,26 @@ def replay(path: str, isolated: tuple[int, ...], policy: str,
     # time: as in Analysis, csds queued without a send ride on the next one from the site.
     queued: dict[tuple[int, str, int], deque[int]] = {}
 
+    current: Event | None = None  # the send being attributed
+    firsts: dict[int, int] = {}  # its targets' first csds
+
     def sink(kind: str, ev: Event, extra: dict) -> None:
-        if kind == "send":
-            t = extra["target"]
-            q = queued.get((ev.cpu, ev.fields["callsite"], t))
-            first = ev.ts
-            if q and q[0] <= ev.ts:
-                first = q.popleft()
-                while q and q[0] <= ev.ts:
-                    q.popleft()
-            sends.append((first, ev.ts, ev.cpu, t, extra["cause"]))
+        nonlocal current
+        if kind != "send":
+            return
+        if current is not ev:
+            # a new send: as Analysis drops the batch of its (sender, callsite) at a send,
+            # every target's csds up to now go with it
+            firsts.clear()
+            for n in isolated:
+                q = queued.get((ev.cpu, ev.fields["callsite"], n))
+                if q and q[0] <= ev.ts:
+                    firsts[n] = q.popleft()
+                    while q and q[0] <= ev.ts:
+                        q.popleft()
+            current = ev
+        t = extra["target"]
+        sends.append((firsts.get(t, ev.ts), ev.ts, ev.cpu, t, extra["cause"]))
 
     def tap(events: Iterable[Event]) -> Iterator[Event]:
         for ev in events:
