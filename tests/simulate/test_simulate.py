@@ -176,3 +176,29 @@ def test_v6_nmi_window_arises() -> None:
     cr3 = simulate(flips, "cr3", seed=0)
     assert cr3.windows[("in the kernel (nmi)", "do_sync_core")] == 6827
     assert sum(cr3.hazards.values()) == 185
+
+
+def test_trace_profile_round_trip(tmp_path: Path) -> None:
+    """crossmod trace --profile: the derived scenario, simulated under none, gives the
+    recording's IPIs per callback back (Poisson arrivals: within 5 % where there are
+    more than 1000)."""
+    trace = _trace()
+    out = tmp_path / "profile.toml"
+    res = CliRunner().invoke(main, ["trace", trace, "--isolated", "2-3", "--json",
+                                    "--profile", str(out)])
+    assert res.exit_code == 0, res.output
+    recorded: Counter[str] = Counter()
+    for cpu in ("2", "3"):
+        recorded.update(dict(json.loads(res.output)["cpus"][cpu]["by_callback"]))
+    sim = simulate(load(str(out)), "none", seed=0)
+    got: Counter[str] = Counter()
+    for (_, cb), n in sim.received.items():
+        got[cb] += n
+    assert sim.received_total == 27220  # the recording: 27122
+    for cb, n in recorded.items():
+        if n > 1000:
+            assert abs(got[cb] - n) <= 0.05 * n, (cb, got[cb], n)
+    cr3 = simulate(load(str(out)), "cr3", seed=0)
+    assert {cb for _, cb in cr3.received} == {
+        "reschedule", "nohz_full_kick_func", "ftrace_sync_ipi", "rb_wake_up_waiters",
+        "rcu_exp_handler"}

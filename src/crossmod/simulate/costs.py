@@ -82,8 +82,9 @@ class CostModel:
     round_gap_ns: float = 5000.0
 
     def handler(self, callback: str) -> float:
-        """The handler's cost for one callback."""
-        return float(getattr(self, f"handler_{callback}_ns", self.handler_default_ns))
+        """The handler's cost for one callback ("a+b": both, one IPI)."""
+        return sum(float(getattr(self, f"handler_{cb}_ns", self.handler_default_ns))
+                   for cb in callback.split("+"))
 
     @property
     def entry_ns(self) -> float:

@@ -207,7 +207,9 @@ class _Run:
     # -- a send ------------------------------------------------------------------------
     def send(self, t: float, cb: str, targets: tuple[int, ...], ipi: Ipi) -> None:
         res = self.res
-        deferrable = cb in self.deferred and ipi.deferrable is not False
+        # "a+b": csds of both carried by one IPI (a derived profile): deferred if both are
+        deferrable = all(f in self.deferred for f in cb.split("+")) and \
+            ipi.deferrable is not False
         passed = []
         for n in targets:
             cpu = self.cpus[n]
@@ -230,7 +232,7 @@ class _Run:
                 continue
             res.received[(n, cb)] += 1
             res.times.setdefault((n, cb), []).append(t)
-            if cb in self.deferred and not deferrable:
+            if cb in self.deferred and ipi.deferrable is False:
                 res.windows[(UNCONVERTED, cb)] += 1
             elif deferrable and self.policy != "none":
                 kind = p.kind if p is not None else "user"
