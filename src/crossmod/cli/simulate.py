@@ -37,13 +37,28 @@ def _fail(msg: str) -> None:
               help="replay a recording's housekeeping IPIs against simulated isolated CPUs")
 @click.option("--isolated", default=None, help="with --replay: the isolated CPUs")
 @click.option("--json", "as_json", is_flag=True, help="everything as JSON")
-@click.option("--plot", "plot_path", default=None, metavar="OUT.png")
+@click.option("--plot", "plot_path", default=None, metavar="OUT.png",
+              help="IPIs received by callback over time, one panel per policy")
 @click.option("--perfetto", "perfetto_path", default=None, metavar="OUT.json",
               help="the first simulated second(s) of the last policy's run")
 def simulate_cmd(scenario: str | None, policy: str, hours: float | None, seed: int,
                  syscall_hz: float | None, replay_path: str | None, isolated: str | None,
                  as_json: bool, plot_path: str | None, perfetto_path: str | None) -> int:
-    """Simulate SCENARIO (a built-in name or a TOML file) under each policy."""
+    """Simulate SCENARIO (a built-in name or a TOML file) under each policy: IPIs per
+    isolated CPU by cause (send events, CSDs queued, received), deferred work at entry,
+    interference and latency, and the window each residual IPI fell in.
+
+    \b
+      crossmod simulate cover-letter-v8 --seed 3 --json
+      crossmod simulate --replay trace.dat --isolated 2-3 --policy none,cr3
+
+    \b
+    Exit status:
+      0    report written
+      1    a hazard window was hit (an NMI in v8's exit window: kernel code with
+           kernel_cr3_loaded = 0)
+      2    bad option, scenario or trace
+    """
     policies = [p.strip() for p in policy.split(",") if p.strip()]
     for p in policies:
         if p not in POLICY_NAMES:
