@@ -5,6 +5,8 @@ the IPI it may take), run through Machine.step, must skip or IPI the target exac
 
 from __future__ import annotations
 
+import pytest
+
 from crossmod.catalogue.deferral import DeferralParams, build_deferral
 from crossmod.machine import events as E
 from crossmod.machine.cpu import Violation
@@ -56,9 +58,13 @@ def _decisions(protocol: str, patch: bool, vmalloc: bool) -> dict[tuple[str, boo
     return out
 
 
-def test_cr3_cond_is_the_signal_at_the_targets_step() -> None:
-    got = _decisions("defer-cr3", patch=False, vmalloc=True)
-    assert len(got) >= 5  # the send met the target at many steps
+@pytest.mark.parametrize(("patch", "vmalloc"), [(False, True), (True, False)])
+def test_cr3_cond_is_the_signal_at_the_targets_step(patch: bool, vmalloc: bool) -> None:
+    """flush_tlb_kernel_cond (vmalloc purge) and the text sync's cond (int3 batch)."""
+    got = _decisions("defer-cr3", patch=patch, vmalloc=vmalloc)
+    # every step of the entry and exit, the signal stores buffered and drained
+    assert set(got) == {("user", True), ("entry", True), ("E2a", False), ("E2a", True),
+                        ("E2b", True), ("X2a", False), ("X2a", True)}
     for (step, drained), sent in got.items():
         assert sent == {entrypath.passes("cr3", step, drained)}, (step, drained, sent)
     # the windows: signal 1 while context tracking would still say user (E2b) and after
@@ -69,7 +75,8 @@ def test_cr3_cond_is_the_signal_at_the_targets_step() -> None:
 
 def test_ct_cond_is_rcu_watching_at_the_targets_step() -> None:
     got = _decisions("defer-ct", patch=True, vmalloc=False)
-    assert len(got) >= 4
+    assert set(got) == {("user", True), ("entry", True), ("E2b", True), ("E3", True),
+                        ("X1", True)}
     for (step, drained), sent in got.items():
         assert sent == {entrypath.passes("ct", step, drained)}, (step, drained, sent)
     assert got.get(("E3", True)) == {True}
