@@ -28,6 +28,8 @@ COMMANDS = {
                   "which sync / barrier / ordering steps a protocol needs"),
     "trace": ("crossmod.cli.trace", "trace",
               "which IPIs hit isolated CPUs in a real trace-cmd/ftrace trace"),
+    "simulate": ("crossmod.cli.simulate", "simulate_cmd",
+                 "a whole machine for hours under each IPI-deferral policy"),
     "audit": ("crossmod.cli.audit", "audit",
               "runtime-flippable static keys/calls on an image's entry path"),
     "litmus": ("crossmod.cli.litmus", "litmus",

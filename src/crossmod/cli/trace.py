@@ -92,9 +92,11 @@ def _classifier(paths: tuple[str, ...]) -> Classifier:
               help="break counts down by 'PHASE <name> start|end' print markers")
 @click.option("--top", default=8, show_default=True, type=click.IntRange(1, 1000),
               help="rows in the by-stack/callsite/task tables")
+@click.option("--profile", metavar="OUT.toml",
+              help="write a `crossmod simulate` scenario derived from the trace")
 def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
           perfetto: str | None, plot: str | None, classify: tuple[str, ...], strict: bool,
-          by_phase: bool, top: int) -> None:
+          by_phase: bool, top: int, profile: str | None) -> None:
     """Which IPIs hit the isolated CPUs in FILE..., from where, and what deferral removes.
 
     FILE is a trace-cmd trace.dat (v6 or v7, compressed or not), `trace-cmd report`
@@ -115,6 +117,8 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
     """
     cls = _classifier(classify)
     fmt = _check_outputs(plot, perfetto)
+    if profile and (why := unwritable(profile, "--profile")):
+        _fail(why)
     readers: list[Reader] = []
     sources: list[dict[str, object]] = []
     try:
@@ -144,6 +148,11 @@ def trace(files: tuple[str, ...], isolated: tuple[int, ...], as_json: bool,
     rep["lost_events"] = sum(r.lost_events for r in readers)
     if plot and fmt:
         errors += _plot(analysis, cls, plot, fmt, isolated)
+    if profile:
+        from crossmod.simulate.profile import derive
+        with open(profile, "w") as f:
+            names = ", ".join(p.rsplit("/", 1)[-1] for p in files)
+            f.write(derive(analysis, f"profile of {names}"))
     rep["errors"] = [str(e) for e in errors]
     if as_json:
         click.echo(json.dumps(rep, indent=1))
