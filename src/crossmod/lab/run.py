@@ -1,0 +1,161 @@
+"""One `crossmod lab` run: host checks, kernel, image, boot, results, report — as steps.
+
+Owns: `LabOptions` (the command's parameters as data), `run_lab` (the steps in order,
+progress through a callback, everything left in the output directory; returns a
+`LabRun`), and the directory's layout (`lab.json` says what was asked and what ran).
+
+The directory: trace.dat, report.txt, report.json, lab.json, console.log, initramfs.cpio.gz
+and what the guest shipped (isolated.txt, nohz_full.txt, interrupts-traced-start/end.txt,
+dmesg.txt, events.txt, skipped.txt, trace-cmd-record.log, ...). `crossmod trace
+DIR/trace.dat --isolated LIST` reads it as any recording.
+
+May import: the standard library, `crossmod.lab.*` and `crossmod.trace`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from crossmod.lab import guest, initramfs, qemu, results, tools
+from crossmod.lab.record import Capabilities, losses, parse_release
+from crossmod.lab.tools import LabError
+from crossmod.trace.events import format_cpulist
+
+DEFAULT_KERNEL = "linux-image-6.12.118+deb12-amd64-unsigned"
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    kernel: str
+    isolated: tuple[int, ...]
+    cpus: int
+    phases: tuple[str, ...]
+    seconds: int
+    spin_us: int
+    seed: int
+    out: Path
+    timeout: float = 1800.0
+    memory_mb: int = 2048
+
+
+@dataclass
+class LabRun:
+    """What a run left: the guest's result, the report, timings, the cross-check."""
+
+    options: LabOptions
+    kernel: qemu.Kernel
+    capabilities: Capabilities
+    plan: guest.Plan
+    result: results.GuestResult
+    report: dict[str, object]
+    report_text: str
+    agreement: list[results.Agreement]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def losses(self) -> list[str]:
+        return losses(self.capabilities)
+
+
+def check_options(o: LabOptions) -> None:
+    if o.cpus < 2:
+        raise LabError(f"--cpus {o.cpus}: at least 2 (a housekeeping CPU and an isolated one)")
+    bad = [c for c in o.isolated if c >= o.cpus]
+    if bad:
+        raise LabError(f"--isolated {format_cpulist(o.isolated)}: CPU "
+                       f"{format_cpulist(bad)} not in a {o.cpus}-CPU guest (--cpus)")
+    if 0 in o.isolated:
+        raise LabError(f"--isolated {format_cpulist(o.isolated)}: CPU 0 must stay "
+                       "housekeeping (the boot CPU takes the timekeeping)")
+
+
+def housekeeping(o: LabOptions) -> tuple[int, ...]:
+    return tuple(c for c in range(o.cpus) if c not in o.isolated)
+
+
+def host_tools(o: LabOptions) -> list[str]:
+    """One line per missing host tool, with its apt-get command."""
+    need = list(tools.LAB_TOOLS)
+    if not Path(o.kernel).is_file():
+        need += [tools.APT_GET, tools.DPKG_DEB]
+    return tools.missing(tuple(need))
+
+
+def run_lab(o: LabOptions, progress: Callable[[str], None]) -> LabRun:
+    check_options(o)
+    missing = host_tools(o)
+    if missing:
+        raise LabError(missing[0] + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                     else ""))
+    t0 = time.monotonic()
+    timing: dict[str, float] = {}
+    o.out.mkdir(parents=True, exist_ok=True)
+    kernel = qemu.fetch_kernel(o.kernel, progress)
+    timing["kernel"] = time.monotonic() - t0
+    caps = Capabilities.for_release(parse_release(kernel.release))
+    plan = guest.Plan.make(o.seed, o.phases, o.seconds, o.spin_us)
+    hk = housekeeping(o)
+    progress(f"building the guest image for {kernel.release}")
+    trace_cmd = tools.TRACE_CMD.found()
+    assert trace_cmd is not None  # host_tools
+    with tempfile.TemporaryDirectory(prefix="crossmod-lab-") as work:
+        entries = initramfs.contents(
+            plan, caps, o.isolated, hk, Path(work), busybox=tools.BUSYBOX.path or "",
+            trace_cmd=trace_cmd, hackbench=tools.HACKBENCH.found(),
+            modules_dir=kernel.modules_dir)
+    image = o.out / "initramfs.cpio.gz"
+    initramfs.write_image(entries, image)
+    timing["image"] = time.monotonic() - t0 - timing["kernel"]
+    tar = o.out / "guest.tar"
+    tar.unlink(missing_ok=True)
+    argv = qemu.qemu_argv(kernel.vmlinuz, image, tar, qemu.kernel_cmdline(o.isolated, hk),
+                          cpus=o.cpus, memory_mb=o.memory_mb)
+    (o.out / "qemu.sh").write_text(" ".join(argv) + "\n")
+    t_boot = time.monotonic()
+    rc = qemu.boot(argv, o.out / "console.log", progress, o.timeout)
+    timing["guest"] = time.monotonic() - t_boot
+    if rc == 124:
+        raise LabError(f"the guest did not power off within {o.timeout:.0f} s "
+                       f"(console: {o.out / 'console.log'})")
+    if not tar.exists() or tar.stat().st_size == 0:
+        raise LabError(f"the guest shipped no results (QEMU exit {rc}; console: "
+                       f"{o.out / 'console.log'})")
+    results.unpack(tar, o.out)
+    res = results.GuestResult.read(o.out)
+    if not res.trace.exists():
+        raise LabError(f"the guest recorded no trace.dat (trace-cmd: "
+                       f"{o.out / 'trace-cmd-record.log'})")
+    progress("analysing the trace")
+    rep, text = results.analyse(res.trace, o.isolated)
+    agreement = results.cross_check(rep, res)
+    timing["total"] = time.monotonic() - t0
+    run = LabRun(o, kernel, caps, plan, res, rep, text, agreement, timing)
+    _write(run)
+    return run
+
+
+def _write(run: LabRun) -> None:
+    o = run.options
+    (o.out / "report.txt").write_text(run.report_text)
+    (o.out / "report.json").write_text(json.dumps(run.report, indent=1))
+    meta = {
+        "kernel": {"spec": o.kernel, "vmlinuz": str(run.kernel.vmlinuz),
+                   "release": run.kernel.release},
+        "options": {k: (str(v) if isinstance(v, Path) else v)
+                    for k, v in asdict(o).items()},
+        "capabilities": asdict(run.capabilities),
+        "lost": run.losses(),
+        "plan": run.plan.as_dict(),
+        "guest": {"isolated": list(run.result.isolated),
+                  "nohz_full": list(run.result.nohz_full),
+                  "skipped": run.result.skipped,
+                  "trace_cmd_status": run.result.trace_cmd_status},
+        "interrupts_vs_trace": [asdict(a) | {"ok": a.ok} for a in run.agreement],
+        "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
+    }
+    (o.out / "lab.json").write_text(json.dumps(meta, indent=1) + "\n")
+
