@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +67,19 @@ class Capabilities:
         """From a tracefs ``events/`` directory; the filter syntax, which tracefs does not
         show, from the release."""
         d = Path(events_dir)
+        return cls.from_events(lambda s, e: (d / s / e).is_dir(), release)
 
+    @classmethod
+    def from_names(cls, names: Iterable[str], release: tuple[int, int]) -> Capabilities:
+        """From ``system:event`` names (the guest's events.txt)."""
+        have = set(names)
+        return cls.from_events(lambda s, e: f"{s}:{e}" in have, release)
+
+    @classmethod
+    def from_events(cls, exists: Callable[[str, str], bool],
+                    release: tuple[int, int]) -> Capabilities:
         def has(*evs: tuple[str, str]) -> bool:
-            return all((d / s / e).is_dir() for s, e in evs)
+            return all(exists(s, e) for s, e in evs)
 
         return cls(ipi_send=has(SENDER_CPU, SENDER_MASK), csd=has(CSD_QUEUE, *CSD_FUNC),
                    cpus_filter=release >= (6, 6), irq_vectors=has(*RECEIVING),

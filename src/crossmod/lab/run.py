@@ -129,6 +129,11 @@ def run_lab(o: LabOptions, progress: Callable[[str], None]) -> LabRun:
     if not res.trace.exists():
         raise LabError(f"the guest recorded no trace.dat (trace-cmd: "
                        f"{o.out / 'trace-cmd-record.log'})")
+    found = Capabilities.from_names(res.events, parse_release(kernel.release))
+    if res.events and found != caps:
+        progress(f"the guest kernel's events differ from what {kernel.release} should have: "
+                 f"{found}")
+        caps = found  # the losses said are the kernel's real ones
     progress("analysing the trace")
     rep, text = results.analyse(res.trace, o.isolated)
     agreement = results.cross_check(rep, res)
