@@ -39,6 +39,17 @@ TRACEPOINTS = ("sched/sched_wakeup", "sched/sched_switch", "timer/hrtimer_start"
 MODULES = {"dummy": "kernel/drivers/net/dummy.ko", "minix": "kernel/fs/minix/minix.ko",
            "crc7": "kernel/lib/crc7.ko"}
 
+#: the results port's driver stack, in load order, for a kernel that has it as modules
+#: (Debian 6.1; 6.12 builds it in): drivers/char/virtio_console.c and what it needs
+PORT_MODULES = {
+    "virtio_ring": "kernel/drivers/virtio/virtio_ring.ko",
+    "virtio": "kernel/drivers/virtio/virtio.ko",
+    "virtio_pci_modern_dev": "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
+    "virtio_pci_legacy_dev": "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+    "virtio_pci": "kernel/drivers/virtio/virtio_pci.ko",
+    "virtio_console": "kernel/drivers/char/virtio_console.ko",
+}
+
 
 def parse_phases(text: str) -> tuple[str, ...]:
     """``"bpf_jit,module"`` -> the phases, checked. Raises ValueError naming a bad one."""
@@ -97,6 +108,7 @@ def lab_conf(plan: Plan, caps: Capabilities, isolated: Sequence[int],
         "SEED": str(plan.seed),
         "TP_EVENTS": " ".join(plan.tracepoints),
         "MODULES": " ".join(plan.modules),
+        "PORT_MODULES": " ".join(PORT_MODULES),
         "BPF_NSOCK": str(plan.bpf_nsock),
         "HB_GROUPS": str(plan.hackbench_groups),
         "HB_LOOPS": str(plan.hackbench_loops),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from crossmod.lab.guest import MODULES, Plan, lab_conf, record_script
+from crossmod.lab.guest import MODULES, PORT_MODULES, Plan, lab_conf, record_script
 from crossmod.lab.record import Capabilities
 from crossmod.lab.tools import LabError
 
@@ -124,6 +124,10 @@ def contents(plan: Plan, caps: Capabilities, isolated: Sequence[int],
             data = module_file(modules_dir, rel)
             if data is not None:
                 entries.append(_file(f"/lib/modules/{name}.ko", data))
+        for name, rel in PORT_MODULES.items():
+            data = module_file(modules_dir, rel)
+            if data is not None:  # else built in (or absent: the guest says so)
+                entries.append(_file(f"/lib/modules/port/{name}.ko", data))
     entries.append(_file("/etc/crossmod/lab.conf",
                          lab_conf(plan, caps, isolated, housekeeping).encode()))
     entries.append(_file("/etc/crossmod/record.sh",
