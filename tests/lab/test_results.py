@@ -120,3 +120,21 @@ def test_lab_option_errors(tmp_path):
     assert r.exit_code == 2
     assert r.output == ("crossmod: error: --isolated 0-1: CPU 0 must stay housekeeping (the "
                         "boot CPU takes the timekeeping)\n")
+
+
+def test_a_repeat_run_says_how_much_the_counts_moved(tmp_path):
+    from crossmod.lab import guest, qemu
+    from crossmod.lab.record import Capabilities
+
+    o = run.LabOptions(kernel="k", isolated=(2, 3), cpus=4, phases=("module",), seconds=1,
+                       spin_us=0, seed=1, out=tmp_path)
+    plan = guest.Plan.make(1, ("module",), 1, 0)
+    rep = {"units_by_phase": {"(no phase)": {"ipis_received": 4},
+                              "module": {"ipis_received": 110}}}
+    lr = run.LabRun(o, qemu.Kernel(tmp_path, "6.12.1", None), Capabilities.for_release((6, 12)),
+                    plan, GuestResult.read(FIX), rep, "", [])
+    assert lr.repeat_deltas() == []
+    lr.previous = {"ipis_received_by_phase": {"module": 100, "gone": 3}}
+    assert lr.repeat_deltas() == [("module", 100, 110)]
+    assert lr.key() == {"release": "6.12.1", "plan": plan.as_dict(), "isolated": [2, 3],
+                        "cpus": 4}

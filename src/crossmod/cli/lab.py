@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from crossmod.lab import guest, record, tools
+from crossmod.lab import guest, record, results, tools
 from crossmod.lab.tools import LabError
 from crossmod.trace.events import NR_CPUS_MAX, TraceFormatError, format_cpulist, parse_cpulist
 
@@ -202,23 +202,32 @@ def lab(kernel: str | None, isolated: tuple[int, ...], cpus: int, phases: tuple[
                "in all")
     for line in run.losses():
         click.echo(f"lost: {line}")
+    if not run.capabilities.ipi_send:
+        got = {c: results.received(run.report, c) for c in r.isolated}
+        click.echo("receiving side only (the counts below that are 0 need the sender "
+                   "side): " + "; ".join(
+                       f"CPU {c}: " + ", ".join(f"{k} {v}" for k, v in g.items())
+                       for c, g in got.items()))
     for phase, why in r.skipped.items():
         click.echo(f"skipped: phase {phase}: {why}")
     click.echo(run.report_text, nl=not run.report_text.endswith("\n"))
+    deltas = run.repeat_deltas()
+    if deltas:
+        click.echo("repeat of the previous run in this directory (same kernel, seed, phases): "
+                   "IPIs received " + ", ".join(
+                       f"{p} {a} -> {b} ({_change(a, b)})" for p, a, b in deltas))
     bad = [a for a in run.agreement if not a.ok]
     click.echo(f"/proc/interrupts deltas vs the trace's receiving side: "
                f"{len(run.agreement) - len(bad)}/{len(run.agreement)} within ±"
-               f"{_fuzz()}" + "".join(f"; {a.line} CPU{a.cpu}: trace {a.trace}, "
+               f"{results.FUZZ}" + "".join(f"; {a.line} CPU{a.cpu}: trace {a.trace}, "
                                       f"/proc/interrupts {a.interrupts}" for a in bad))
     click.echo(f"in {o.out}/: trace.dat report.txt lab.json interrupts-traced-*.txt "
                f"dmesg.txt; again: crossmod trace {o.out}/trace.dat --isolated "
                f"{format_cpulist(o.isolated)} --by-phase")
 
 
-def _fuzz() -> int:
-    from crossmod.lab.results import FUZZ
-
-    return FUZZ
+def _change(a: int, b: int) -> str:
+    return f"{(b - a) / a * 100:+.0f}%" if a else ("same" if a == b else "new")
 
 
 lab.help = (lab.help or "") + "".join(f"  {k:<11} {v}\n" for k, v in guest.PHASES.items())

@@ -104,10 +104,13 @@ def losses(caps: Capabilities) -> list[str]:
     if not caps.csd:
         out.append("no csd:csd_queue_cpu/csd_function_entry/exit (kernel < 6.6): no "
                    "callback names; IPIs are attributed by their sender's stack only")
-    if not caps.cpus_filter:
+    if not caps.cpus_filter and caps.ipi_send:
         out.append("no CPUS{} filter (kernel < 6.6): targets are filtered as 'cpu == N || "
                    "...'; ipi_send_cpumask cannot be filtered, so every one is recorded with "
                    "a stack (a bigger trace, more overhead on the housekeeping CPUs)")
+    elif not caps.cpus_filter:
+        out.append("no CPUS{} filter (kernel < 6.6): the isolated CPUs are filtered as "
+                   "'CPU == N || ...' (the same events, a longer filter)")
     if not caps.irq_vectors:
         out.append("no irq_vectors:* events: no receiving side; the IPIs taken on the "
                    "isolated CPUs and the handlers' time are not counted")

@@ -56,6 +56,29 @@ class LabRun:
     report_text: str
     agreement: list[results.Agreement]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: the lab.json of the run this one repeats (same kernel, plan, CPUs), if DIR had one
+    previous: dict[str, object] | None = None
+
+    def key(self) -> dict[str, object]:
+        """What makes two runs repeats of each other."""
+        return {"release": self.kernel.release, "plan": self.plan.as_dict(),
+                "isolated": list(self.options.isolated), "cpus": self.options.cpus}
+
+    def repeat_deltas(self) -> list[tuple[str, int, int]]:
+        """(phase, IPIs received before, now) against `previous`, phase by phase."""
+        if self.previous is None:
+            return []
+        old = self.previous.get("ipis_received_by_phase")
+        new = self.received_by_phase()
+        if not isinstance(old, dict):
+            return []
+        return [(p, int(old[p]), n) for p, n in new.items() if p in old]
+
+    def received_by_phase(self) -> dict[str, int]:
+        by = self.report.get("units_by_phase")
+        if not isinstance(by, dict):
+            return {}
+        return {p: int(u["ipis_received"]) for p, u in by.items()}
 
     def losses(self) -> list[str]:
         return losses(self.capabilities)
@@ -94,6 +117,7 @@ def run_lab(o: LabOptions, progress: Callable[[str], None]) -> LabRun:
     t0 = time.monotonic()
     timing: dict[str, float] = {}
     o.out.mkdir(parents=True, exist_ok=True)
+    previous = _previous(o.out)
     kernel = qemu.fetch_kernel(o.kernel, progress)
     timing["kernel"] = time.monotonic() - t0
     caps = Capabilities.for_release(parse_release(kernel.release))
@@ -139,8 +163,18 @@ def run_lab(o: LabOptions, progress: Callable[[str], None]) -> LabRun:
     agreement = results.cross_check(rep, res)
     timing["total"] = time.monotonic() - t0
     run = LabRun(o, kernel, caps, plan, res, rep, text, agreement, timing)
+    if previous is not None and previous.get("key") == run.key():
+        run.previous = previous
     _write(run)
     return run
+
+
+def _previous(out: Path) -> dict[str, object] | None:
+    try:
+        meta = json.loads((out / "lab.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _write(run: LabRun) -> None:
@@ -161,6 +195,8 @@ def _write(run: LabRun) -> None:
                   "trace_cmd_status": run.result.trace_cmd_status},
         "interrupts_vs_trace": [asdict(a) | {"ok": a.ok} for a in run.agreement],
         "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
+        "key": run.key(),
+        "ipis_received_by_phase": run.received_by_phase(),
     }
     (o.out / "lab.json").write_text(json.dumps(meta, indent=1) + "\n")
 
