@@ -138,3 +138,9 @@ def test_a_repeat_run_says_how_much_the_counts_moved(tmp_path):
     assert lr.repeat_deltas() == [("module", 100, 110)]
     assert lr.key() == {"release": "6.12.1", "plan": plan.as_dict(), "isolated": [2, 3],
                         "cpus": 4}
+    # as lab.json has it: tuples read back as lists
+    import json
+
+    assert lr.repeats({"key": json.loads(json.dumps(lr.key()))})
+    other = guest.Plan.make(2, ("module",), 1, 0).as_dict()
+    assert not lr.repeats({"key": json.loads(json.dumps(lr.key() | {"plan": other}))})

@@ -64,6 +64,10 @@ class LabRun:
         return {"release": self.kernel.release, "plan": self.plan.as_dict(),
                 "isolated": list(self.options.isolated), "cpus": self.options.cpus}
 
+    def repeats(self, previous: dict[str, object]) -> bool:
+        """Whether `previous` (a lab.json, read back) was made with the same key."""
+        return previous.get("key") == json.loads(json.dumps(self.key()))
+
     def repeat_deltas(self) -> list[tuple[str, int, int]]:
         """(phase, IPIs received before, now) against `previous`, phase by phase."""
         if self.previous is None:
@@ -163,7 +167,7 @@ def run_lab(o: LabOptions, progress: Callable[[str], None]) -> LabRun:
     agreement = results.cross_check(rep, res)
     timing["total"] = time.monotonic() - t0
     run = LabRun(o, kernel, caps, plan, res, rep, text, agreement, timing)
-    if previous is not None and previous.get("key") == run.key():
+    if previous is not None and run.repeats(previous):
         run.previous = previous
     _write(run)
     return run
