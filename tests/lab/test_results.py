@@ -30,6 +30,7 @@ def test_guest_result_from_a_fixture_directory():
     assert r.release == "6.12.118+deb12-amd64"
     assert r.isolated == (2, 3) and r.nohz_full == (2, 3)
     assert r.skipped == {}
+    assert r.work == {"bpf_jit": {"bpf_rounds": 32}, "module": {"module_cycles": 7}}
     assert r.trace_cmd_status == "0"
     assert "csd:csd_queue_cpu" in r.events and "ipi:ipi_send_cpumask" in r.events
     # the fixture's traced deltas (end - start), per isolated CPU
@@ -134,8 +135,15 @@ def test_a_repeat_run_says_how_much_the_counts_moved(tmp_path):
     lr = run.LabRun(o, qemu.Kernel(tmp_path, "6.12.1", None), Capabilities.for_release((6, 12)),
                     plan, GuestResult.read(FIX), rep, "", [])
     assert lr.repeat_deltas() == []
-    lr.previous = {"ipis_received_by_phase": {"module": 100, "gone": 3}}
-    assert lr.repeat_deltas() == [("module", 100, 110)]
+    lr.previous = {"ipis_received_by_phase": {"module": 100, "gone": 3},
+                   "work": {"module": {"module_cycles": 5}}}
+    (d,) = lr.repeat_deltas()
+    assert (d.phase, d.before, d.now) == ("module", 100, 110)
+    assert d.work_now == {"module_cycles": 7}
+    assert d.per_unit() == ("module_cycles", 20.0, 110 / 7)
+    lr.previous = {"ipis_received_by_phase": {"module": 100}}
+    (d,) = lr.repeat_deltas()
+    assert d.per_unit() is None  # a lab.json from before work.txt
     assert lr.key() == {"release": "6.12.1", "plan": plan.as_dict(), "isolated": [2, 3],
                         "cpus": 4}
     # as lab.json has it: tuples read back as lists

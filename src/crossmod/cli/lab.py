@@ -65,7 +65,11 @@ def record_cmd(isolated: tuple[int, ...] | None, output: str, dry_run: bool, as_
     if command and command[0] == "--":
         command = command[1:]
     tracefs = record.find_tracefs()
-    release = record.parse_release(platform.release())
+    try:
+        release = record.parse_release(platform.release())
+    except ValueError as exc:
+        _fail(f"cannot tell this kernel's version: {exc}")
+        return
     if dry_run:
         caps = (record.Capabilities.detect(Path(tracefs) / "events", release) if tracefs
                 else record.Capabilities.for_release(release))
@@ -211,11 +215,19 @@ def lab(kernel: str | None, isolated: tuple[int, ...], cpus: int, phases: tuple[
     for phase, why in r.skipped.items():
         click.echo(f"skipped: phase {phase}: {why}")
     click.echo(run.report_text, nl=not run.report_text.endswith("\n"))
+    if r.work:
+        click.echo("work done: " + "; ".join(
+            f"{p} " + ", ".join(f"{n} {u.replace('_', ' ')}" for u, n in w.items())
+            for p, w in r.work.items()))
     deltas = run.repeat_deltas()
     if deltas:
-        click.echo("repeat of the previous run in this directory (same kernel, seed, phases): "
-                   "IPIs received " + ", ".join(
-                       f"{p} {a} -> {b} ({_change(a, b)})" for p, a, b in deltas))
+        click.echo("repeat of the previous run in this directory (same kernel, seed, phases), "
+                   "IPIs received:")
+        for d in deltas:
+            per = d.per_unit()
+            click.echo(f"  {d.phase:<12} {d.before:>6} -> {d.now:<6} ({_change(d.before, d.now)})"
+                       + (f"; per {per[0].replace('_', ' ').rstrip('s')}: {per[1]:.1f} -> "
+                          f"{per[2]:.1f} ({_change_f(per[1], per[2])})" if per else ""))
     bad = [a for a in run.agreement if not a.ok]
     click.echo(f"/proc/interrupts deltas vs the trace's receiving side: "
                f"{len(run.agreement) - len(bad)}/{len(run.agreement)} within ±"
@@ -224,6 +236,10 @@ def lab(kernel: str | None, isolated: tuple[int, ...], cpus: int, phases: tuple[
     click.echo(f"in {o.out}/: trace.dat report.txt lab.json interrupts-traced-*.txt "
                f"dmesg.txt; again: crossmod trace {o.out}/trace.dat --isolated "
                f"{format_cpulist(o.isolated)} --by-phase")
+
+
+def _change_f(a: float, b: float) -> str:
+    return f"{(b - a) / a * 100:+.0f}%"
 
 
 def _change(a: int, b: int) -> str:

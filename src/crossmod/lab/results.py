@@ -79,6 +79,9 @@ class GuestResult:
     skipped: dict[str, str] = field(default_factory=dict)  # phase -> why
     interrupts: dict[str, list[int]] = field(default_factory=dict)  # traced-end - start
     trace_cmd_status: str = ""
+    #: phase -> unit -> how much the phase got done in its time (module_cycles, bpf_rounds,
+    #: ...): the seed fixes the work's kind, the emulation's speed its amount
+    work: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def trace(self) -> Path:
@@ -100,12 +103,18 @@ class GuestResult:
         for line in text("skipped.txt").splitlines():
             phase, _, why = line.partition(" ")
             skipped[phase] = why
+        work: dict[str, dict[str, int]] = {}
+        for line in text("work.txt").splitlines():
+            w = line.split()
+            if len(w) == 3 and w[2].isdigit():
+                work.setdefault(w[0], {})[w[1]] = int(w[2])
         start = parse_interrupts(text("interrupts-traced-start.txt"))
         end = parse_interrupts(text("interrupts-traced-end.txt"))
         return cls(directory=directory, release=text("release.txt"),
                    isolated=cpus("isolated.txt"), nohz_full=cpus("nohz_full.txt"),
                    events=tuple(text("events.txt").split()), skipped=skipped,
-                   interrupts=deltas(start, end), trace_cmd_status=text("trace-cmd-status.txt"))
+                   interrupts=deltas(start, end), trace_cmd_status=text("trace-cmd-status.txt"),
+                   work=work)
 
 
 def unpack(tar_path: Path, directory: Path) -> None:

@@ -43,6 +43,27 @@ class LabOptions:
     memory_mb: int = 2048
 
 
+@dataclass(frozen=True)
+class Repeat:
+    """One phase of a repeated run: IPIs received then and now, and the work done."""
+
+    phase: str
+    before: int
+    now: int
+    work_before: dict[str, int]
+    work_now: dict[str, int]
+
+    def per_unit(self) -> tuple[str, float, float] | None:
+        """IPIs per unit of work then and now, for the phase's one unit of work."""
+        if len(self.work_now) != 1 or self.work_now.keys() != self.work_before.keys():
+            return None
+        unit = next(iter(self.work_now))
+        a, b = self.work_before[unit], self.work_now[unit]
+        if not a or not b:
+            return None
+        return unit, self.before / a, self.now / b
+
+
 @dataclass
 class LabRun:
     """What a run left: the guest's result, the report, timings, the cross-check."""
@@ -68,15 +89,19 @@ class LabRun:
         """Whether `previous` (a lab.json, read back) was made with the same key."""
         return previous.get("key") == json.loads(json.dumps(self.key()))
 
-    def repeat_deltas(self) -> list[tuple[str, int, int]]:
-        """(phase, IPIs received before, now) against `previous`, phase by phase."""
+    def repeat_deltas(self) -> list[Repeat]:
+        """This run's IPIs received and work done against `previous`, phase by phase."""
         if self.previous is None:
             return []
         old = self.previous.get("ipis_received_by_phase")
-        new = self.received_by_phase()
+        old_work = self.previous.get("work")
         if not isinstance(old, dict):
             return []
-        return [(p, int(old[p]), n) for p, n in new.items() if p in old]
+        if not isinstance(old_work, dict):
+            old_work = {}
+        new_work = self.result.work
+        return [Repeat(p, int(old[p]), n, dict(old_work.get(p, {})), new_work.get(p, {}))
+                for p, n in self.received_by_phase().items() if p in old]
 
     def received_by_phase(self) -> dict[str, int]:
         by = self.report.get("units_by_phase")
@@ -201,6 +226,7 @@ def _write(run: LabRun) -> None:
         "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
         "key": run.key(),
         "ipis_received_by_phase": run.received_by_phase(),
+        "work": run.result.work,
     }
     (o.out / "lab.json").write_text(json.dumps(meta, indent=1) + "\n")
 

@@ -14,8 +14,13 @@ up() { cut -d. -f1 /proc/uptime; }
 deadline() { echo $(( $(up) + SECONDS_PER_PHASE )); }
 skip() { say "phase $1 skipped: $2"; echo "$1 $2" >> $OUT/skipped.txt; }
 
-bpf_phase() {  # $1 = bpf_jit_enable
-  /bin/bpfload $SECONDS_PER_PHASE $BPF_NSOCK
+# what a phase got done, for the host: "<phase> <unit> <n>" lines in $OUT/work.txt
+work() { echo "$P $1 $2" >> $OUT/work.txt; }
+
+bpf_phase() {
+  r=$(/bin/bpfload $SECONDS_PER_PHASE $BPF_NSOCK)
+  say "$r"
+  work bpf_rounds "$(echo "$r" | sed -n 's/.* in \([0-9]*\) rounds.*/\1/p')"
 }
 
 tp_phase() {
@@ -25,7 +30,7 @@ tp_phase() {
       echo 1 > $F/$ev/enable; echo 0 > $F/$ev/enable; n=$((n+1))
     done
   done
-  say "tracepoint toggles: $n"
+  say "tracepoint toggles: $n"; work tracepoint_toggles $n
 }
 
 kprobe_phase() {
@@ -39,7 +44,7 @@ kprobe_phase() {
     echo '-:kp_crossmod' >> $T/kprobe_events; echo '-:kr_crossmod' >> $T/kprobe_events
     n=$((n+1))
   done
-  say "kprobe cycles: $n"
+  say "kprobe cycles: $n"; work kprobe_cycles $n
 }
 
 module_phase() {
@@ -48,7 +53,7 @@ module_phase() {
     for m in $MODULES; do insmod /lib/modules/$m.ko && rmmod $m; done
     n=$((n+1))
   done
-  say "module load/unload cycles: $n"
+  say "module load/unload cycles: $n"; work module_cycles $n
 }
 
 hackbench_phase() {
@@ -56,7 +61,7 @@ hackbench_phase() {
   while [ $(up) -lt $end ]; do
     hackbench -g $HB_GROUPS -f 10 -l $HB_LOOPS >/dev/null 2>&1; n=$((n+1))
   done
-  say "hackbench runs: $n"
+  say "hackbench runs: $n"; work hackbench_runs $n
 }
 
 # why this kernel/guest cannot run a phase (empty: it can)
@@ -81,7 +86,9 @@ lacks() {
   esac
 }
 
+: > $OUT/work.txt
 for p in $PHASES; do
+  P=$p
   why=$(lacks $p)
   if [ -n "$why" ]; then skip $p "$why"; continue; fi
   say "phase $p start"
