@@ -152,3 +152,12 @@ def test_a_repeat_run_says_how_much_the_counts_moved(tmp_path):
     assert lr.repeats({"key": json.loads(json.dumps(lr.key()))})
     other = guest.Plan.make(2, ("module",), 1, 0).as_dict()
     assert not lr.repeats({"key": json.loads(json.dumps(lr.key() | {"plan": other}))})
+
+
+def test_a_guest_that_stopped_says_why():
+    console = ("crossmod-lab: phase module end\n"
+               "[   51.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x100\n"
+               "[   51.2] reboot: Power down\n")
+    assert run.guest_failure(console) == ("the guest kernel says: Kernel panic - not syncing: "
+                                          "Attempted to kill init! exitcode=0x100")
+    assert run.guest_failure("crossmod-lab: done\n[ 41.2] reboot: Power down\n") is None

@@ -175,8 +175,9 @@ def run_lab(o: LabOptions, progress: Callable[[str], None]) -> LabRun:
         raise LabError(f"the guest did not power off within {o.timeout:.0f} s "
                        f"(console: {o.out / 'console.log'})")
     if not tar.exists() or tar.stat().st_size == 0:
-        raise LabError(f"the guest shipped no results (QEMU exit {rc}; console: "
-                       f"{o.out / 'console.log'})")
+        why = guest_failure((o.out / "console.log").read_text(errors="replace"))
+        raise LabError(f"the guest shipped no results (QEMU exit {rc}"
+                       f"{'; ' + why if why else ''}; console: {o.out / 'console.log'})")
     results.unpack(tar, o.out)
     res = results.GuestResult.read(o.out)
     if not res.trace.exists():
@@ -196,6 +197,20 @@ def run_lab(o: LabOptions, progress: Callable[[str], None]) -> LabRun:
         run.previous = previous
     _write(run)
     return run
+
+
+_FAILURE = ("Kernel panic", "BUG:", "Oops:", "general protection fault",
+            "Out of memory", "watchdog: BUG")
+
+
+def guest_failure(console: str) -> str | None:
+    """The guest kernel's first line that says why it stopped, or None."""
+    for line in console.splitlines():
+        for mark in _FAILURE:
+            at = line.find(mark)
+            if at >= 0:
+                return "the guest kernel says: " + line[at:].strip()[:160]
+    return None
 
 
 def _previous(out: Path) -> dict[str, object] | None:
