@@ -229,3 +229,63 @@ def test_record_dry_run_prints_the_line(monkeypatch, tmp_path):
     assert line.startswith("trace-cmd record -q -o x.dat -b 16384 -e "
                            "irq_vectors:call_function_entry -f 'CPU == 3' ")
     assert "warning: no ipi:ipi_send_cpu/ipi_send_cpumask (kernel < 6.4)" in r.output
+
+
+FAKE_TRACE_CMD = r"""#!/bin/sh
+# a stand-in for trace-cmd record: arms (adds its pid to the first filter), records until
+# SIGINT, then writes its output file
+[ "$1 $2 $3" = "record -q -o" ] || exit 9
+T=$FAKE_TRACEFS; OUT=$4; FILTER=$FAKE_FILTER
+trap 'echo recorded > "$OUT"; exit 0' INT
+sleep 0.3
+echo "(cpu & CPUS{2-3}) && (common_pid != $$)" > "$T/$FILTER"
+while :; do sleep 0.05; done
+"""
+
+
+def test_run_waits_for_trace_cmd_and_copies_phase_lines(tmp_path):
+    tracefs = tmp_path / "tracing"
+    argv_line = trace_cmd_argv(FULL, (2, 3), str(tmp_path / "t.dat"))
+    filt = record.armed_filter(argv_line)
+    (tracefs / filt).parent.mkdir(parents=True)
+    (tracefs / filt).write_text("cpu & CPUS{2-3}\n")
+    (tracefs / "trace_marker").write_text("")
+    fake = tmp_path / "trace-cmd"
+    fake.write_text(FAKE_TRACE_CMD)
+    fake.chmod(0o755)
+    marker_log: list[str] = []
+    real_write = Path.write_text
+
+    def write_text(self: Path, data: str, *a: object, **k: object) -> int:
+        if self.name == "trace_marker":
+            marker_log.append(data)
+        return real_write(self, data, *a, **k)  # type: ignore[arg-type]
+
+    echoed: list[str] = []
+    cmd = ["sh", "-c", f"grep -q common_pid {tracefs / filt} && echo armed; "
+           "echo PHASE load start; echo work; echo PHASE next; echo bye"]
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FAKE_TRACEFS", str(tracefs))
+    mp.setenv("FAKE_FILTER", filt)
+    mp.setattr(Path, "write_text", write_text)
+    try:
+        trc, rc = record.run([str(fake), *argv_line], cmd, str(tracefs), echoed.append)
+    finally:
+        mp.undo()
+    assert (trc, rc) == (0, 0)
+    # the command ran only once trace-cmd had armed
+    assert echoed == ["armed", "PHASE load start", "work", "PHASE next", "bye"]
+    assert marker_log == ["PHASE load start\n", "PHASE load end\n", "PHASE next start\n",
+                          "PHASE next end\n"]
+    assert (tmp_path / "t.dat").read_text() == "recorded\n"
+
+
+def test_run_does_not_start_the_command_when_trace_cmd_fails(tmp_path):
+    fake = tmp_path / "trace-cmd"
+    fake.write_text("#!/bin/sh\necho '  Can'\"'\"'t enable ftrace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    (tmp_path / "events/csd/csd_queue_cpu").mkdir(parents=True)
+    ran = tmp_path / "ran"
+    trc, rc = record.run([str(fake), *trace_cmd_argv(FULL, (2,), "t.dat")],
+                         ["touch", str(ran)], str(tmp_path), lambda _l: None)
+    assert (trc, rc) == (1, 0) and not ran.exists()
