@@ -289,3 +289,12 @@ def test_run_does_not_start_the_command_when_trace_cmd_fails(tmp_path):
     trc, rc = record.run([str(fake), *trace_cmd_argv(FULL, (2,), "t.dat")],
                          ["touch", str(ran)], str(tmp_path), lambda _l: None)
     assert (trc, rc) == (1, 0) and not ran.exists()
+
+
+def test_record_without_any_isolated_cpu_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(record, "find_tracefs", lambda: None)
+    monkeypatch.setattr(record, "declared_isolated", lambda *a: ())
+    r = CliRunner().invoke(main, ["record", "--dry-run"])
+    assert r.exit_code == 2
+    assert r.output == ("crossmod: error: no isolated CPU: /sys/devices/system/cpu/isolated "
+                        "and nohz_full are empty; give --isolated CPULIST\n")

@@ -161,3 +161,13 @@ def test_a_guest_that_stopped_says_why():
     assert run.guest_failure(console) == ("the guest kernel says: Kernel panic - not syncing: "
                                           "Attempted to kill init! exitcode=0x100")
     assert run.guest_failure("crossmod-lab: done\n[ 41.2] reboot: Power down\n") is None
+
+
+def test_lab_help_names_every_phase():
+    from crossmod.lab import guest
+
+    r = CliRunner().invoke(main, ["lab", "--help"])
+    assert r.exit_code == 0
+    listed = [line.split()[0] for line in r.output.split("Phases")[1].split("Options:")[0]
+              .splitlines()[1:] if line.strip()]
+    assert listed == list(guest.PHASES)

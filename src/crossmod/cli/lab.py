@@ -35,6 +35,10 @@ def _cpulist(_ctx: click.Context, _param: click.Parameter,
     return cpus
 
 
+_NO_ISOLATED = ("no isolated CPU: /sys/devices/system/cpu/isolated and nohz_full are empty; "
+                "give --isolated CPULIST")
+
+
 def _fail(msg: str) -> None:
     click.echo(f"crossmod: error: {msg}", err=True)
     sys.exit(2)
@@ -73,7 +77,9 @@ def record_cmd(isolated: tuple[int, ...] | None, output: str, dry_run: bool, as_
     if dry_run:
         caps = (record.Capabilities.detect(Path(tracefs) / "events", release) if tracefs
                 else record.Capabilities.for_release(release))
-        cpus = isolated or record.declared_isolated() or (1,)
+        cpus = isolated or record.declared_isolated()
+        if not cpus:
+            _fail(_NO_ISOLATED)
         click.echo(record.shell_line(["trace-cmd",
                                       *record.trace_cmd_argv(caps, cpus, output)]))
         for line in record.losses(caps):
@@ -86,8 +92,7 @@ def record_cmd(isolated: tuple[int, ...] | None, output: str, dry_run: bool, as_
     assert tracefs is not None
     cpus = isolated or record.declared_isolated()
     if not cpus:
-        _fail("no isolated CPU: /sys/devices/system/cpu/isolated and nohz_full are empty; "
-              "give --isolated CPULIST")
+        _fail(_NO_ISOLATED)
     caps = record.Capabilities.detect(Path(tracefs) / "events", release)
     lost = record.losses(caps)
     if not caps.ipi_send and not caps.irq_vectors:
@@ -174,9 +179,16 @@ def lab(kernel: str | None, isolated: tuple[int, ...], cpus: int, phases: tuple[
     nohz_full/isolcpus/rcu_nocbs for --isolated, runs the phases on the housekeeping CPUs
     with the isolated ones spinning in user space, and brings back trace.dat, the
     report, /proc/interrupts snapshots, dmesg and the guest's isolated CPUs into DIR.
-    A phase the kernel cannot run is skipped and said. Phases:
+    A phase the kernel cannot run is skipped and said. Phases (crossmod.lab.guest.PHASES):
 
     \b
+      bpf_jit     classic BPF filters attached to UDP sockets and closed, JIT on
+      bpf_nojit   the same, JIT off (interpreter; each filter made read-only)
+      tracepoint  6 trace events enabled/disabled in a tracefs instance
+      kprobe      a kprobe and a kretprobe created, enabled, disabled, deleted
+      module      insmod/rmmod dummy, minix, crc7
+      hackbench   hackbench in a loop
+      mixed       bpf_jit, tracepoint, module and hackbench at once
     """
     from crossmod.lab.run import DEFAULT_KERNEL, LabOptions, run_lab
 
@@ -245,5 +257,3 @@ def _change_f(a: float, b: float) -> str:
 def _change(a: int, b: int) -> str:
     return f"{(b - a) / a * 100:+.0f}%" if a else ("same" if a == b else "new")
 
-
-lab.help = (lab.help or "") + "".join(f"  {k:<11} {v}\n" for k, v in guest.PHASES.items())
