@@ -50,3 +50,11 @@ def test_lab_on_debian_612_two_phases(tmp_path):
                                       "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.output)["total_aimed"] == rep["total_aimed"]
+    profile = tmp_path / "profile.toml"
+    prof = CliRunner().invoke(main, ["trace", str(out / "trace.dat"), "--isolated", "2-3",
+                                     "--profile", str(profile)])
+    assert prof.exit_code == 0, prof.output
+    assert "[[operation]]" in profile.read_text()
+    sim = CliRunner().invoke(main, ["simulate", "--replay", str(out / "trace.dat"),
+                                    "--isolated", "2-3", "--policy", "none", "--json"])
+    assert sim.exit_code == 0, sim.output
