@@ -1,6 +1,8 @@
-"""Shared pytest configuration: the opt-in network marker."""
+"""Shared pytest configuration: the opt-in network and lab markers."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -15,6 +17,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("CROSSMOD_LAB") != "1":
+        lab = pytest.mark.skip(reason="boots a kernel under QEMU; opt in with CROSSMOD_LAB=1")
+        for item in items:
+            if item.get_closest_marker("lab") is not None:
+                item.add_marker(lab)
     if config.getoption("--run-network"):
         return
     skip = pytest.mark.skip(reason="downloads a real artefact; opt in with --run-network")

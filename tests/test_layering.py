@@ -17,6 +17,7 @@ ALLOWED = {
     "litmus": {"machine", "check", "report"},
     "trace": set(),
     "audit": set(),
+    "lab": {"trace"},
 }
 
 
