@@ -71,3 +71,16 @@ def test_a_patcher_polling_forever_does_not_hide_the_reader():
     c = compare(Protocol(programs=((("text", "new"), ("poll", "x", 1)), (("exec",),)),
                          readers=frozenset({1})))
     assert c.properties == {"torn-instruction"}
+
+
+def test_a_private_store_is_not_taken_alone_while_its_cpu_may_hold_a_mutex():
+    # Reduction point 7: cpu0's store to x is private to it and, with its IRQs off, nothing
+    # can interrupt it -- but the lockdep assertion after it is performed in the same move,
+    # and cpu1 may release the mutex cpu0 holds first. Taking the store alone there lost
+    # the lockdep violation ("safe").
+    c = compare(Protocol(programs=(
+        (("lock",), ("irqsave",), ("store", "y", 1), ("fence", "mb"), ("store", "x", 1),
+         ("held",)),
+        (("wait", "y", 1), ("unlock",)))))
+    assert c.properties == {"lockdep"}
+    assert c.runs[(False, True, "locals", "lockdep")].property == "lockdep"
