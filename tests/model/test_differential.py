@@ -84,3 +84,16 @@ def test_a_private_store_is_not_taken_alone_while_its_cpu_may_hold_a_mutex():
         (("wait", "y", 1), ("unlock",)))))
     assert c.properties == {"lockdep"}
     assert c.runs[(False, True, "locals", "lockdep")].property == "lockdep"
+
+
+def test_the_only_cpu_an_nmi_can_hit_is_reduced_while_the_nmi_is_left():
+    # Reduction point 1b: cpu2 alone can take the NMI, so its moves (the NMI included) are
+    # a persistent set while the patcher waits; before, no reduction until it was spent
+    # (704 states with the reduction, 884 without).
+    c = compare(Protocol(
+        programs=((("text", "int3"), ("fence", "mb"), ("store", "x", 1), ("wait", "y", 1)),
+                  (("exec",), ("store", "r", 1)), (("exec",), ("store", "r", 1))),
+        nmi_program=(("exec",),), nmis=1, nmi_cpus=(2,), readers=frozenset({1, 2})))
+    assert c.properties == {"unexpected-int3", "deadlock"}
+    assert (c.reference_states, c.runs[(False, False, "locals", None)].states,
+            c.runs[(False, True, "locals", None)].states) == (884, 884, 633)

@@ -208,17 +208,22 @@ def _buffered_store(m: Machine, state: tuple, moves: list[Move]) -> list[Move] |
     before that op (point 7), as a persistent set by itself."""
     cfg = m.cfg
     cpus = state[CPUS]
+    nodes = m.routines.nodes
     for mv in moves:
-        d = mv[0]
-        if mv[1] != "run" or (cpus[d][IRQ] and cfg.ipi_handler is not None) \
-                or (d, "nmi", 0) in moves or _may_hold(state, d):
+        if mv[1] != "run":
             continue
-        op = m.routines.nodes[cpus[d][STACK][-1][1]].op
+        d = mv[0]
+        cpu = cpus[d]
+        op = nodes[cpu[STACK][-1][1]].op
         tp = type(op)
-        if tp is O.IrqSave or (cfg.memory != "sc" and (
+        if not (tp is O.IrqSave or (cfg.memory != "sc" and (
                 tp is O.Store or tp is O.StorePerCpu
-                or (tp is O.Fence and op.kind == "wmb" and cfg.memory == "pso"))):
-            return [mv]
+                or (tp is O.Fence and op.kind == "wmb" and cfg.memory == "pso")))):
+            continue
+        if (cpu[IRQ] and cfg.ipi_handler is not None) or (d, "nmi", 0) in moves \
+                or _may_hold(state, d):
+            continue
+        return [mv]
     return None
 
 
