@@ -97,3 +97,14 @@ def test_the_only_cpu_an_nmi_can_hit_is_reduced_while_the_nmi_is_left():
     assert c.properties == {"unexpected-int3", "deadlock"}
     assert (c.reference_states, c.runs[(False, False, "locals", None)].states,
             c.runs[(False, True, "locals", None)].states) == (884, 884, 633)
+
+
+def test_a_private_store_is_not_taken_alone_while_its_cpu_can_take_an_nmi():
+    # Reduction point 7: cpu1's IRQs are off, but an NMI may still come between its two
+    # stores, and the handler's load forwards from cpu1's own buffer (it reads 2 only
+    # there). Taking the store alone while the NMI was enabled lost the assertion.
+    c = compare(Protocol(
+        programs=((("load", "y"),), (("irqsave",), ("store", "x", 2), ("store", "x", 3))),
+        nmi_program=(("see", "x", 2),), nmis=1, nmi_cpus=(1,)))
+    assert c.properties == {"assert"}
+    assert c.runs[(False, True, "locals", "assert")].property == "assert"
