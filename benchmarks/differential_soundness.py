@@ -53,9 +53,11 @@ def main() -> int:
         tally["states"] += c.states
         tally["runs"] += len(c.runs)
         tally[f"arch {p.arch} / {p.memory} / {p.fetch}"] += 1
-        tally["with readers (reduction compared)"] += bool(p.readers)
+        tally["with readers"] += bool(p.readers)
         tally["with a symmetry class"] += bool(p.symmetric)
         tally["with NMIs"] += bool(p.nmis)
+        tally["with NMIs and readers"] += bool(p.nmis and p.readers)
+        tally["with 2 NMIs"] += p.nmis == 2
         tally[f"{len(p.programs)} CPUs"] += 1
         for prop in sorted(c.properties) or ["(safe)"]:
             tally[f"property {prop}"] += 1

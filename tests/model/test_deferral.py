@@ -213,6 +213,9 @@ def test_isolation_violation_when_the_signal_says_kernel_while_in_userspace():
 def test_symmetry_halves_the_deferral_state_space_with_two_isolated_cpus():
     for proto in ("defer-none", "defer-cr3"):
         system = build(proto, cpus=3, syscalls=0, nmis=1 if proto == "defer-cr3" else 0)
-        a, b = explore(system), explore(system, Bounds(symmetry=False))
+        # without the partial-order reduction, whose private ops (reduction.py point 7)
+        # interleave differently with each representative
+        a = explore(system, Bounds(por=False))
+        b = explore(system, Bounds(symmetry=False, por=False))
         assert a.verdict == b.verdict == "safe"
         assert 1.8 <= b.states / a.states <= 2.0

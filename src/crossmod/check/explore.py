@@ -68,7 +68,7 @@ def explore(system: System, bounds: Bounds | None = None,
     m = Machine(system.config, identity=bounds.identity)
     m.narrate = observer is not None and observer.events
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
-    por = bounds.por and bool(system.config.readers)
+    por = bounds.por
     ignore = bounds.ignore
     init = m.initial_state()
     if canon:

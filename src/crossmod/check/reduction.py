@@ -1,4 +1,5 @@
-"""Partial-order reduction: persistent sets made of one reader CPU's moves.
+"""Partial-order reduction: persistent sets made of one reader CPU's moves, or of one CPU's
+private op.
 
 Owns: `ample(machine, state, moves)`, the moves that alone may be explored from `state`
 (all of them when no smaller persistent set is known). Imports: machine. CPU symmetry lives in
@@ -19,7 +20,15 @@ Then:
 
 1. Two readers never conflict: any two reader moves (runs, drains, IPIs taken, TLB fills)
    commute and neither enables nor disables the other -- except NMIs, which share one
-   budget: no reduction while the budget is unspent and an NMI handler exists.
+   budget: taking one may disable every other CPU's (`Machine.moves`).
+1b. So while an NMI is left, a set holding c's NMI move is persistent only if no other CPU
+   can ever take one (`nmi_cpus` is c alone); a set of c's moves without it only if c
+   cannot take one now (inside its NMI, outside its `nmi_regions`, not in `nmi_cpus`),
+   which no other CPU's move can change: the budget only shrinks, and the rest is c's
+   stack. Other readers' NMIs and the handlers they run are reader moves (A is checked
+   in every context), independent of c's. Points 2 and 4 below apply under these terms;
+   a non-reader that can take an NMI has an enabled move, so it is not frozen (2), and the
+   only non-reader's local op is not taken alone while its own NMI is enabled (4).
 2. A reader c is *ample* when every non-reader is frozen by c: it has no enabled move, and
    what it waits for can only be changed by c -- c still holds its CSD (`csd_lock_wait`),
    or c's own instance of the per-CPU variable it waits on fails the predicate (F6), or it
@@ -63,10 +72,24 @@ Then:
    stays cut along every path that avoids the set, and the set may then offer nothing
    where the full graph goes on. The explorer therefore expands a state fully when a move
    of its ample set is cut (C2: such moves are visible).
+7. Any CPU d (reader or not, any configuration) whose next op is private, when nothing can
+   interrupt d before it: its IRQs are off (or there is no IPI handler) and it cannot
+   take an NMI now (1b). Private: `IrqSave`, and under tso and pso a `Store` or
+   `StorePerCpu` (it only appends to d's buffer, which no other CPU reads; a drain of an
+   older entry commutes with it, as in 4) or a pso `smp_wmb` marker. The move also runs
+   the invisible ops after the op (`Machine._run_invisible`): they touch d's own flag,
+   position and, by `Ghost`'s contract, per-CPU state nobody else reads -- except
+   `lockdep_assert_held`, whose outcome another CPU's unlock can change while d holds the
+   mutex; so no global may hold d's number (`_may_hold`). Then the op commutes with every
+   move other CPUs can make before it, and d's other moves (drains, TLB fills) too:
+   a persistent set of one move. `TextStore` is not private (it widens d's fetch view
+   from text memory, which other CPUs' drains change), nor are loads (no engine knows
+   what other CPUs may yet write).
 
 The lasting guard is differential: tests/model/test_differential.py compares, on random
-protocols under every memory model, the set of properties the search can reach -- one at a
-time, ignoring the others -- with the reduction on and off against a plain walk.
+protocols under every memory model (with and without readers, NMI budgets of 0-2), the
+set of properties the search can reach -- one at a time, ignoring the others -- with the
+reduction on and off against a plain walk.
 """
 
 from __future__ import annotations
@@ -79,8 +102,10 @@ from crossmod.machine.state import (
     IPI,
     IRQ,
     LOCKED,
+    MEM,
     NMIS,
     STACK,
+    MachineConfig,
     read,
     resolve,
 )
@@ -88,17 +113,21 @@ from crossmod.machine.state import (
 
 def ample(m: Machine, state: tuple, moves: list[Move]) -> list[Move]:
     """A persistent subset of `moves`: one local op of a non-reader, else one reader's
-    moves, else everything."""
+    moves, else one CPU's buffered store (point 7), else everything."""
     cfg = m.cfg
-    if not cfg.readers or (state[NMIS] and cfg.nmi_handler is not None):
-        return moves
-    others = [d for d in range(cfg.ncpus) if d not in cfg.readers]
-    if len(others) == 1:
-        runs = [mv for mv in moves if mv[1] == "run" and mv[0] == others[0]]
-        if len(runs) == 1 and _local_op(m, state, others[0]):
-            return runs
-    c = _ample_reader(m, state, moves, others)
-    return moves if c is None else [mv for mv in moves if mv[0] == c]
+    nmi = bool(state[NMIS]) and cfg.nmi_handler is not None
+    if cfg.readers:
+        others = [d for d in range(cfg.ncpus) if d not in cfg.readers]
+        if len(others) == 1:
+            d = others[0]
+            runs = [mv for mv in moves if mv[1] == "run" and mv[0] == d]
+            if len(runs) == 1 and not (nmi and (d, "nmi", 0) in moves) \
+                    and _local_op(m, state, d):
+                return runs
+        c = _ample_reader(m, state, moves, others, nmi)
+        if c is not None:
+            return [mv for mv in moves if mv[0] == c]
+    return _buffered_store(m, state, moves) or moves
 
 
 _LOCAL = (O.IrqSave, O.IrqRestore, O.IrqsEnabled, O.Note, O.Warn, O.AssertHeld, O.Serialize,
@@ -136,13 +165,15 @@ def _no_reader_writes(m: Machine, d: int, raddr: tuple) -> bool:
                                                 and raddr[2] == cfg.pidx.get("tlb"))
 
 
-def _ample_reader(m: Machine, state: tuple, moves: list[Move], others: list[int]) -> int | None:
-    """The reader whose moves form a persistent set in `state`, if any (point 2 above)."""
+def _ample_reader(m: Machine, state: tuple, moves: list[Move], others: list[int],
+                  nmi: bool) -> int | None:
+    """The reader whose moves form a persistent set in `state`, if any (points 2, 1b)."""
     movers = {mv[0] for mv in moves}
     if any(d in movers for d in others):
         return None
     for c in sorted(m.cfg.readers):
-        if c in movers and all(_frozen_by(m, state, d, c) for d in others):
+        if c in movers and all(_frozen_by(m, state, d, c) for d in others) \
+                and not (nmi and (c, "nmi", 0) in moves and not _nmi_cpus(m.cfg) <= {c}):
             return c
     return None
 
@@ -170,3 +201,37 @@ def _frozen_by(m: Machine, state: tuple, d: int, c: int) -> bool:
 def _only_c_writes(m: Machine, c: int, raddr: tuple) -> bool:
     """Of the readers, only c can write `raddr` (frozen non-readers write nothing)."""
     return raddr[0] == "g" or raddr[1] == c or raddr[1] not in m.cfg.readers
+
+
+def _buffered_store(m: Machine, state: tuple, moves: list[Move]) -> list[Move] | None:
+    """The run of a CPU whose next op is private to it and which nothing can interrupt
+    before that op (point 7), as a persistent set by itself."""
+    cfg = m.cfg
+    cpus = state[CPUS]
+    nodes = m.routines.nodes
+    for mv in moves:
+        if mv[1] != "run":
+            continue
+        d = mv[0]
+        cpu = cpus[d]
+        op = nodes[cpu[STACK][-1][1]].op
+        tp = type(op)
+        if not (tp is O.IrqSave or (cfg.memory != "sc" and (
+                tp is O.Store or tp is O.StorePerCpu
+                or (tp is O.Fence and op.kind == "wmb" and cfg.memory == "pso")))):
+            continue
+        if (cpu[IRQ] and cfg.ipi_handler is not None) or (d, "nmi", 0) in moves \
+                or _may_hold(state, d):
+            continue
+        return [mv]
+    return None
+
+
+def _may_hold(state: tuple, d: int) -> bool:
+    """Some global holds the number d: a mutex d may hold, which another CPU's unlock could
+    release before a `lockdep_assert_held` in the invisible ops after d's op (point 7)."""
+    return any(type(v) is int and v == d for v in state[MEM])
+
+
+def _nmi_cpus(cfg: MachineConfig) -> frozenset[int]:
+    return frozenset(range(cfg.ncpus) if cfg.nmi_cpus is None else cfg.nmi_cpus)

@@ -32,7 +32,7 @@ class Bounds:
     max_depth    the step bound: a path longer than this is reported (verdict "bound")
     max_seconds  wall-clock limit (None: none)
     symmetry     identify states that differ only by renumbering interchangeable CPUs
-    por          partial-order reduction over the machine's declared reader CPUs
+    por          partial-order reduction (check/reduction.py: declared reader CPUs, private ops)
     identity     routine-state identity: "locals" (fast) or "history" (always sound)
     ignore       properties not to stop at ("deadlock" included): a move that breaks one
                  ends its path silently, so the search goes on to the others
