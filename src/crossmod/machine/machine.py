@@ -23,15 +23,18 @@ from typing import Any
 
 from crossmod.machine import cpu as X
 from crossmod.machine import events as E
+from crossmod.machine import ops as O
 from crossmod.machine import text as T
 from crossmod.machine.ops import RETRY
 from crossmod.machine.routines import ModelError, Node, RoutineTable, routine_name
 from crossmod.machine.state import (
+    COMMITTED,
     CPUS,
     CSDQ,
     IPI,
     IRQ,
     LOCKED,
+    MEM,
     NMIS,
     SB,
     STACK,
@@ -40,6 +43,7 @@ from crossmod.machine.state import (
     MachineConfig,
     Work,
     check_declared,
+    resolve,
 )
 
 Move = tuple[int, str, int]
@@ -60,6 +64,13 @@ class Machine:
         self._nmi_cpus = frozenset(cfg.nmi_cpus if cfg.nmi_cpus is not None
                                    else range(cfg.ncpus))
         self._nmi_regions = {c: frozenset(f.__code__ for f in fns) for c, fns in cfg.nmi_regions}
+        # The step memo (DESIGN.md "Engines", (c) memoise): a move that touches only its own
+        # CPU and the shared part of the state is a function of (its CPU's tuple, memory,
+        # text, NMI budget, committed effects), so its outcome is tabulated under that key
+        # and reused in every state that differs only in the other CPUs (`_local`).
+        self._memo: dict[tuple, tuple] = {}
+        self._local_run: dict[tuple[int, int], bool] = {}
+        self.memo_hits = 0
 
     # ---- state -----------------------------------------------------------------------
     def initial_state(self) -> tuple:
@@ -151,10 +162,9 @@ class Machine:
         `events` are the step's up to the violation, the `Violated` event last.
         """
         c, kind, alt = move
-        w = Work(self.cfg, state)
         if not self.narrate:
-            self._move(w, state, c, kind, alt)
-            return w.freeze(), ()
+            return self._quiet_step(state, c, kind, alt), ()
+        w = Work(self.cfg, state)
         ev: list[E.Event] = []
         w.ev = ev
         try:
@@ -163,6 +173,68 @@ class Machine:
             v.events = (*ev, E.Violated(c, v.prop, v.message, v.site, v.fetched))
             raise
         return w.freeze(), tuple(ev)
+
+    def _quiet_step(self, state: tuple, c: int, kind: str, alt: int) -> tuple:
+        """`step` without narration, through the step memo when the move is local."""
+        cpus = state[CPUS]
+        cpu = cpus[c]
+        if not self._local(cpu, c, kind, alt):
+            w = Work(self.cfg, state)
+            self._move(w, state, c, kind, alt)
+            return w.freeze()
+        key = (c, kind, alt, cpu, state[MEM], state[TEXT], state[NMIS], state[COMMITTED])
+        hit = self._memo.get(key)
+        if hit is None:
+            w = Work(self.cfg, state)
+            try:
+                self._move(w, state, c, kind, alt)
+            except X.Violation as v:
+                self._remember(key, (None, v.prop, v.message, v.site, v.fetched))
+                raise
+            t = w.freeze()
+            hit = (t[CPUS][c], t[MEM], t[TEXT], t[NMIS], t[COMMITTED])
+            self._remember(key, hit)
+            return t
+        self.memo_hits += 1
+        ncpu = hit[0]
+        if ncpu is None:
+            raise X.Violation(hit[1], hit[2], hit[3], hit[4])
+        return (hit[1], hit[2], (*cpus[:c], ncpu, *cpus[c + 1:]), hit[3], hit[4])
+
+    def _remember(self, key: tuple, value: tuple) -> None:
+        if len(self._memo) >= MEMO_ENTRIES:
+            self._memo.clear()  # a bound on memory, not on correctness: misses recompute
+        self._memo[key] = value
+
+    def _local(self, cpu: tuple, c: int, kind: str, alt: int) -> bool:
+        """Whether the move reads and writes no other CPU's tuple (`_quiet_step`)."""
+        if kind == "run":
+            nid = cpu[STACK][-1][1]
+            local = self._local_run.get((nid, c))
+            if local is None:
+                local = self._local_run[(nid, c)] = self._local_op(self.routines.nodes[nid].op, c)
+            return local
+        if kind == "drain":
+            a = cpu[SB][alt][0]
+            k = a[0]
+            return k == "g" or k == "c" or k == "w" or (k == "p" and a[1] == c)
+        return True  # irq, nmi, fill: this CPU's fields, memory and text only
+
+    def _local_op(self, op: Any, c: int) -> bool:
+        if op is None:  # a return: this CPU's stack, flag and views; text, committed
+            return True
+        tp = type(op)
+        sc = self.cfg.memory == "sc"
+        if tp in _LOCAL_OPS or (tp in _LOCAL_UNLESS_SC and not sc):
+            return True
+        if tp in _ADDR_OPS:
+            addrs = op.addrs if hasattr(op, "addrs") else (op.addr,)
+            try:
+                raddrs = [resolve(self.cfg, c, a) for a in addrs]
+            except ModelError:
+                return False
+            return all(r[0] == "g" or r[1] == c for r in raddrs)
+        return False
 
     def _move(self, w: Work, state: tuple, c: int, kind: str, alt: int) -> None:
         if kind == "run":
@@ -398,3 +470,18 @@ class Machine:
 
 
 _CTX = {ctx.value: ctx for ctx in E.Ctx}
+
+MEMO_ENTRIES = 1 << 20
+# Ops whose step reads and writes only the performing CPU's tuple and the shared part of
+# the state (machine/cpu.py): everything but IPIs and CSD locks aimed at others, the waits
+# and RMWs over every CPU, and stores that reach memory at once under "sc" (a text byte
+# reaching memory widens every CPU's views; a `pall` store writes every CPU's instance).
+_LOCAL_OPS: frozenset[type] = frozenset({
+    O.Fence, O.Serialize, O.ExecSite, O.PatchReturned, O.IrqSave, O.IrqRestore,
+    O.IrqsEnabled, O.CsdDequeueAll, O.CsdUnlock, O.MutexLock, O.MutexUnlock, O.StackFree,
+    O.TlbAccess, O.WriteCr3, O.TlbFlushKernel, O.FreePage, O.Choose, O.ReadText, O.Note,
+    O.Warn, O.AssertHeld, O.Ghost, O.SmpProcessorId})
+_LOCAL_UNLESS_SC: frozenset[type] = frozenset({O.TextStore, O.StorePerCpu})
+# Ops local when every address they name is a global or this CPU's own instance.
+_ADDR_OPS: frozenset[type] = frozenset({O.Load, O.Store, O.Rmw, O.WaitUntil,
+                                        O.CpumaskClearCpu, O.Check, O.WaitAll})
