@@ -70,6 +70,8 @@ class Machine:
         # and reused in every state that differs only in the other CPUs (`_local`).
         self._memo: dict[tuple, tuple] = {}
         self._local_run: dict[tuple[int, int], bool] = {}
+        self._moves_memo: dict[tuple, tuple[Move, ...]] = {}
+        self._local_moves: dict[tuple[int, int], bool] = {}
         self.memo_hits = 0
 
     # ---- state -----------------------------------------------------------------------
@@ -111,30 +113,63 @@ class Machine:
     # ---- moves -----------------------------------------------------------------------
     def moves(self, state: tuple) -> list[Move]:
         out: list[Move] = []
-        cfg = self.cfg
-        nodes = self.routines.nodes
+        mem, nmis = state[MEM], state[NMIS]
+        memo = self._moves_memo
         for c, cpu in enumerate(state[CPUS]):
             stack = cpu[STACK]
-            if stack:
-                node = nodes[stack[-1][1]]
-                if node.op is None:
-                    if stack[-1][0] == "task" or not cpu[SB]:
-                        out.append((c, "run", 0))
-                else:
-                    for alt in range(X.enabled(self, state, c, node.op)):
-                        out.append((c, "run", alt))
-            if cpu[SB]:
-                for alt in self._drainable(cpu[SB]):
-                    out.append((c, "drain", alt))
-            if cpu[IPI] and cpu[IRQ] and cfg.ipi_handler is not None:
-                out.append((c, "irq", 0))
-            if (state[NMIS] and cfg.nmi_handler is not None and c in self._nmi_cpus
-                    and not any(f[0] == "nmi" for f in stack)
-                    and (c not in self._nmi_regions or self._in_nmi_region(c, stack))):
-                out.append((c, "nmi", 0))
-            if cfg.tlb_vas:
-                out.extend((c, "fill", i) for i in X.tlb_fillable(self, state, c))
+            if stack and not self._local_enabled(stack[-1][1], c):
+                out.extend(self._cpu_moves(state, c, cpu))
+                continue
+            key = (c, cpu, mem, nmis)
+            hit = memo.get(key)
+            if hit is None:
+                if len(memo) >= MEMO_ENTRIES:
+                    memo.clear()
+                hit = memo[key] = self._cpu_moves(state, c, cpu)
+            out.extend(hit)
         return out
+
+    def _local_enabled(self, nid: int, c: int) -> bool:
+        """Whether CPU c's moves at node `nid` depend on no other CPU's tuple: then they are
+        a function of (its tuple, memory, NMI budget) and `moves` tabulates them."""
+        k = (nid, c)
+        local = self._local_moves.get(k)
+        if local is None:
+            op = self.routines.nodes[nid].op
+            tp = type(op)
+            if tp in _ENABLED_FOREIGN:
+                local = False
+            elif tp in (O.WaitUntil, O.WaitAll):
+                local = self._local_op(op, c)
+            else:
+                local = True
+            self._local_moves[k] = local
+        return local
+
+    def _cpu_moves(self, state: tuple, c: int, cpu: tuple) -> tuple[Move, ...]:
+        out: list[Move] = []
+        cfg = self.cfg
+        stack = cpu[STACK]
+        if stack:
+            node = self.routines.nodes[stack[-1][1]]
+            if node.op is None:
+                if stack[-1][0] == "task" or not cpu[SB]:
+                    out.append((c, "run", 0))
+            else:
+                for alt in range(X.enabled(self, state, c, node.op)):
+                    out.append((c, "run", alt))
+        if cpu[SB]:
+            for alt in self._drainable(cpu[SB]):
+                out.append((c, "drain", alt))
+        if cpu[IPI] and cpu[IRQ] and cfg.ipi_handler is not None:
+            out.append((c, "irq", 0))
+        if (state[NMIS] and cfg.nmi_handler is not None and c in self._nmi_cpus
+                and not any(f[0] == "nmi" for f in stack)
+                and (c not in self._nmi_regions or self._in_nmi_region(c, stack))):
+            out.append((c, "nmi", 0))
+        if cfg.tlb_vas:
+            out.extend((c, "fill", i) for i in X.tlb_fillable(self, state, c))
+        return tuple(out)
 
     def _in_nmi_region(self, c: int, stack: tuple) -> bool:
         """Whether one of CPU c's contexts is inside a routine of its NMI region."""
@@ -482,6 +517,9 @@ _LOCAL_OPS: frozenset[type] = frozenset({
     O.TlbAccess, O.WriteCr3, O.TlbFlushKernel, O.FreePage, O.Choose, O.ReadText, O.Note,
     O.Warn, O.AssertHeld, O.Ghost, O.SmpProcessorId})
 _LOCAL_UNLESS_SC: frozenset[type] = frozenset({O.TextStore, O.StorePerCpu})
+# Ops whose enabledness reads other CPUs' tuples (their CSD locks, their per-CPU data).
+_ENABLED_FOREIGN: frozenset[type] = frozenset({O.WaitPerCpu, O.CsdQueue, O.CsdLockWait,
+                                               O.CsdQueueCond})
 # Ops local when every address they name is a global or this CPU's own instance.
 _ADDR_OPS: frozenset[type] = frozenset({O.Load, O.Store, O.Rmw, O.WaitUntil,
                                         O.CpumaskClearCpu, O.Check, O.WaitAll})
