@@ -14,6 +14,7 @@ trail is told by replaying, never from a log (STYLE.md rule 28).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -64,7 +65,12 @@ def explore(system: System, bounds: Bounds | None = None,
             progress: Progress | None = None, observer: Observer | None = None) -> Verdict:
     """Explore every interleaving of `system` within `bounds`."""
     bounds = bounds or Bounds()
+    if bounds.store != "exact":
+        from crossmod.check.store import explore_compact  # it reuses this module's parts
+
+        return explore_compact(system, bounds, progress, observer)
     t0 = time.perf_counter()
+    rss0 = _rss()
     m = Machine(system.config, identity=bounds.identity)
     m.narrate = observer is not None and observer.events
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
@@ -124,11 +130,25 @@ def explore(system: System, bounds: Bounds | None = None,
             progress(len(parent), transitions, depth)
     v = _verdict(system, m, canon, parent, found, (stop, limit), transitions, depth, t0,
                  por, ignore)
+    grown = _rss() - rss0
+    v.stats.update(store="exact", rss_growth_bytes=grown,
+                   bytes_per_state=round(grown / len(parent)) if grown > 0 else None)
     if bounds.liveness and v.verdict == "safe" and "liveness" not in ignore:
         from crossmod.check.liveness import liveness  # it replays through this module
 
         return liveness(system, bounds, v, progress)
     return v
+
+
+def _rss() -> int:
+    """This process's resident set in bytes (Linux /proc; 0 elsewhere): its growth over a
+    search, divided by the states stored, is the bytes a stored state costs (memo tables
+    and the routine table included)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
