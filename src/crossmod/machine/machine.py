@@ -68,9 +68,11 @@ class Machine:
         # CPU and the shared part of the state is a function of (its CPU's tuple, memory,
         # text, NMI budget, committed effects), so its outcome is tabulated under that key
         # and reused in every state that differs only in the other CPUs (`_local`).
-        self._memo: dict[tuple, tuple] = {}
+        self._memo: dict[tuple, dict[tuple, tuple]] = {}
+        self._memo_size = 0
+        self._last_shared: tuple[tuple, dict] | None = None
         self._local_run: dict[tuple[int, int], bool] = {}
-        self._moves_memo: dict[tuple, tuple[Move, ...]] = {}
+        self._moves_memo: dict[tuple, dict[tuple, tuple[Move, ...]]] = {}
         self._local_moves: dict[tuple[int, int], bool] = {}
         self.memo_hits = 0
 
@@ -113,19 +115,17 @@ class Machine:
     # ---- moves -----------------------------------------------------------------------
     def moves(self, state: tuple) -> list[Move]:
         out: list[Move] = []
-        mem, nmis = state[MEM], state[NMIS]
-        memo = self._moves_memo
+        memo = self._shared_memo(self._moves_memo, (state[MEM], state[NMIS]))
         for c, cpu in enumerate(state[CPUS]):
             stack = cpu[STACK]
             if stack and not self._local_enabled(stack[-1][1], c):
                 out.extend(self._cpu_moves(state, c, cpu))
                 continue
-            key = (c, cpu, mem, nmis)
+            key = (c, cpu)
             hit = memo.get(key)
             if hit is None:
-                if len(memo) >= MEMO_ENTRIES:
-                    memo.clear()
                 hit = memo[key] = self._cpu_moves(state, c, cpu)
+                self._memo_size += 1
             out.extend(hit)
         return out
 
@@ -217,18 +217,26 @@ class Machine:
             w = Work(self.cfg, state)
             self._move(w, state, c, kind, alt)
             return w.freeze()
-        key = (c, kind, alt, cpu, state[MEM], state[TEXT], state[NMIS], state[COMMITTED])
-        hit = self._memo.get(key)
+        shared = state[MEM], state[TEXT], state[NMIS], state[COMMITTED]
+        last = self._last_shared
+        if last is not None and all(a is b for a, b in zip(shared, last[0], strict=True)):
+            memo = last[1]  # the state's other moves: its shared part hashed once
+        else:
+            memo = self._shared_memo(self._memo, shared)
+            self._last_shared = (shared, memo)
+        key = (c, kind, alt, cpu)
+        hit = memo.get(key)
         if hit is None:
             w = Work(self.cfg, state)
             try:
                 self._move(w, state, c, kind, alt)
             except X.Violation as v:
-                self._remember(key, (None, v.prop, v.message, v.site, v.fetched))
+                memo[key] = (None, v.prop, v.message, v.site, v.fetched)
+                self._memo_size += 1
                 raise
             t = w.freeze()
-            hit = (t[CPUS][c], t[MEM], t[TEXT], t[NMIS], t[COMMITTED])
-            self._remember(key, hit)
+            memo[key] = (t[CPUS][c], t[MEM], t[TEXT], t[NMIS], t[COMMITTED])
+            self._memo_size += 1
             return t
         self.memo_hits += 1
         ncpu = hit[0]
@@ -236,10 +244,19 @@ class Machine:
             raise X.Violation(hit[1], hit[2], hit[3], hit[4])
         return (hit[1], hit[2], (*cpus[:c], ncpu, *cpus[c + 1:]), hit[3], hit[4])
 
-    def _remember(self, key: tuple, value: tuple) -> None:
-        if len(self._memo) >= MEMO_ENTRIES:
-            self._memo.clear()  # a bound on memory, not on correctness: misses recompute
-        self._memo[key] = value
+    def _shared_memo(self, table: dict[tuple, dict], shared: tuple) -> dict:
+        """The memo of the moves made from `shared` (the part of a state every CPU sees),
+        keyed by the moving CPU's tuple: one hash of the shared part per state."""
+        memo = table.get(shared)
+        if memo is None:
+            if self._memo_size >= MEMO_ENTRIES:
+                # a bound on memory, not on correctness: a miss recomputes
+                self._memo.clear()
+                self._moves_memo.clear()
+                self._memo_size = 0
+                self._last_shared = None
+            memo = table[shared] = {}
+        return memo
 
     def _local(self, cpu: tuple, c: int, kind: str, alt: int) -> bool:
         """Whether the move reads and writes no other CPU's tuple (`_quiet_step`)."""
