@@ -217,13 +217,13 @@ class Machine:
             w = Work(self.cfg, state)
             self._move(w, state, c, kind, alt)
             return w.freeze()
-        shared = state[MEM], state[TEXT], state[NMIS], state[COMMITTED]
         last = self._last_shared
-        if last is not None and all(a is b for a, b in zip(shared, last[0], strict=True)):
+        if last is not None and last[0] is state:
             memo = last[1]  # the state's other moves: its shared part hashed once
         else:
-            memo = self._shared_memo(self._memo, shared)
-            self._last_shared = (shared, memo)
+            memo = self._shared_memo(self._memo, (state[MEM], state[TEXT], state[NMIS],
+                                                  state[COMMITTED]))
+            self._last_shared = (state, memo)
         key = (c, kind, alt, cpu)
         hit = memo.get(key)
         if hit is None:

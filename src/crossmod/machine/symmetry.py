@@ -81,9 +81,8 @@ class Canonicalizer:
         mem = state[MEM]
         gvals = tuple([mem[i] for i in self._cpu_gidx])
         key = (tuple([cpus[c] for c in self._members]), gvals)
-        if key in self._perms:
-            p = self._perms[key]
-        else:
+        p = self._perms.get(key, _UNSEEN)
+        if p is _UNSEEN:
             if len(self._perms) >= PERM_ENTRIES:
                 self._perms.clear()  # bounds memory; a miss recomputes the same answer
             p = self._perms[key] = self._choose(cpus, mem, gvals)
@@ -184,6 +183,7 @@ class Canonicalizer:
 
 
 PERM_ENTRIES = 1 << 20
+_UNSEEN: Any = object()
 
 
 def _names_cpu(v: Any, c: int) -> bool:
