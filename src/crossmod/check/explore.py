@@ -101,21 +101,23 @@ def explore(system: System, bounds: Bounds | None = None,
                     break
                 continue
             amp = _ample(m, s, mv, por)
-            succ = _successors(m, canon, s, amp, parent, fresh, ignore)
+            reduced = len(amp) < len(mv)
+            succ = _successors(m, canon, s, amp, parent, fresh if reduced else None, ignore)
             # C3: a move of the ample set may close a cycle. And a move cut for breaking an
             # ignored property is visible (C2): the persistent set it belongs to may be left
             # with no move at all, so the state is expanded fully (check/reduction.py, 6).
-            if len(amp) < len(mv) and (succ[2] or succ[3]):
-                succ = _successors(m, canon, s, mv, parent, fresh, ignore)
+            if reduced and (succ[2] or succ[3]):
+                succ = _successors(m, canon, s, mv, parent, None, ignore)
             found = succ[1]
             transitions += len(succ[0])
             for t, move, events in succ[0]:
                 if observer is not None:
                     observer.transition(s, move, t, events)
-                if t not in parent:
-                    parent[t] = (s, move)
+                link = (s, move)
+                if parent.setdefault(t, link) is link:  # one hash: t is new
                     frontier.append(t)
-                    fresh.add(t)
+                    if por:  # (only the reduction's C3 proviso asks what is fresh)
+                        fresh.add(t)
             if found:
                 break
             if len(parent) > bounds.max_states:
@@ -158,12 +160,13 @@ def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
-                parent: dict, fresh: set, ignore: frozenset[str] = frozenset()
+                parent: dict, fresh: set | None, ignore: frozenset[str] = frozenset()
                 ) -> tuple[list[tuple[tuple, Move, tuple[Event, ...]]], tuple | None, bool, bool]:
     """(successor, move, events) triples, the first violation met, whether a successor is
     no deeper than `s` (known before this level): every cycle has such an edge, so expanding its
     source fully leaves no cycle without a fully expanded state (the C3 proviso for
-    breadth-first search), and whether a move was cut for breaking an ignored property."""
+    breadth-first search; not asked, and False, when `fresh` is None: the caller expands `s`
+    fully anyway), and whether a move was cut for breaking an ignored property."""
     out: list[tuple[tuple, Move, tuple[Event, ...]]] = []
     seen = cut = False
     for move in moves:
@@ -176,7 +179,7 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
             return out, (v.prop, s, move, v.message), seen, cut
         if canon:
             t, _ = canon(t, s)
-        seen = seen or (t in parent and t not in fresh)
+        seen = seen or (fresh is not None and t in parent and t not in fresh)
         out.append((t, move, events))
     return out, None, seen, cut
 
