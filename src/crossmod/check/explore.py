@@ -2,7 +2,8 @@
 
 Owns: `explore(system, bounds, observer=) -> Verdict` (the only search: other engines
 watch it through an `Observer`) and `replay_schedule(system, choices) -> Trail`. Imports:
-machine, check.verdict, check.reduction. Never imports kernel or catalogue.
+machine, check.verdict, check.reduction (and check.store, which runs the search on a
+hash-compact or bitstate store when `Bounds.store` asks). Never imports kernel or catalogue.
 
 Breadth-first order makes the first violation found a shortest one (fewest moves); among
 equally short ones it is the first in the order the machine lists moves, so the result is

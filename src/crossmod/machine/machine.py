@@ -4,7 +4,10 @@ Owns: `Machine.moves(state)` -- every choice enabled in a state (which CPU runs,
 bytes a fetch sees, which store drains, when a pending IPI or an NMI is taken) -- and
 `Machine.step(state, move)`, the single place where an op is applied and the next choice is
 offered (loom's `branch()`); a step reports what happened as events (machine/events.py).
-Imports: machine.*; knows no protocol and no engine.
+Imports: machine.*; knows no protocol and no engine. Unnarrated, a step and a CPU's moves
+go through memo tables (`_quiet_step`, `moves`) when they read no other CPU's tuple: the
+memoise idea of DESIGN.md "Engines"; tests/model/test_memo.py checks them against a fresh
+computation.
 
 A move is `(cpu, kind, alt)`:
   run    the top context of `cpu` performs its next op (`alt` picks a fetch outcome) or, when
