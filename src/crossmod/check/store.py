@@ -129,7 +129,7 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     m = Machine(system.config, identity=bounds.identity)
     m.narrate = observer is not None and observer.events
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
-    por = bounds.por and bool(system.config.readers)
+    por = bounds.por  # as check/explore.py: the reduction decides where it applies
     ignore = bounds.ignore
     store: HashCompact | Bitstate = HashCompact() if bounds.store == "hash-compact" else \
         Bitstate(bounds.bitstate_bits)
