@@ -2,7 +2,8 @@
 
 Owns: `explore(system, bounds, observer=) -> Verdict` (the only search: other engines
 watch it through an `Observer`) and `replay_schedule(system, choices) -> Trail`. Imports:
-machine, check.verdict, check.reduction. Never imports kernel or catalogue.
+machine, check.verdict, check.reduction (and check.store, which runs the search on a
+hash-compact or bitstate store when `Bounds.store` asks). Never imports kernel or catalogue.
 
 Breadth-first order makes the first violation found a shortest one (fewest moves); among
 equally short ones it is the first in the order the machine lists moves, so the result is
@@ -14,6 +15,7 @@ trail is told by replaying, never from a log (STYLE.md rule 28).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -64,7 +66,12 @@ def explore(system: System, bounds: Bounds | None = None,
             progress: Progress | None = None, observer: Observer | None = None) -> Verdict:
     """Explore every interleaving of `system` within `bounds`."""
     bounds = bounds or Bounds()
+    if bounds.store != "exact":
+        from crossmod.check.store import explore_compact  # it reuses this module's parts
+
+        return explore_compact(system, bounds, progress, observer)
     t0 = time.perf_counter()
+    rss0 = _rss()
     m = Machine(system.config, identity=bounds.identity)
     m.narrate = observer is not None and observer.events
     canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
@@ -95,21 +102,23 @@ def explore(system: System, bounds: Bounds | None = None,
                     break
                 continue
             amp = _ample(m, s, mv, por)
-            succ = _successors(m, canon, s, amp, parent, fresh, ignore)
+            reduced = len(amp) < len(mv)
+            succ = _successors(m, canon, s, amp, parent, fresh if reduced else None, ignore)
             # C3: a move of the ample set may close a cycle. And a move cut for breaking an
             # ignored property is visible (C2): the persistent set it belongs to may be left
             # with no move at all, so the state is expanded fully (check/reduction.py, 6).
-            if len(amp) < len(mv) and (succ[2] or succ[3]):
-                succ = _successors(m, canon, s, mv, parent, fresh, ignore)
+            if reduced and (succ[2] or succ[3]):
+                succ = _successors(m, canon, s, mv, parent, None, ignore)
             found = succ[1]
             transitions += len(succ[0])
             for t, move, events in succ[0]:
                 if observer is not None:
                     observer.transition(s, move, t, events)
-                if t not in parent:
-                    parent[t] = (s, move)
+                link = (s, move)
+                if parent.setdefault(t, link) is link:  # one hash: t is new
                     frontier.append(t)
-                    fresh.add(t)
+                    if por:  # (only the reduction's C3 proviso asks what is fresh)
+                        fresh.add(t)
             if found:
                 break
             if len(parent) > bounds.max_states:
@@ -124,11 +133,25 @@ def explore(system: System, bounds: Bounds | None = None,
             progress(len(parent), transitions, depth)
     v = _verdict(system, m, canon, parent, found, (stop, limit), transitions, depth, t0,
                  por, ignore)
+    grown = _rss() - rss0
+    v.stats.update(store="exact", rss_growth_bytes=grown,
+                   bytes_per_state=round(grown / len(parent)) if grown > 0 else None)
     if bounds.liveness and v.verdict == "safe" and "liveness" not in ignore:
         from crossmod.check.liveness import liveness  # it replays through this module
 
         return liveness(system, bounds, v, progress)
     return v
+
+
+def _rss() -> int:
+    """This process's resident set in bytes (Linux /proc; 0 elsewhere): its growth over a
+    search, divided by the states stored, is the bytes a stored state costs (memo tables
+    and the routine table included)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
@@ -138,12 +161,13 @@ def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
-                parent: dict, fresh: set, ignore: frozenset[str] = frozenset()
+                parent: dict, fresh: set | None, ignore: frozenset[str] = frozenset()
                 ) -> tuple[list[tuple[tuple, Move, tuple[Event, ...]]], tuple | None, bool, bool]:
     """(successor, move, events) triples, the first violation met, whether a successor is
     no deeper than `s` (known before this level): every cycle has such an edge, so expanding its
     source fully leaves no cycle without a fully expanded state (the C3 proviso for
-    breadth-first search), and whether a move was cut for breaking an ignored property."""
+    breadth-first search; not asked, and False, when `fresh` is None: the caller expands `s`
+    fully anyway), and whether a move was cut for breaking an ignored property."""
     out: list[tuple[tuple, Move, tuple[Event, ...]]] = []
     seen = cut = False
     for move in moves:
@@ -156,7 +180,7 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
             return out, (v.prop, s, move, v.message), seen, cut
         if canon:
             t, _ = canon(t, s)
-        seen = seen or (t in parent and t not in fresh)
+        seen = seen or (fresh is not None and t in parent and t not in fresh)
         out.append((t, move, events))
     return out, None, seen, cut
 

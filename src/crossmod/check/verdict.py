@@ -38,6 +38,10 @@ class Bounds:
                  ends its path silently, so the search goes on to the others
     liveness     after a safe search, check property 5 on the whole state graph: under
                  fairness every started routine completes (check/liveness.py)
+    store        "exact" (the states themselves), or, for a search too large for memory,
+                 "hash-compact" (64-bit hashes) or "bitstate" (`bitstate_bits` bits, three
+                 per state): these may omit states, so they never conclude "safe"
+                 (check/store.py)
     """
 
     max_states: int = 3_000_000
@@ -48,6 +52,15 @@ class Bounds:
     identity: str = "locals"
     ignore: frozenset[str] = frozenset()
     liveness: bool = False
+    store: str = "exact"
+    bitstate_bits: int = 1 << 27
+
+    def __post_init__(self) -> None:
+        if self.store not in ("exact", "hash-compact", "bitstate"):
+            raise ValueError(f"store must be exact, hash-compact or bitstate, not "
+                             f"{self.store!r}")
+        if self.bitstate_bits < 8:
+            raise ValueError(f"bitstate_bits must be 8 or more, not {self.bitstate_bits}")
 
 
 class VerdictKind(StrEnum):
@@ -67,8 +80,14 @@ class StopReason(StrEnum):
     STEP_BOUND = "step bound"
     STATE_LIMIT = "state limit"
     TIME_LIMIT = "time limit"
+    HASH_COMPACT = "hash-compact"  # explored on 64-bit hashes: not a proof
+    BITSTATE = "bitstate"  # explored on a bit array: not a proof
 
     def describe(self, limit: float | None = None) -> str:
+        if self is StopReason.HASH_COMPACT or self is StopReason.BITSTATE:
+            est = f"{limit:.3g}" if limit is not None else "?"
+            return (f"{self.value}: every state reached was explored unless a hash "
+                    f"collision hid it; an estimated {est} states may have been omitted")
         if self is StopReason.STEP_BOUND or self is StopReason.STATE_LIMIT:
             return f"{self.value} {limit} reached"
         if self is StopReason.TIME_LIMIT:

@@ -131,6 +131,10 @@ def _command(protocol: str, variant: str, params: dict[str, Any], bounds: Bounds
         args += ["--max-seconds", f"{bounds.max_seconds:g}"]
     args += ["--no-symmetry"] * (not bounds.symmetry) + ["--no-por"] * (not bounds.por)
     args += ["--liveness"] * bounds.liveness
+    if bounds.store != default.store:
+        args += ["--store", bounds.store]
+    if bounds.store == "bitstate" and bounds.bitstate_bits != default.bitstate_bits:
+        args += ["--bitstate-bits", str(bounds.bitstate_bits)]
     for prop in sorted(bounds.ignore):
         args += ["--ignore", prop]
     return shlex.join(args)
@@ -176,19 +180,29 @@ PER_ROW = ("variant", "cpus", "nmis", "fetch", "memory", "arch", "sites", "users
                    "reduction).")
 @click.option("--commands", is_flag=True,
               help="With --all: under each row, the command that reproduces it.")
+@click.option("--store", type=click.Choice(["exact", "hash-compact", "bitstate"]),
+              default="exact", show_default=True,
+              help="Visited-state store: the states, or for a search too large for memory "
+                   "64-bit hashes of them or a bit array (SPIN's hash-compact and "
+                   "bitstate): these may omit states, so the verdict is never \"safe\".")
+@click.option("--bitstate-bits", type=click.IntRange(8), default=Bounds.bitstate_bits,
+              show_default=True, help="Size of the bitstate store's bit array.")
 @click.pass_context
 def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
           cpus: int | None, nmis: int | None, fetch: str | None, memory: str | None,
           arch: str | None, sites: int | None, users: int | None, sets: tuple[str, ...],
           as_json: bool, perfetto_out: str | None, max_states: int, max_depth: int,
           max_seconds: float | None, no_symmetry: bool, no_por: bool,
-          ignored: tuple[str, ...], liveness: bool, commands: bool) -> int:
+          ignored: tuple[str, ...], liveness: bool, commands: bool, store: str,
+          bitstate_bits: int) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
     verdict differs from the one expected), 2 on bad input."""
     bounds = Bounds(max_states=max_states, max_depth=max_depth, max_seconds=max_seconds,
                     symmetry=not no_symmetry, por=not no_por, ignore=frozenset(ignored),
-                    liveness=liveness)
+                    liveness=liveness, store=store, bitstate_bits=bitstate_bits)
+    if liveness and store != "exact":
+        return _fail("--liveness needs the whole state graph: use it with --store exact")
     if run_all:
         if protocol:
             return _fail("give either PROTOCOL or --all, not both")

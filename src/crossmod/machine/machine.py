@@ -4,7 +4,10 @@ Owns: `Machine.moves(state)` -- every choice enabled in a state (which CPU runs,
 bytes a fetch sees, which store drains, when a pending IPI or an NMI is taken) -- and
 `Machine.step(state, move)`, the single place where an op is applied and the next choice is
 offered (loom's `branch()`); a step reports what happened as events (machine/events.py).
-Imports: machine.*; knows no protocol and no engine.
+Imports: machine.*; knows no protocol and no engine. Unnarrated, a step and a CPU's moves
+go through memo tables (`_quiet_step`, `moves`) when they read no other CPU's tuple: the
+memoise idea of DESIGN.md "Engines"; tests/model/test_memo.py checks them against a fresh
+computation.
 
 A move is `(cpu, kind, alt)`:
   run    the top context of `cpu` performs its next op (`alt` picks a fetch outcome) or, when
@@ -23,15 +26,18 @@ from typing import Any
 
 from crossmod.machine import cpu as X
 from crossmod.machine import events as E
+from crossmod.machine import ops as O
 from crossmod.machine import text as T
 from crossmod.machine.ops import RETRY
 from crossmod.machine.routines import ModelError, Node, RoutineTable, routine_name
 from crossmod.machine.state import (
+    COMMITTED,
     CPUS,
     CSDQ,
     IPI,
     IRQ,
     LOCKED,
+    MEM,
     NMIS,
     SB,
     STACK,
@@ -40,6 +46,7 @@ from crossmod.machine.state import (
     MachineConfig,
     Work,
     check_declared,
+    resolve,
 )
 
 Move = tuple[int, str, int]
@@ -60,6 +67,17 @@ class Machine:
         self._nmi_cpus = frozenset(cfg.nmi_cpus if cfg.nmi_cpus is not None
                                    else range(cfg.ncpus))
         self._nmi_regions = {c: frozenset(f.__code__ for f in fns) for c, fns in cfg.nmi_regions}
+        # The step memo (DESIGN.md "Engines", (c) memoise): a move that touches only its own
+        # CPU and the shared part of the state is a function of (its CPU's tuple, memory,
+        # text, NMI budget, committed effects), so its outcome is tabulated under that key
+        # and reused in every state that differs only in the other CPUs (`_local`).
+        self._memo: dict[tuple, dict[tuple, tuple]] = {}
+        self._memo_size = 0
+        self._last_shared: tuple[tuple, dict] | None = None
+        self._local_run: dict[tuple[int, int], bool] = {}
+        self._moves_memo: dict[tuple, dict[tuple, tuple[Move, ...]]] = {}
+        self._local_moves: dict[tuple[int, int], bool] = {}
+        self.memo_hits = 0
 
     # ---- state -----------------------------------------------------------------------
     def initial_state(self) -> tuple:
@@ -100,30 +118,61 @@ class Machine:
     # ---- moves -----------------------------------------------------------------------
     def moves(self, state: tuple) -> list[Move]:
         out: list[Move] = []
-        cfg = self.cfg
-        nodes = self.routines.nodes
+        memo = self._shared_memo(self._moves_memo, (state[MEM], state[NMIS]))
         for c, cpu in enumerate(state[CPUS]):
             stack = cpu[STACK]
-            if stack:
-                node = nodes[stack[-1][1]]
-                if node.op is None:
-                    if stack[-1][0] == "task" or not cpu[SB]:
-                        out.append((c, "run", 0))
-                else:
-                    for alt in range(X.enabled(self, state, c, node.op)):
-                        out.append((c, "run", alt))
-            if cpu[SB]:
-                for alt in self._drainable(cpu[SB]):
-                    out.append((c, "drain", alt))
-            if cpu[IPI] and cpu[IRQ] and cfg.ipi_handler is not None:
-                out.append((c, "irq", 0))
-            if (state[NMIS] and cfg.nmi_handler is not None and c in self._nmi_cpus
-                    and not any(f[0] == "nmi" for f in stack)
-                    and (c not in self._nmi_regions or self._in_nmi_region(c, stack))):
-                out.append((c, "nmi", 0))
-            if cfg.tlb_vas:
-                out.extend((c, "fill", i) for i in X.tlb_fillable(self, state, c))
+            if stack and not self._local_enabled(stack[-1][1], c):
+                out.extend(self._cpu_moves(state, c, cpu))
+                continue
+            key = (c, cpu)
+            hit = memo.get(key)
+            if hit is None:
+                hit = memo[key] = self._cpu_moves(state, c, cpu)
+                self._memo_size += 1
+            out.extend(hit)
         return out
+
+    def _local_enabled(self, nid: int, c: int) -> bool:
+        """Whether CPU c's moves at node `nid` depend on no other CPU's tuple: then they are
+        a function of (its tuple, memory, NMI budget) and `moves` tabulates them."""
+        k = (nid, c)
+        local = self._local_moves.get(k)
+        if local is None:
+            op = self.routines.nodes[nid].op
+            tp = type(op)
+            if tp in _ENABLED_FOREIGN:
+                local = False
+            elif tp in (O.WaitUntil, O.WaitAll):
+                local = self._local_op(op, c)
+            else:
+                local = True
+            self._local_moves[k] = local
+        return local
+
+    def _cpu_moves(self, state: tuple, c: int, cpu: tuple) -> tuple[Move, ...]:
+        out: list[Move] = []
+        cfg = self.cfg
+        stack = cpu[STACK]
+        if stack:
+            node = self.routines.nodes[stack[-1][1]]
+            if node.op is None:
+                if stack[-1][0] == "task" or not cpu[SB]:
+                    out.append((c, "run", 0))
+            else:
+                for alt in range(X.enabled(self, state, c, node.op)):
+                    out.append((c, "run", alt))
+        if cpu[SB]:
+            for alt in self._drainable(cpu[SB]):
+                out.append((c, "drain", alt))
+        if cpu[IPI] and cpu[IRQ] and cfg.ipi_handler is not None:
+            out.append((c, "irq", 0))
+        if (state[NMIS] and cfg.nmi_handler is not None and c in self._nmi_cpus
+                and not any(f[0] == "nmi" for f in stack)
+                and (c not in self._nmi_regions or self._in_nmi_region(c, stack))):
+            out.append((c, "nmi", 0))
+        if cfg.tlb_vas:
+            out.extend((c, "fill", i) for i in X.tlb_fillable(self, state, c))
+        return tuple(out)
 
     def _in_nmi_region(self, c: int, stack: tuple) -> bool:
         """Whether one of CPU c's contexts is inside a routine of its NMI region."""
@@ -151,10 +200,9 @@ class Machine:
         `events` are the step's up to the violation, the `Violated` event last.
         """
         c, kind, alt = move
-        w = Work(self.cfg, state)
         if not self.narrate:
-            self._move(w, state, c, kind, alt)
-            return w.freeze(), ()
+            return self._quiet_step(state, c, kind, alt), ()
+        w = Work(self.cfg, state)
         ev: list[E.Event] = []
         w.ev = ev
         try:
@@ -163,6 +211,85 @@ class Machine:
             v.events = (*ev, E.Violated(c, v.prop, v.message, v.site, v.fetched))
             raise
         return w.freeze(), tuple(ev)
+
+    def _quiet_step(self, state: tuple, c: int, kind: str, alt: int) -> tuple:
+        """`step` without narration, through the step memo when the move is local."""
+        cpus = state[CPUS]
+        cpu = cpus[c]
+        if not self._local(cpu, c, kind, alt):
+            w = Work(self.cfg, state)
+            self._move(w, state, c, kind, alt)
+            return w.freeze()
+        last = self._last_shared
+        if last is not None and last[0] is state:
+            memo = last[1]  # the state's other moves: its shared part hashed once
+        else:
+            memo = self._shared_memo(self._memo, (state[MEM], state[TEXT], state[NMIS],
+                                                  state[COMMITTED]))
+            self._last_shared = (state, memo)
+        key = (c, kind, alt, cpu)
+        hit = memo.get(key)
+        if hit is None:
+            w = Work(self.cfg, state)
+            try:
+                self._move(w, state, c, kind, alt)
+            except X.Violation as v:
+                memo[key] = (None, v.prop, v.message, v.site, v.fetched)
+                self._memo_size += 1
+                raise
+            t = w.freeze()
+            memo[key] = (t[CPUS][c], t[MEM], t[TEXT], t[NMIS], t[COMMITTED])
+            self._memo_size += 1
+            return t
+        self.memo_hits += 1
+        ncpu = hit[0]
+        if ncpu is None:
+            raise X.Violation(hit[1], hit[2], hit[3], hit[4])
+        return (hit[1], hit[2], (*cpus[:c], ncpu, *cpus[c + 1:]), hit[3], hit[4])
+
+    def _shared_memo(self, table: dict[tuple, dict], shared: tuple) -> dict:
+        """The memo of the moves made from `shared` (the part of a state every CPU sees),
+        keyed by the moving CPU's tuple: one hash of the shared part per state."""
+        memo = table.get(shared)
+        if memo is None:
+            if self._memo_size >= MEMO_ENTRIES:
+                # a bound on memory, not on correctness: a miss recomputes
+                self._memo.clear()
+                self._moves_memo.clear()
+                self._memo_size = 0
+                self._last_shared = None
+            memo = table[shared] = {}
+        return memo
+
+    def _local(self, cpu: tuple, c: int, kind: str, alt: int) -> bool:
+        """Whether the move reads and writes no other CPU's tuple (`_quiet_step`)."""
+        if kind == "run":
+            nid = cpu[STACK][-1][1]
+            local = self._local_run.get((nid, c))
+            if local is None:
+                local = self._local_run[(nid, c)] = self._local_op(self.routines.nodes[nid].op, c)
+            return local
+        if kind == "drain":
+            a = cpu[SB][alt][0]
+            k = a[0]
+            return k == "g" or k == "c" or k == "w" or (k == "p" and a[1] == c)
+        return True  # irq, nmi, fill: this CPU's fields, memory and text only
+
+    def _local_op(self, op: Any, c: int) -> bool:
+        if op is None:  # a return: this CPU's stack, flag and views; text, committed
+            return True
+        tp = type(op)
+        sc = self.cfg.memory == "sc"
+        if tp in _LOCAL_OPS or (tp in _LOCAL_UNLESS_SC and not sc):
+            return True
+        if tp in _ADDR_OPS:
+            addrs = op.addrs if hasattr(op, "addrs") else (op.addr,)
+            try:
+                raddrs = [resolve(self.cfg, c, a) for a in addrs]
+            except ModelError:
+                return False
+            return all(r[0] == "g" or r[1] == c for r in raddrs)
+        return False
 
     def _move(self, w: Work, state: tuple, c: int, kind: str, alt: int) -> None:
         if kind == "run":
@@ -398,3 +525,21 @@ class Machine:
 
 
 _CTX = {ctx.value: ctx for ctx in E.Ctx}
+
+MEMO_ENTRIES = 1 << 20
+# Ops whose step reads and writes only the performing CPU's tuple and the shared part of
+# the state (machine/cpu.py): everything but IPIs and CSD locks aimed at others, the waits
+# and RMWs over every CPU, and stores that reach memory at once under "sc" (a text byte
+# reaching memory widens every CPU's views; a `pall` store writes every CPU's instance).
+_LOCAL_OPS: frozenset[type] = frozenset({
+    O.Fence, O.Serialize, O.ExecSite, O.PatchReturned, O.IrqSave, O.IrqRestore,
+    O.IrqsEnabled, O.CsdDequeueAll, O.CsdUnlock, O.MutexLock, O.MutexUnlock, O.StackFree,
+    O.TlbAccess, O.WriteCr3, O.TlbFlushKernel, O.FreePage, O.Choose, O.ReadText, O.Note,
+    O.Warn, O.AssertHeld, O.Ghost, O.SmpProcessorId})
+_LOCAL_UNLESS_SC: frozenset[type] = frozenset({O.TextStore, O.StorePerCpu})
+# Ops whose enabledness reads other CPUs' tuples (their CSD locks, their per-CPU data).
+_ENABLED_FOREIGN: frozenset[type] = frozenset({O.WaitPerCpu, O.CsdQueue, O.CsdLockWait,
+                                               O.CsdQueueCond})
+# Ops local when every address they name is a global or this CPU's own instance.
+_ADDR_OPS: frozenset[type] = frozenset({O.Load, O.Store, O.Rmw, O.WaitUntil,
+                                        O.CpumaskClearCpu, O.Check, O.WaitAll})

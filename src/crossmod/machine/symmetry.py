@@ -63,6 +63,12 @@ class Canonicalizer:
         self._abstract_rank: dict[tuple, int] = {}
         self._cpu_pidx = [cfg.pidx[n] for n in cfg.cpu_valued if n in cfg.pidx]
         self._cpu_gidx = [cfg.gidx[n] for n in cfg.cpu_valued if n in cfg.gidx]
+        self._members = tuple(c for cls in cfg.symmetric for c in cls)
+        # The renumbering chosen for (the members' tuples, the CPU-valued globals): ranks
+        # never change once given, so it is a function of those and is tabulated.
+        self._perms: dict[tuple, tuple[int, ...] | None] = {}
+        self._named: dict[tuple, dict[int, tuple]] = {}  # CPU-valued globals -> named
+        self._moved: dict[tuple[int, ...], frozenset[int]] = {}
 
     def __call__(self, state: tuple, parent: tuple | None = None
                  ) -> tuple[tuple, tuple[int, ...] | None]:
@@ -72,7 +78,46 @@ class Canonicalizer:
         cpus = state[CPUS]
         if parent is not None and self._untouched(state, parent):
             return state, None
-        named = self._named_members(state[MEM])
+        mem = state[MEM]
+        gvals = tuple([mem[i] for i in self._cpu_gidx])
+        key = (tuple([cpus[c] for c in self._members]), gvals)
+        p = self._perms.get(key, _UNSEEN)
+        if p is _UNSEEN:
+            if len(self._perms) >= PERM_ENTRIES:
+                self._perms.clear()  # bounds memory; a miss recomputes the same answer
+            p = self._perms[key] = self._choose(cpus, mem, gvals)
+        if p is None:
+            return state, None
+        return self._permute(state, p), p
+
+    def _permute(self, state: tuple, p: tuple[int, ...]) -> tuple:
+        """`permute`, with what it needs of the configuration computed once."""
+        moved = self._moved.get(p)
+        if moved is None:
+            moved = self._moved[p] = frozenset(i for i, x in enumerate(p) if x != i)
+        cpus = state[CPUS]
+        out: list[Any] = [None] * len(cpus)
+        cpu_pidx = self._cpu_pidx
+        for old, cpu in enumerate(cpus):
+            if not (cpu_pidx or cpu[SB] or cpu[CSDQ] or cpu[LOCKED] or cpu[RUNNING]) or \
+                    not _names(cpu, moved, cpu_pidx):
+                out[p[old]] = cpu
+            else:
+                out[p[old]] = _permute_cpu(cpu, p, cpu_pidx)
+        mem = state[MEM]
+        if self._cpu_gidx:
+            ml = list(mem)
+            for i in self._cpu_gidx:
+                ml[i] = _map_value(ml[i], p.__getitem__)
+            mem = tuple(ml)
+        return (mem, state[1], tuple(out), state[3], state[4])
+
+    def _choose(self, cpus: tuple, mem: tuple, gvals: tuple) -> tuple[int, ...] | None:
+        named = self._named.get(gvals)
+        if named is None:
+            if len(self._named) >= PERM_ENTRIES:
+                self._named.clear()
+            named = self._named[gvals] = self._named_members(mem)
         perm = None
         for cls in self.classes:
             keys = [self._key(c, cpus[c], named) for c in cls]
@@ -83,15 +128,13 @@ class Canonicalizer:
                 perm = list(range(len(cpus)))
             for new, i in zip(cls, order, strict=True):
                 perm[cls[i]] = new
-        if perm is None:
-            return state, None
-        p = tuple(perm)
-        return permute(self.cfg, state, p), p
+        return None if perm is None else tuple(perm)
 
     def _untouched(self, state: tuple, parent: tuple) -> bool:
         cpus, pc = state[CPUS], parent[CPUS]
-        if not all(cpus[c] is pc[c] for cls in self.classes for c in cls):
-            return False
+        for c in self._members:
+            if cpus[c] is not pc[c]:
+                return False
         mem, pm = state[MEM], parent[MEM]
         return mem is pm or all(mem[i] == pm[i] for i in self._cpu_gidx)
 
@@ -137,6 +180,10 @@ class Canonicalizer:
                 pc[i] = _map_value(pc[i], num)
             cl[PERCPU] = tuple(pc)
         return tuple(cl)
+
+
+PERM_ENTRIES = 1 << 20
+_UNSEEN: Any = object()
 
 
 def _names_cpu(v: Any, c: int) -> bool:

@@ -1,0 +1,61 @@
+"""CPU seconds and states/s of every catalogue row, and a before/after table of two runs.
+
+Run: python benchmarks/catalogue_rows_cpu.py measure OUT.json   (from each tree's venv, or
+     with PYTHONPATH=<tree>/src)
+     python benchmarks/catalogue_rows_cpu.py compare BEFORE.json AFTER.json
+CPU time of the process around each `explore` (liveness rows left out, as in
+catalogue_cpu.py), so that two trees measured alternately on a shared machine compare.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def measure(out: str) -> None:
+    from crossmod.catalogue import ROWS, build
+    from crossmod.check.explore import explore
+
+    rows = []
+    for r in ROWS:
+        if getattr(r, "liveness", False):
+            continue
+        system = build(r.protocol, r.variant, **r.knobs)
+        c0 = time.process_time()
+        v = explore(system)
+        rows.append({"row": f"{r.protocol} {r.variant} {v.config}", "verdict": v.verdict,
+                     "states": v.states, "cpu": time.process_time() - c0})
+    with open(out, "w") as f:
+        json.dump(rows, f)
+
+
+def compare(before: str, after: str) -> None:
+    with open(before) as f:
+        a = {r["row"]: r for r in json.load(f)}
+    with open(after) as f:
+        b = json.load(f)
+    print("| row | verdict | states | CPU s before | CPU s after | states/s before | "
+          "states/s after | speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    ta = tb = 0.0
+    for r in b:
+        old = a[r["row"]]
+        assert (old["verdict"], old["states"]) == (r["verdict"], r["states"]), r["row"]
+        ta += old["cpu"]
+        tb += r["cpu"]
+        print(f"| {r['row']} | {r['verdict']} | {r['states']:,} | {old['cpu']:.2f} | "
+              f"{r['cpu']:.2f} | {r['states'] / old['cpu']:,.0f} | "
+              f"{r['states'] / r['cpu']:,.0f} | {old['cpu'] / r['cpu']:.2f}x |")
+    print(f"\ntotal CPU: {ta:.1f} s before, {tb:.1f} s after ({ta / tb:.2f}x)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "measure":
+        measure(sys.argv[2])
+    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
+        compare(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit("usage: catalogue_rows_cpu.py measure OUT.json | compare BEFORE.json "
+                 "AFTER.json")

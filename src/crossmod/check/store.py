@@ -1,0 +1,254 @@
+"""Stores of visited states that trade completeness for memory: SPIN's hash-compact and
+bitstate (supertrace) modes, and the breadth-first search that runs on them.
+
+Owns: `explore_compact(system, bounds, progress, observer)` (called by `explore` when
+`Bounds.store` is not "exact"), the two stores and `omission_estimate`. Imports: machine,
+check.verdict, check.explore (its successor function, concretization and replay).
+
+  hash-compact  a set of 64-bit hashes of the (canonical) states instead of the states. Two
+                states with one hash are taken for one: the second is omitted, with its
+                successors. Expected omissions among n states: about n^2 / 2^65.
+  bitstate      a bit array of `bitstate_bits` bits; a state sets k = 3 bits chosen by
+                double hashing of its 64-bit hash (Kirsch and Mitzenmacher) and counts as
+                seen when all k are set already. SPIN's supertrace: a state is omitted with
+                probability (1 - e^(-k i / m))^k when i states are stored in m bits.
+
+Neither proves anything: a search that finds no violation ends with verdict "bound" and a
+stop reason saying how many states may have been omitted (`StopReason.HASH_COMPACT`,
+`StopReason.BITSTATE`). A violation is real: every state has a parent link (its parent's
+discovery number and the move), kept in two flat arrays, so the path to it is a path the
+search took, which is concretized and replayed through `Machine.step` like the exact
+store's (check/explore.py); a trail is never invented.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+from crossmod.check.verdict import Bounds, Property, StopReason, Verdict, VerdictKind
+from crossmod.machine.machine import Machine, Move
+from crossmod.machine.state import CPUS, STACK
+from crossmod.machine.symmetry import Canonicalizer
+from crossmod.machine.system import System
+
+STORES = ("exact", "hash-compact", "bitstate")
+HASH_BITS = 64
+BITSTATE_K = 3
+_MASK = (1 << HASH_BITS) - 1
+
+
+class HashCompact:
+    """Visited states as 64-bit hashes."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def add(self, h: int) -> bool:
+        """Record hash `h`; False when it was there already (the state counts as seen)."""
+        n = len(self._seen)
+        self._seen.add(h)
+        return len(self._seen) != n
+
+    def __contains__(self, h: int) -> bool:
+        return h in self._seen
+
+    def nbytes(self) -> int:
+        # a set slot is a hash and a pointer (16 bytes) at most 60% full, plus the int
+        return int(len(self._seen) * (16 / 0.6 + 32))
+
+
+class Bitstate:
+    """Visited states as k bits each in an array of m bits (SPIN's -DBITSTATE)."""
+
+    def __init__(self, bits: int, k: int = BITSTATE_K) -> None:
+        self.m = bits
+        self.k = k
+        self._bits = bytearray((bits + 7) // 8)
+
+    def _positions(self, h: int) -> list[int]:
+        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
+        return [(h1 + i * h2) % self.m for i in range(self.k)]
+
+    def add(self, h: int) -> bool:
+        new = False
+        bits = self._bits
+        for p in self._positions(h):
+            byte, bit = p >> 3, 1 << (p & 7)
+            if not bits[byte] & bit:
+                bits[byte] |= bit
+                new = True
+        return new
+
+    def __contains__(self, h: int) -> bool:
+        bits = self._bits
+        return all(bits[p >> 3] & (1 << (p & 7)) for p in self._positions(h))
+
+    def nbytes(self) -> int:
+        return len(self._bits)
+
+
+def omission_estimate(store: str, n: int, bits: int = 0, k: int = BITSTATE_K) -> float:
+    """The expected number of states taken for seen ones without being, when `n` states
+    were stored: hash-compact n(n-1)/2^65 (pairs of 64-bit hashes that collide); bitstate
+    the sum over i < n of (1 - e^(-k i / m))^k, SPIN's probability that state i+1 finds
+    all its k bits set (integrated in closed steps, not state by state)."""
+    if store == "hash-compact":
+        return n * (n - 1) / 2 ** (HASH_BITS + 1)
+    if store != "bitstate" or n == 0:
+        return 0.0
+    steps = min(n, 1000)
+    width = n / steps
+    total = 0.0
+    for j in range(steps):
+        i = (j + 0.5) * width
+        total += (1 - math.exp(-k * i / bits)) ** k * width
+    return total
+
+
+def _state_hash(t: tuple) -> int:
+    # Python's tuple hash over the state (str hashing is salted per process, so which
+    # states collide may differ run to run; how many is what the estimate gives)
+    return hash(t) & _MASK
+
+
+Progress = Callable[[int, int, int], None]
+
+
+def explore_compact(system: System, bounds: Bounds, progress: Progress | None = None,
+                    observer: Any = None) -> Verdict:
+    """Breadth-first search as `explore` does it, on a hash-compact or bitstate store (the
+    partial-order reduction's C3 proviso included: "known before this level" is asked of
+    the store, so a collision can only make it expand more)."""
+    from crossmod.check import explore as X
+
+    t0 = time.perf_counter()
+    m = Machine(system.config, identity=bounds.identity)
+    m.narrate = observer is not None and observer.events
+    canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
+    por = bounds.por  # as check/explore.py: the reduction decides where it applies
+    ignore = bounds.ignore
+    store: HashCompact | Bitstate = HashCompact() if bounds.store == "hash-compact" else \
+        Bitstate(bounds.bitstate_bits)
+    init = m.initial_state()
+    if canon:
+        init, _ = canon(init)
+    store.add(_state_hash(init))
+    # parent links: discovery number -> parent's number and the move (an index into `moves`)
+    up, via = array("q", [-1]), array("q", [-1])
+    moves: list[Move] = []
+    move_ids: dict[Move, int] = {}
+    frontier: list[tuple[tuple, int]] = [(init, 0)]
+    depth, transitions, found = 0, 0, None
+    stop, limit = StopReason.EXHAUSTED, None  # type: tuple[StopReason, float | None]
+    while frontier and found is None:
+        level, frontier = frontier, []
+        fresh: set[int] = set()
+        depth += 1
+        if depth > bounds.max_depth:
+            stop, limit = StopReason.STEP_BOUND, bounds.max_depth
+            break
+        for s, idx in level:
+            mv = m.moves(s)
+            if observer is not None:
+                observer.expand(s, mv)
+            if not mv:
+                if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in ignore:
+                    found = (Property.DEADLOCK, idx, None, "")
+                    break
+                continue
+            amp = X._ample(m, s, mv, por)
+            succ = _successors(m, canon, s, amp, store, fresh, ignore)
+            if len(amp) < len(mv) and (succ[2] or succ[3]):
+                succ = _successors(m, canon, s, mv, store, fresh, ignore)
+            if succ[1] is not None:
+                found = (succ[1][0], idx, succ[1][1], succ[1][2])
+            transitions += len(succ[0])
+            for t, h, move, events in succ[0]:
+                if observer is not None:
+                    observer.transition(s, move, t, events)
+                if store.add(h):
+                    mid = move_ids.get(move)
+                    if mid is None:
+                        mid = move_ids[move] = len(moves)
+                        moves.append(move)
+                    frontier.append((t, len(up)))
+                    up.append(idx)
+                    via.append(mid)
+                    fresh.add(h)
+            if found:
+                break
+            if len(up) > bounds.max_states:
+                stop, limit = StopReason.STATE_LIMIT, bounds.max_states
+                frontier.clear()
+                break
+            if bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds:
+                stop, limit = StopReason.TIME_LIMIT, bounds.max_seconds
+                frontier.clear()
+                break
+        if progress:
+            progress(len(up), transitions, depth)
+    n = len(up)
+    omitted = omission_estimate(bounds.store, n, bounds.bitstate_bits)
+    base: dict[str, Any] = dict(protocol=system.name, variant=system.variant,
+                                config=system.describe_config(), states=n,
+                                transitions=transitions)
+    stats: dict[str, Any] = {
+        "routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
+        "symmetry": canon is not None, "partial_order": por, "ignored": sorted(ignore),
+        "store": bounds.store, "store_bytes": store.nbytes() + 16 * n,
+        "omitted_estimate": omitted}
+    if bounds.store == "bitstate":
+        stats["bitstate_bits"] = bounds.bitstate_bits
+        stats["hash_factor"] = bounds.bitstate_bits / max(n, 1)
+    if found is None:
+        if stop is StopReason.EXHAUSTED:
+            stop = StopReason.HASH_COMPACT if bounds.store == "hash-compact" else \
+                StopReason.BITSTATE
+            limit = omitted
+        msg = f"no violation found; not a proof ({bounds.store} store: states may have been " \
+              "omitted)"
+        if ignore:
+            msg += " (ignoring " + ", ".join(sorted(ignore)) + ")"
+        return Verdict(**base, verdict=VerdictKind.BOUND, property=None, message=msg,
+                       depth=depth, seconds=time.perf_counter() - t0, stop_reason=stop,
+                       stats=stats, stop_limit=limit)
+    _, idx, last, _ = found
+    path: list[Move] = [] if last is None else [last]
+    while idx > 0:
+        path.append(moves[via[idx]])
+        idx = up[idx]
+    path.reverse()
+    choices, prop, message = X._concretize(m, canon, path)
+    trail = X.replay_steps(m, choices)
+    kind = VerdictKind.DEADLOCK if prop == Property.DEADLOCK else VerdictKind.VIOLATION
+    return Verdict(**base, verdict=kind, property=prop, message=message, depth=len(trail),
+                   seconds=time.perf_counter() - t0, stop_reason=StopReason.FIRST_VIOLATION,
+                   counterexample=trail, stats=stats)
+
+
+def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
+                store: HashCompact | Bitstate, fresh: set[int], ignore: frozenset[str]
+                ) -> tuple[list[tuple[tuple, int, Move, tuple]], tuple | None, bool, bool]:
+    """check/explore.py's `_successors`, each successor with its hash."""
+    from crossmod.machine.cpu import Violation
+
+    out: list[tuple[tuple, int, Move, tuple]] = []
+    seen = cut = False
+    for move in moves:
+        try:
+            t, events = m.step(s, move)
+        except Violation as v:
+            if v.prop in ignore:
+                cut = True
+                continue
+            return out, (v.prop, move, v.message), seen, cut
+        if canon:
+            t, _ = canon(t, s)
+        h = _state_hash(t)
+        seen = seen or (h in store and h not in fresh)
+        out.append((t, h, move, events))
+    return out, None, seen, cut

@@ -1,0 +1,81 @@
+"""The hash-compact and bitstate stores (check/store.py): they find the catalogue's bugs
+with a trail replayed through the machine, and never call a search "safe"."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from crossmod.catalogue import build
+from crossmod.check.explore import explore, replay_schedule
+from crossmod.check.store import omission_estimate
+from crossmod.check.verdict import Bounds, StopReason
+
+
+@pytest.mark.parametrize("store", ["hash-compact", "bitstate"])
+@pytest.mark.parametrize("proto,variant,cpus", [("x86-int3-batch", "no-sync2", 3),
+                                                ("defer-cr3", "no-sender-mb", 2)])
+def test_a_buggy_row_is_found_again_and_its_trail_replays(store: str, proto: str,
+                                                          variant: str, cpus: int) -> None:
+    system = build(proto, variant, cpus=cpus)
+    exact = explore(system)
+    v = explore(system, Bounds(store=store))
+    assert exact.verdict == "violation"
+    assert (v.verdict, v.property, v.states, v.depth) == \
+        (exact.verdict, exact.property, exact.states, exact.depth)
+    assert v.counterexample is not None
+    replayed = replay_schedule(system, [s.index for s in v.counterexample.steps])
+    assert replayed.steps[-1].violation is not None
+    assert replayed.steps[-1].violation.prop == exact.property
+
+
+@pytest.mark.parametrize("store,reason", [("hash-compact", StopReason.HASH_COMPACT),
+                                          ("bitstate", StopReason.BITSTATE)])
+def test_a_safe_row_is_no_proof(store: str, reason: StopReason) -> None:
+    system = build("x86-int3-batch", "default", cpus=3)
+    exact = explore(system)
+    v = explore(system, Bounds(store=store))
+    assert exact.verdict == "safe"
+    assert (v.verdict, v.stop_reason, v.states) == ("bound", reason, exact.states)
+    assert "not a proof" in v.message and "may have been omitted" in v.describe_stop()
+    assert v.stats["store"] == store and v.stats["omitted_estimate"] < 1e-3
+
+
+def test_a_small_bit_array_omits_states_and_says_about_how_many() -> None:
+    system = build("x86-int3-batch", "default", cpus=3)
+    exact = explore(system)
+    v = explore(system, Bounds(store="bitstate", bitstate_bits=1 << 14))
+    assert v.verdict == "bound" and v.states < exact.states
+    assert v.stats["omitted_estimate"] > 1
+    assert v.stats["hash_factor"] == (1 << 14) / v.states
+
+
+def test_the_omission_estimates_follow_the_formulas() -> None:
+    assert omission_estimate("exact", 10**6) == 0.0
+    assert omission_estimate("hash-compact", 2**33) == pytest.approx(2**66 / 2**65, rel=1e-6)
+    # m/n = 1: about (1 - e^-3)^3 of the late states and fewer of the early ones collide
+    est = omission_estimate("bitstate", 10**5, bits=10**5)
+    assert 0.3 * 10**5 < est < 0.86 * 10**5
+    assert omission_estimate("bitstate", 1000, bits=1 << 30) < 1e-6
+
+
+def test_the_cli_store_flag_exits_1_when_nothing_is_proved() -> None:
+    r = _run("check", "x86-int3-batch", "--store", "bitstate")
+    assert r.returncode == 1
+    assert "verdict: bound" in r.stdout and "bitstate" in r.stdout
+    r = _run("check", "x86-int3-batch", "--store", "hash-compact", "--liveness")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("crossmod: error: --liveness needs the whole state graph: "
+                                "use it with --store exact")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crossmod", *args], capture_output=True,
+                          text=True)
+
+
+def test_bounds_refuse_an_unknown_store() -> None:
+    with pytest.raises(ValueError, match="hash-compact"):
+        Bounds(store="disk")
