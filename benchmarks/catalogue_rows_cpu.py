@@ -1,10 +1,10 @@
 """CPU seconds and states/s of every catalogue row, and a before/after table of two runs.
 
-Run: python benchmarks/catalogue_rows_cpu.py measure OUT.json   (from each tree's venv, or
-     with PYTHONPATH=<tree>/src)
+Run: python benchmarks/catalogue_rows_cpu.py measure OUT.json [LABEL]  (from each tree's
+     venv, or with PYTHONPATH=<tree>/src); prints the total line too
      python benchmarks/catalogue_rows_cpu.py compare BEFORE.json AFTER.json
-CPU time of the process around each `explore` (liveness rows left out, as in
-catalogue_cpu.py), so that two trees measured alternately on a shared machine compare.
+CPU time of the process around each `explore` (liveness rows left out), so that two trees
+measured alternately on a shared machine compare.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import time
 
 
-def measure(out: str) -> None:
+def measure(out: str, label: str = "this tree") -> None:
     from crossmod.catalogue import ROWS, build
     from crossmod.check.explore import explore
 
@@ -29,6 +29,9 @@ def measure(out: str) -> None:
                      "states": v.states, "cpu": time.process_time() - c0})
     with open(out, "w") as f:
         json.dump(rows, f)
+    states = sum(r["states"] for r in rows)
+    cpu = sum(r["cpu"] for r in rows)
+    print(f"{label}: {states} states, {cpu:.2f} s CPU, {states / cpu:,.0f} states/s")
 
 
 def compare(before: str, after: str) -> None:
@@ -52,10 +55,10 @@ def compare(before: str, after: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "measure":
-        measure(sys.argv[2])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "measure":
+        measure(*sys.argv[2:])
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         compare(sys.argv[2], sys.argv[3])
     else:
-        sys.exit("usage: catalogue_rows_cpu.py measure OUT.json | compare BEFORE.json "
+        sys.exit("usage: catalogue_rows_cpu.py measure OUT.json [LABEL] | compare BEFORE.json "
                  "AFTER.json")
