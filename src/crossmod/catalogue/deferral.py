@@ -200,6 +200,13 @@ ROWS: tuple[dict[str, Any], ...] = (
          why="K18 with two isolated CPUs", length=18),
     _row("defer-cr3", "nmi-exit-window", {"cpus": 3, "patch": False}, "violation", _UAF,
          why="K20 with two isolated CPUs", length=22),
+    # 4 CPUs: the configurations exhausted in a few seconds.
+    _row("defer-cr3", knobs={"cpus": 4, "senders": 2, "syscalls": 0},
+         why="two senders at once, two CPUs staying in userspace: none takes a deferred IPI"),
+    _row("defer-cr3", "signal-after-flush", {"cpus": 4, "patch": False}, "violation", _UAF,
+         why="K17 with three isolated CPUs", length=16),
+    _row("defer-cr3", "no-sender-mb", {"cpus": 4, "patch": False}, "violation", _UAF,
+         why="K18 with three isolated CPUs", length=18),
     _row("defer-ct", why="v6: RCU-watching gate, ct_work_flush on entry"),
     _row("defer-ct", knobs={"nmis": 1, "syscalls": 0},
          why="an NMI on the userspace CPU makes RCU watch: the sender IPIs"),
