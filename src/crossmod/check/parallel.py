@@ -600,7 +600,7 @@ def explore_parallel(system: System, bounds: Bounds | None = None, jobs: int = 2
     m = Machine(system.config, identity=bounds.identity)
     m.narrate = False  # the counterexample's replay narrates (check/explore.py)
     symmetry = bool(bounds.symmetry and system.config.symmetric)
-    por = bounds.por and bool(system.config.readers)
+    por = bounds.por  # as check/explore.py: reduction.py decides per state
     ignore = bounds.ignore
     canon = _ContentCanonicalizer(m) if symmetry else None
     init = m.initial_state()
