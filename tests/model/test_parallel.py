@@ -120,3 +120,10 @@ def test_cli_jobs_is_refused_with_all_and_out_of_range() -> None:
                                 "its rows one by one")
     r = run("check", "x86-int3-batch", "--jobs", "0")
     assert r.returncode == 2 and "--jobs" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_jobs_needs_the_exact_store() -> None:
+    r = run("check", "x86-int3-batch", "--jobs", "2", "--store", "bitstate")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("crossmod: error: --jobs keeps every state "
+                                "(check/parallel.py): use it with --store exact")
