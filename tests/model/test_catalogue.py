@@ -217,7 +217,7 @@ def test_a_system_carries_every_resolved_parameter() -> None:
         "nmi_on": "all"}
     assert build("defer-ct", "state-field").params == {
         "cpus": 2, "nmis": 1, "fetch": "per-byte", "memory": "tso", "syscalls": 0,
-        "patch": True, "vmalloc": False}
+        "patch": True, "vmalloc": False, "senders": 1}
 
 
 @pytest.mark.parametrize(("name", "knobs", "message"), [

@@ -219,3 +219,28 @@ def test_symmetry_halves_the_deferral_state_space_with_two_isolated_cpus():
         b = explore(system, Bounds(symmetry=False, por=False))
         assert a.verdict == b.verdict == "safe"
         assert 1.8 <= b.states / a.states <= 2.0
+
+
+def test_two_senders_run_the_patch_and_the_purge_on_two_housekeeping_cpus():
+    """senders=2: CPU 0 patches while CPU 1 unmaps and purges; the isolated CPU is the last;
+    each sender's IPIs reach the other housekeeping CPU (it runs kernel code), none reach
+    the CPU staying in userspace (property 6)."""
+    system = build("defer-cr3", cpus=3, senders=2, syscalls=0)
+    cfg = system.config
+    assert [t[1][3:5] for t in cfg.tasks[:2]] == [(True, False), (False, True)]
+    assert cfg.nmi_cpus == (2,) and cfg.symmetric == ()
+    v = explore(system)
+    assert (v.verdict, v.states) == ("safe", 4184)
+    v = explore(build("defer-cr3", "signal-after-flush", cpus=3, senders=2))
+    assert (v.verdict, v.property, len(v.counterexample)) == ("violation", "use-after-free", 22)
+    text = trail(v)
+    assert any(line.startswith("cpu1") and "IPI -> cpu0; kernel_cr3_loaded: skips cpu2" in line
+               for line in text)
+
+
+@pytest.mark.parametrize("knobs", [{"senders": 2}, {"cpus": 3, "senders": 2, "patch": False}])
+def test_two_senders_need_both_jobs_and_three_cpus(knobs):
+    from crossmod.catalogue import CatalogueError
+
+    with pytest.raises(CatalogueError, match="senders=2 runs the patch and the vmalloc purge"):
+        build("defer-cr3", **knobs)

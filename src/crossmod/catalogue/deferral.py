@@ -3,9 +3,11 @@ their variants (KERNEL.md F.6, G, H, K12-K20; seeds 000 and 002).
 
 CPU 0 is a housekeeping CPU: it patches one site with the int3 batch (S1-S3 deferrable)
 and/or unmaps a vmalloc area, purges it (flush_tlb_kernel_range, deferrable), reuses the
-address for a new page and publishes it. CPUs 1.. are NOHZ_FULL CPUs running a user task
-that makes `syscalls` system calls (0: it stays in userspace -- the isolation property is
-then checked on it); NMIs, when allowed, hit those CPUs and run the same kernel work.
+address for a new page and publishes it. With `senders=2` the two jobs run at once on two
+housekeeping CPUs: CPU 0 patches, CPU 1 unmaps and purges. The CPUs after the housekeeping
+ones are NOHZ_FULL CPUs running a user task that makes `syscalls` system calls (0: it stays
+in userspace -- the isolation property is then checked on it); NMIs, when allowed, hit
+those CPUs and run the same kernel work.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from crossmod.catalogue.params import MachineParams, Task, Value, memory_param, param
+from crossmod.catalogue.params import (
+    CatalogueError,
+    MachineParams,
+    Task,
+    Value,
+    memory_param,
+    param,
+)
 from crossmod.catalogue.x86_int3 import JUMP_SITE, model_patch_task
 from crossmod.kernel import context_tracking as ct
 from crossmod.kernel import text_poke as tp
@@ -65,16 +74,20 @@ POLICIES: dict[str, dict[str, Deferral]] = {
 
 @dataclass(frozen=True)
 class DeferralParams(MachineParams):
-    """CPU 0 housekeeping, CPUs 1.. NOHZ_FULL CPUs running a user task."""
+    """CPU 0 (and CPU 1 with senders=2) housekeeping, the others NOHZ_FULL CPUs running a
+    user task."""
 
-    cpus: int = param(2, "number of CPUs (CPU 0 housekeeping, the others isolated)",
-                      range=(2, 3))
+    cpus: int = param(2, "number of CPUs (the housekeeping ones, then the isolated)",
+                      range=(2, 4))
     nmis: int = param(0, "NMI budget per run (NMIs hit the isolated CPUs)", range=(0, 1))
     memory: str = memory_param("tso", "pso")
     syscalls: int = param(1, "system calls each user task makes (0: it stays in userspace "
                           "and the isolation property is checked on it)", range=(0, 3))
     patch: bool = param(True, "CPU 0 patches a site with the int3 batch")
     vmalloc: bool = param(True, "CPU 0 unmaps, purges and reuses a vmalloc area")
+    senders: int = param(1, "housekeeping CPUs: 1 (CPU 0 patches, then unmaps) or 2 (CPU 0 "
+                         "patches while CPU 1 unmaps; needs patch, vmalloc and 3+ CPUs)",
+                         range=(1, 2))
 
 
 # The scenario of each variant where it differs from DeferralParams' defaults (a value
@@ -169,6 +182,31 @@ ROWS: tuple[dict[str, Any], ...] = (
          why="K20: the same NMI uses the stale vmalloc translation", length=22),
     _row("defer-cr3", "nmi-exit-window-fix", {"patch": False},
          why="paranoid entry saves the signal, catches up when it is 0, restores it"),
+    # 3 CPUs (issue 12): two isolated CPUs, one entering the kernel while the other
+    # leaves it; two senders at once; the known-bad variants found again. Larger
+    # configurations, whose exploration takes over ~20 s, are in BENCHMARKS.md.
+    _row("defer-cr3", knobs={"cpus": 3, "patch": False},
+         why="two isolated CPUs making syscalls while the vmalloc purge defers to both"),
+    _row("defer-cr3", knobs={"cpus": 3, "senders": 2, "syscalls": 0},
+         why="a patch on CPU 0 and a vmalloc purge on CPU 1 at once: each IPIs the other "
+             "housekeeping CPU and defers to the one staying in userspace"),
+    _row("defer-cr3", "signal-after-flush", {"cpus": 3, "senders": 2}, "violation", _UAF,
+         why="K17 with the patch and the purge in flight at once", length=22),
+    _row("defer-cr3", "signal-after-flush", {"cpus": 3}, "violation", _TORN,
+         why="K17 with two isolated CPUs", length=26),
+    _row("defer-cr3", "signal-after-flush", {"cpus": 3, "patch": False}, "violation", _UAF,
+         why="K17 with two isolated CPUs", length=16),
+    _row("defer-cr3", "no-sender-mb", {"cpus": 3, "patch": False}, "violation", _UAF,
+         why="K18 with two isolated CPUs", length=18),
+    _row("defer-cr3", "nmi-exit-window", {"cpus": 3, "patch": False}, "violation", _UAF,
+         why="K20 with two isolated CPUs", length=22),
+    # 4 CPUs: the configurations exhausted in a few seconds.
+    _row("defer-cr3", knobs={"cpus": 4, "senders": 2, "syscalls": 0},
+         why="two senders at once, two CPUs staying in userspace: none takes a deferred IPI"),
+    _row("defer-cr3", "signal-after-flush", {"cpus": 4, "patch": False}, "violation", _UAF,
+         why="K17 with three isolated CPUs", length=16),
+    _row("defer-cr3", "no-sender-mb", {"cpus": 4, "patch": False}, "violation", _UAF,
+         why="K18 with three isolated CPUs", length=18),
     _row("defer-ct", why="v6: RCU-watching gate, ct_work_flush on entry"),
     _row("defer-ct", knobs={"nmis": 1, "syscalls": 0},
          why="an NMI on the userspace CPU makes RCU watch: the sender IPIs"),
@@ -187,6 +225,8 @@ ROWS: tuple[dict[str, Any], ...] = (
     _row("defer-ct", "noinstr-patch-checked", why="K15 fixed: cond := NULL for noinstr"),
     _row("defer-ct", "tlb-at-ct-flush", expected="violation", prop=_UAF,
          why="K16: a vmalloc dereference before ct_work_flush's TLB flush", length=16),
+    _row("defer-ct", knobs={"cpus": 3, "syscalls": 0},
+         why="property 6 on two CPUs staying in userspace: the sync is deferred to both"),
 )
 
 
@@ -256,9 +296,15 @@ def build_deferral(protocol: str, variant: str, p: DeferralParams) -> System:
     """The configuration described in the module docstring."""
     d = POLICIES[protocol][variant]
     cpus, syscalls, patch, vmalloc = p.cpus, p.syscalls, p.patch, p.vmalloc
-    users = tuple(range(1, cpus))
+    if p.senders == 2 and not (patch and vmalloc and cpus >= 3):
+        raise CatalogueError(f"{protocol}: senders=2 runs the patch and the vmalloc purge on "
+                             "two CPUs: it needs patch, vmalloc and at least 3 CPUs (given "
+                             f"patch={patch}, vmalloc={vmalloc}, cpus={cpus})")
+    users = tuple(range(p.senders, cpus))
     sites, patched = _sites(d)
-    v = _poke_variant(protocol, variant, d, users, sites)
+    # The senders IPI (or defer to) every other CPU: the isolated ones and the other
+    # housekeeping CPU, which runs kernel code and is never deferred to.
+    v = _poke_variant(protocol, variant, d, _others(0, cpus), sites)
     glob, percpu, init = _memory(d, users, users if syscalls == 0 else (), vmalloc)
 
     def int3(site_name: str) -> Gen:
@@ -269,7 +315,12 @@ def build_deferral(protocol: str, variant: str, p: DeferralParams) -> System:
 
     int3.__name__ = "smp_text_poke_int3_handler"
     ipi.__name__ = "sysvec_call_function"
-    tasks: list[Task] = [(model_housekeeping_task, (patched, v, d, patch, vmalloc, users))]
+    if p.senders == 1:
+        tasks: list[Task] = [(model_housekeeping_task,
+                              (patched, v, d, patch, vmalloc, _others(0, cpus)))]
+    else:
+        tasks = [(model_housekeeping_task, (patched, v, d, True, False, _others(0, cpus))),
+                 (model_housekeeping_task, (patched, v, d, False, True, _others(1, cpus)))]
     tasks += [(model_user_task, (d, syscalls, patch, vmalloc))] * len(users)
     cfg = MachineConfig(
         ncpus=cpus, sites=sites, tasks=tuple(tasks), int3_handler=int3, ipi_handler=ipi,
@@ -279,6 +330,10 @@ def build_deferral(protocol: str, variant: str, p: DeferralParams) -> System:
         symmetric=(users,) if len(users) > 1 and d.policy != "ct" else (),
     )
     return System(protocol, cfg, variant, asdict(p), notes=VARIANT_DOC[protocol][variant])
+
+
+def _others(me: int, cpus: int) -> tuple[int, ...]:
+    return tuple(c for c in range(cpus) if c != me)
 
 
 def builder(protocol: str) -> Callable[[str, DeferralParams], System]:

@@ -103,8 +103,14 @@ def knobs_of(protocol: str, options: dict[str, Any], sets: Sequence[str]) -> dic
     return knobs
 
 
-def _verdict_for(system: System, bounds: Bounds, progress: Progress | None = None) -> Verdict:
-    v = explore(system, bounds, progress)
+def _verdict_for(system: System, bounds: Bounds, progress: Progress | None = None,
+                 jobs: int = 1) -> Verdict:
+    if jobs > 1:
+        from crossmod.check.parallel import explore_parallel
+
+        v = explore_parallel(system, bounds, jobs, progress)
+    else:
+        v = explore(system, bounds, progress)
     if v.counterexample is not None:
         v.token = record_token(system, list(v.counterexample.choices), v.cycle_start)
     return v
@@ -187,6 +193,11 @@ PER_ROW = ("variant", "cpus", "nmis", "fetch", "memory", "arch", "sites", "users
                    "bitstate): these may omit states, so the verdict is never \"safe\".")
 @click.option("--bitstate-bits", type=click.IntRange(8), default=Bounds.bitstate_bits,
               show_default=True, help="Size of the bitstate store's bit array.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes for the breadth-first search (check/parallel.py): "
+                   "same verdict and counterexample; CPU symmetry then ranks states by "
+                   "content, which may store a few other states where its "
+                   "representative is not unique.")
 @click.pass_context
 def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
           cpus: int | None, nmis: int | None, fetch: str | None, memory: str | None,
@@ -194,7 +205,7 @@ def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
           as_json: bool, perfetto_out: str | None, max_states: int, max_depth: int,
           max_seconds: float | None, no_symmetry: bool, no_por: bool,
           ignored: tuple[str, ...], liveness: bool, commands: bool, store: str,
-          bitstate_bits: int) -> int:
+          bitstate_bits: int, jobs: int) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
     verdict differs from the one expected), 2 on bad input."""
@@ -203,6 +214,8 @@ def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
                     liveness=liveness, store=store, bitstate_bits=bitstate_bits)
     if liveness and store != "exact":
         return _fail("--liveness needs the whole state graph: use it with --store exact")
+    if jobs > 1 and store != "exact":
+        return _fail("--jobs keeps every state (check/parallel.py): use it with --store exact")
     if run_all:
         if protocol:
             return _fail("give either PROTOCOL or --all, not both")
@@ -219,6 +232,8 @@ def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
                          "expected verdicts")
         if perfetto_out:
             return _fail("--perfetto writes one counterexample: give a PROTOCOL, not --all")
+        if jobs > 1:
+            return _fail("--jobs applies to one PROTOCOL: --all runs its rows one by one")
         return _check_all(bounds, as_json, commands)
     if not protocol:
         return _fail("missing PROTOCOL (or --all); valid: " + ", ".join(ENTRIES))
@@ -235,12 +250,14 @@ def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
         return _fail(str(e))
     if perfetto_out and (why := unwritable(perfetto_out, "--perfetto")):
         return _fail(why)
-    v = _verdict_for(system, bounds, _progress(sys.stderr.isatty() and not as_json))
+    v = _verdict_for(system, bounds, _progress(sys.stderr.isatty() and not as_json), jobs)
     if sys.stderr.isatty() and not as_json:
         click.echo("", err=True)
     if as_json:
-        click.echo(json.dumps({**v.to_json(), **_reproduction(protocol, variant, knobs, bounds)},
-                              indent=2))
+        again = _reproduction(protocol, variant, knobs, bounds)
+        if jobs > 1:
+            again["command"] += f" --jobs {jobs}"
+        click.echo(json.dumps({**v.to_json(), **again}, indent=2))
     else:
         click.echo(_describe(v, system))
     status = 0 if v.verdict == "safe" else 1

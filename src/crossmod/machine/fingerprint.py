@@ -132,11 +132,14 @@ def _foreign_module(mod: str) -> bool:
             or mod == "crossmod.machine" or mod.startswith("crossmod.machine."))
 
 
-# Class attributes that are bookkeeping, not behaviour.
+# Class attributes that are bookkeeping, not behaviour. `__slotnames__` is the cache
+# copyreg sets on a class the first time one of its instances is pickled (as
+# check/parallel.py does with states): a token recorded after it must still fit.
 _BOOKKEEPING = frozenset({
     "__dict__", "__weakref__", "__doc__", "__module__", "__qualname__", "__annotations__",
     "__dataclass_fields__", "__dataclass_params__", "__match_args__", "__slots__",
-    "__orig_bases__", "__parameters__", "__static_attributes__", "__firstlineno__"})
+    "__orig_bases__", "__parameters__", "__static_attributes__", "__firstlineno__",
+    "__slotnames__"})
 
 
 def _member(name: str, value: object) -> bool:

@@ -1,0 +1,677 @@
+"""The breadth-first search of check/explore.py, spread over worker processes.
+
+Owns: `explore_parallel(system, bounds, jobs=)` -> Verdict. Imports: machine, check.explore
+(its verdict and replay), check.reduction, check.verdict. Never imports kernel or catalogue.
+
+The design, and why each part is sound:
+
+1. Level-synchronous breadth-first search. The coordinator (this process) forks `jobs`
+   workers once the initial state is built; each worker owns the states whose hash falls in
+   its share (`hash(state) % jobs`: forked processes share Python's hash secret, so every
+   process computes the same owner), keeps their parent links, expands its part of each
+   level and sends every successor to its owner, which keeps it if it is new. States travel
+   as the machine's plain tuples (pickled in batches; the pickle memo shares the subtuples
+   a successor has in common with its parent).
+2. One routine table. A state names routine suspension points by node id
+   (machine/routines.py), and ids are handed out lazily, in the order a process meets them:
+   two processes would give one id two meanings. So the coordinator's table is the only one
+   that assigns ids. A worker that sends a value into a node along an edge it has not
+   tabulated asks the coordinator for the id of the node reached (`("adv", nid, value)`; the
+   coordinator steps its own table, so it finds the same node identity a worker would),
+   then settles the node itself under that id; a worker that meets an id it has never seen
+   (in a state another worker sent) asks for the edge that defined it and replays it. Every
+   routine start (tasks, IPI, NMI and INT3 handlers) is tabulated before the fork.
+3. One order of the level: each state carries a key, the position its first discovery has
+   in the sequential search's order (the parent's key, then the index of the successor in
+   the parent's expansion, 8 bits). The owner keeps, for a state reached several times, the
+   smallest key and the move, which make the parent link check/explore.py keeps (the
+   parent is the state of key `key >> 8`, found by asking every worker); the
+   partial-order reduction's C3 proviso asks whether a successor was known before the level
+   (a query round to its owner); and the first violation is the one with the smallest key:
+   the counterexample, and the states counted when it is found, are the sequential search's.
+4. CPU symmetry ranks CPU states by a digest of their content (node ids replaced by a digest
+   of the node's identity) instead of by the order they were first seen: every process
+   ranks alike. Where the representative is unique (machine/symmetry.py, point 3) the states
+   stored are those of the sequential search; where equal keys hide a difference between
+   members, either ranking is sound but the two may store a few different states.
+5. The counterexample is rebuilt by the coordinator from the owners' parent links and
+   replayed through `Machine.step` (check/explore.py `_verdict`), like the sequential one.
+
+Bounds: `max_states` and `max_depth` are checked between levels, `max_seconds` also inside
+a level; a search stopped by one may count more states than the sequential one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import multiprocessing as mp
+import pickle
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import fields, is_dataclass
+from enum import Enum
+from multiprocessing.connection import Connection, wait
+from types import CodeType, FunctionType
+from typing import Any
+
+from crossmod.check.explore import _verdict
+from crossmod.check.reduction import ample
+from crossmod.check.verdict import Bounds, Property, StopReason, Verdict
+from crossmod.machine.cpu import Violation
+from crossmod.machine.machine import Machine, Move
+from crossmod.machine.routines import Node, RoutineTable
+from crossmod.machine.state import CPUS, STACK
+from crossmod.machine.symmetry import Canonicalizer
+from crossmod.machine.system import System
+
+Progress = Callable[[int, int, int], None]
+_SHIFT = 8  # bits of a key per level: a state has fewer than 256 successors
+
+
+class ParallelError(Exception):
+    """A worker process failed (its message says why)."""
+
+
+# ---- one routine table (point 2) ----------------------------------------------------------
+
+class _WorkerTable(RoutineTable):
+    """A worker's routine table: ids come from the coordinator (`_ask`)."""
+
+    _ask: Callable[[tuple], Any]
+    _pending: int
+    idents: dict[int, Any]
+
+    @classmethod
+    def adopt(cls, table: RoutineTable, ask: Callable[[tuple], Any]) -> _WorkerTable:
+        """Turn the table forked from the coordinator into a worker's."""
+        table.__class__ = cls
+        assert isinstance(table, _WorkerTable)
+        table._ask = ask
+        table._pending = -1
+        table.idents = {nid: ident for ident, nid in table._index.items()}
+        return table
+
+    def start(self, fn: Any, args: tuple[Any, ...] = ()) -> int:
+        nid = self._starts.get((fn, args))
+        if nid is None:
+            raise ParallelError(f"routine start {fn!r}{args!r} was not tabulated before the "
+                                "fork")
+        return nid
+
+    def advance(self, nid: int, value: Any) -> int:
+        ekey = (nid, value)
+        hit = self._edges.get(ekey)
+        if hit is not None:
+            return hit
+        gid = self._ask(("adv", nid, value))
+        if not self.knows(gid):
+            node = self.nodes[nid]
+            gen = self._live.pop(nid, None) or self._rebuild(node)
+            self._pending = gid
+            got = self._settle(node.root, (*node.history, value), gen,
+                               lambda: gen.send(value))
+            if got != gid:
+                raise ParallelError(f"node {gid} settled as {got}: a routine is not "
+                                    "deterministic")
+        self._edges[ekey] = gid
+        return gid
+
+    def knows(self, gid: int) -> bool:
+        return gid < len(self.nodes) and self.nodes[gid] is not None
+
+    def learn(self, state: tuple) -> None:
+        """Settle every node `state` (sent by another worker) names that this worker has
+        not met (the list of nodes stays a list: the machine indexes it on every step)."""
+        for cpu in state[CPUS]:
+            for frame in cpu[STACK]:
+                if not self.knows(frame[1]):
+                    self.materialize(frame[1])
+
+    def materialize(self, gid: int) -> None:
+        """Replay the edges that define `gid` from the nearest node this worker knows."""
+        chain: list[tuple[int, Any]] = []
+        at = gid
+        while not self.knows(at):
+            parent, value = self._ask(("def", at))
+            chain.append((parent, value))
+            at = parent
+        for parent, value in reversed(chain):
+            self.advance(parent, value)
+
+    def _intern(self, ident: Any, node: Node, gen: Any) -> int:
+        nid = self._index.get(ident)
+        if nid is None:
+            if self._check is not None:
+                self._check(node)
+            nid = self._pending
+            if nid >= len(self.nodes):
+                self.nodes.extend([None] * (nid + 1 - len(self.nodes)))  # type: ignore[list-item]
+            self.nodes[nid] = node
+            self._index[ident] = nid
+            self.idents[nid] = ident
+        if gen is not None and nid not in self._live:
+            self._live[nid] = gen
+        return nid
+
+
+def _prestart(m: Machine) -> None:
+    """Tabulate every routine start the machine can make (machine/machine.py)."""
+    cfg = m.cfg
+    if cfg.ipi_handler is not None:
+        m.routines.start(cfg.ipi_handler, ())
+    if cfg.nmi_handler is not None:
+        m.routines.start(*cfg.nmi_handler)
+    if cfg.int3_handler is not None:
+        for site in cfg.sites:
+            m.routines.start(cfg.int3_handler, (site.name,))
+
+
+# ---- ranks every process agrees on (point 4) -----------------------------------------------
+
+def _stable(x: Any, out: list[str]) -> None:
+    """A text for `x` that is the same in every process and run (no addresses, no
+    hash-dependent set order)."""
+    t = type(x)
+    if t is tuple or t is list:
+        out.append("(")
+        for y in x:
+            _stable(y, out)
+            out.append(",")
+        out.append(")")
+    elif t is int or t is bool:
+        out.append(str(int(x)))  # equal values, one text: True == 1 in a dict key
+    elif t is float:
+        out.append(str(int(x)) if x.is_integer() else repr(x))
+    elif t is str or t is bytes or x is None:
+        out.append(repr(x))
+    elif t is frozenset or t is set:
+        out.append("{" + ",".join(sorted(_text(y) for y in x)) + "}")
+    elif t is CodeType:
+        out.append(f"<code {x.co_filename}:{x.co_firstlineno}:{x.co_qualname}>")
+    elif t is FunctionType:
+        out.append(f"<fn {x.__module__}.{x.__qualname__}>")
+    elif isinstance(x, Enum):
+        out.append(f"{t.__qualname__}.{x.name}")
+    elif is_dataclass(x):
+        out.append(t.__qualname__)
+        _stable(tuple(getattr(x, f.name) for f in fields(x)), out)
+    else:
+        out.append(repr(x))
+
+
+def _text(x: Any) -> str:
+    out: list[str] = []
+    _stable(x, out)
+    return "".join(out)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+
+
+class _ContentCanonicalizer(Canonicalizer):
+    """Ranks a CPU state by a digest of its abstract form, node ids by their identity."""
+
+    def __init__(self, m: Machine) -> None:
+        super().__init__(m.cfg)
+        self._table = m.routines
+        self._nodes: dict[int, str] = {}
+        self._inverse: dict[int, Any] = {}
+        self._fields: dict[Any, str] = {}
+
+    def _key(self, c: int, cpu: tuple, named: dict[int, tuple]) -> tuple[Any, tuple]:
+        k = (c, cpu)
+        r = self._rank.get(k)
+        if r is None:
+            a = self._abstract(c, cpu)
+            parts = ["|".join(f"{f[0]}:{self._node(f[1])}:{_text(f[2:])}" for f in a[STACK])]
+            for i, v in enumerate(a):
+                if i != STACK:
+                    parts.append(self._field(v))
+            r = self._rank[k] = _digest("#".join(parts))  # type: ignore[assignment]
+        return r, named.get(c, ())
+
+    def _field(self, v: Any) -> str:
+        s = self._fields.get(v)
+        if s is None:
+            s = self._fields[v] = _text(v)
+        return s
+
+    def _node(self, nid: int) -> str:
+        s = self._nodes.get(nid)
+        if s is None:
+            table = self._table
+            if isinstance(table, _WorkerTable):
+                ident = table.idents[nid]
+            else:
+                if nid not in self._inverse:
+                    self._inverse = {n: i for i, n in table._index.items()}
+                ident = self._inverse[nid]
+            s = self._nodes[nid] = _digest(_text(ident)).hex()
+        return s
+
+
+# ---- the worker ---------------------------------------------------------------------------
+
+class _Record:
+    """One expanded state of the level: its key, successors and first violation."""
+
+    __slots__ = ("found", "key", "moves", "out", "pending", "state")
+
+    def __init__(self, key: int, state: tuple, moves: list[Move]) -> None:
+        self.key, self.state, self.moves = key, state, moves
+        self.out: list[tuple[tuple, Move]] = []
+        self.found: tuple | None = None
+        self.pending = False
+
+
+class _Worker:
+    def __init__(self, me: int, jobs: int, conn: Connection, m: Machine, por: bool,
+                 symmetry: bool, ignore: frozenset[str], init: tuple) -> None:
+        self.me, self.jobs, self.conn, self.m = me, jobs, conn, m
+        _WorkerTable.adopt(m.routines, self._ask)
+        self.canon = _ContentCanonicalizer(m) if symmetry else None
+        self.por, self.ignore = por, ignore
+        # state -> (key, move that first reached it); keys are unique across levels
+        # (the initial state's is 1, so level d holds [256**d, 2 * 256**d))
+        self.parent: dict[tuple, tuple[int, Move | None]] = {}
+        self.frontier: list[tuple[int, tuple]] = []
+        if hash(init) % jobs == me:
+            self.parent[init] = (1, None)
+            self.frontier.append((1, init))
+        self.records: list[_Record] = []
+        self._local: list[tuple[tuple, int, Move]] = []
+        self.encoders = [_Encoder() for _ in range(jobs)]
+        self.decoders = [_Decoder() for _ in range(jobs)]
+
+    def _ask(self, req: tuple) -> Any:
+        self.conn.send(("rpc", req))
+        return self.conn.recv()
+
+    def run(self) -> None:
+        while True:
+            cmd, *args = self.conn.recv()
+            if cmd == "stop":
+                return
+            out = getattr(self, "do_" + cmd)(*args)
+            self.conn.send(("done", out))
+
+    # -- the phases of a level --
+    def do_expand(self, deadline: float | None) -> tuple[list[bytes | None], bool, bool]:
+        """Expand the frontier in key order up to this worker's first violation; queries
+        (point 3, C3) for the reduced expansions that met no cut move."""
+        self.records = []
+        timed_out = False
+        for n, (key, s) in enumerate(self.frontier):
+            if deadline is not None and n % 64 == 0 and time.perf_counter() > deadline:
+                timed_out = True
+                break
+            mv = self.m.moves(s)
+            rec = _Record(key, s, mv)
+            self.records.append(rec)
+            if not mv:
+                if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in self.ignore:
+                    rec.found = (Property.DEADLOCK, s, None, "")
+                    break
+                continue
+            amp = ample(self.m, s, mv) if self.por else mv
+            rec.out, rec.found, cut = self._successors(s, amp)
+            if len(amp) < len(mv):
+                if cut:
+                    rec.out, rec.found, _ = self._successors(s, mv)
+                else:
+                    rec.pending = True
+            if rec.found is not None:
+                break
+        queries: list[list[tuple]] = [[] for _ in range(self.jobs)]
+        pending = False
+        for rec in self.records:
+            if rec.pending:
+                pending = True
+                for t, _ in rec.out:
+                    queries[hash(t) % self.jobs].append(t)
+        return [_dump(q) if q and d != self.me else None
+                for d, q in enumerate(queries)], timed_out, pending
+
+    def do_answer(self, asked: list[bytes | None]) -> list[bytes | None]:
+        """Which of the states each worker asked about were known before this level."""
+        return [None if blob is None else _dump([t in self.parent for t in _load(blob)])
+                for blob in asked]
+
+    def do_resolve(self, answers: list[bytes | None]) -> None:
+        """C3: a reduced expansion reaching a state known before the level is redone with
+        every move (check/explore.py)."""
+        known = {d: iter(_load(blob)) for d, blob in enumerate(answers) if blob is not None}
+        for rec in self.records:
+            if not rec.pending:
+                continue
+            seen = False
+            for t, _ in rec.out:
+                d = hash(t) % self.jobs
+                old = t in self.parent if d == self.me else next(known[d])
+                seen = seen or old
+            if seen:
+                rec.out, rec.found, _ = self._successors(rec.state, rec.moves)
+
+    def do_send(self) -> tuple[list[bytes | None], int | None]:
+        """The level's successors, by owner, and the key of this worker's first violation."""
+        batches: list[list[tuple]] = [[] for _ in range(self.jobs)]
+        found = None
+        jobs = self.jobs
+        for rec in self.records:
+            base = rec.key << _SHIFT
+            for i, (t, move) in enumerate(rec.out):
+                batches[hash(t) % jobs].append((t, base | i, move))
+            if rec.found is not None:
+                found = rec.key
+        self._local = batches[self.me]
+        return [None if d == self.me else self.encoders[d].encode(b)
+                for d, b in enumerate(batches)], found
+
+    def do_merge(self, got: list[bytes | None], cutoff: int | None
+                 ) -> tuple[int, int, tuple | None]:
+        """Keep the new states, each with its first discovery (smallest key), up to the
+        level's first violation; the next frontier in key order."""
+        best: dict[tuple, tuple[int, Move]] = {}
+        parent = self.parent
+        limit = None if cutoff is None else ((cutoff + 1) << _SHIFT)
+        for d in range(self.jobs):
+            items = self._local if d == self.me else self.decoders[d].decode(got[d])
+            for t, key, move in items:
+                if t in parent or (limit is not None and key >= limit):
+                    continue
+                b = best.get(t)
+                if b is None or key < b[0]:
+                    best[t] = (key, move)
+        self._local = []
+        parent.update(best)
+        if self.jobs > 1:
+            learn = self.m.routines.learn  # type: ignore[attr-defined]
+            for t in best:
+                learn(t)
+        frontier = [(key, t) for t, (key, _) in best.items()]
+        frontier.sort(key=lambda e: e[0])
+        self.frontier = frontier
+        transitions = sum(len(r.out) for r in self.records if cutoff is None or r.key <= cutoff)
+        found = None
+        if cutoff is not None:
+            found = next((r.found for r in self.records if r.key == cutoff), None)
+        self.records = []
+        return len(best), transitions, found
+
+    def do_link(self, s: tuple) -> tuple[int, Move | None]:
+        """The key `s` was stored with and the move that reached it."""
+        return self.parent[s]
+
+    def do_state(self, key: int) -> tuple | None:
+        """The stored state of that key, if this worker owns it (a scan: only a
+        counterexample's path asks)."""
+        return next((t for t, (k, _) in self.parent.items() if k == key), None)
+
+    def do_size(self) -> int:
+        return len(self.parent)
+
+    def _successors(self, s: tuple, moves: list[Move]
+                    ) -> tuple[list[tuple[tuple, Move]], tuple | None, bool]:
+        out: list[tuple[tuple, Move]] = []
+        cut = False
+        canon, m = self.canon, self.m
+        for move in moves:
+            try:
+                t, _ = m.step(s, move)
+            except Violation as v:
+                if v.prop in self.ignore:
+                    cut = True
+                    continue
+                return out, (v.prop, s, move, v.message), cut
+            if canon is not None:
+                t, _ = canon(t, s)
+            out.append((t, move))
+        if len(out) >= 1 << _SHIFT:
+            raise ParallelError(f"a state with {len(out)} successors: keys hold {_SHIFT} bits")
+        return out, None, cut
+
+
+class _Encoder:
+    """States for one other worker, as numbers: each part (globals, text, a CPU's tuple...)
+    is sent once per channel, then named by its number. Most successors differ from a
+    state sent before in one CPU, so a state costs a few small ints instead of its whole
+    tree; the receiver's copies share their parts too."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, int] = {}
+
+    def encode(self, items: list[tuple[tuple, int, Move]]) -> bytes:
+        ids, new = self.ids, []
+        out = []
+        for t, key, move in items:
+            code = []
+            for part in (t[0], t[1], *t[2], t[4]):
+                i = ids.get(part)
+                if i is None:
+                    i = ids[part] = len(ids)
+                    new.append(part)
+                code.append(i)
+            out.append((tuple(code), t[3], key, move))
+        return _dump((new, out))
+
+
+class _Decoder:
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+
+    def decode(self, blob: bytes | None) -> list[tuple[tuple, int, Move]]:
+        if not blob:
+            return []
+        new, items = pickle.loads(blob)
+        parts = self.parts
+        parts.extend(new)
+        out = []
+        for code, nmis, key, move in items:
+            out.append(((parts[code[0]], parts[code[1]], tuple([parts[i] for i in code[2:-1]]),
+                         nmis, parts[code[-1]]), key, move))
+        return out
+
+
+def _dump(x: Any) -> bytes:
+    return pickle.dumps(x, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(b: bytes | None) -> Any:
+    return pickle.loads(b) if b else []
+
+
+def _worker_main(me: int, jobs: int, conn: Connection, m: Machine, por: bool,
+                 symmetry: bool, ignore: frozenset[str], init: tuple) -> None:
+    # The stored states are acyclic tuples, millions of them: the cyclic collector's
+    # full passes over them would cost more than the search (a routine's frames are the
+    # only cycles, and they are few).
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        _Worker(me, jobs, conn, m, por, symmetry, ignore, init).run()
+    except BaseException as e:  # the coordinator reports it; nothing else can
+        conn.send(("error", f"worker {me}: {type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+# ---- the coordinator ----------------------------------------------------------------------
+
+class _Pool:
+    """The workers, and the coordinator's answers to their routine-table questions."""
+
+    def __init__(self, m: Machine, conns: list[Connection], procs: list[Any]) -> None:
+        self.m, self.conns, self.procs = m, conns, procs
+        self.defs: dict[int, tuple[int, Any]] = {}
+
+    def call(self, cmds: list[tuple | None]) -> list[Any]:
+        """Send worker k `cmds[k]` (None: nothing); serve their questions until every one
+        sent something has answered."""
+        for conn, cmd in zip(self.conns, cmds, strict=True):
+            if cmd is not None:
+                conn.send(cmd)
+        out: list[Any] = [None] * len(self.conns)
+        waiting = {k for k, cmd in enumerate(cmds) if cmd is not None}
+        index = {id(c): k for k, c in enumerate(self.conns)}
+        while waiting:
+            for ready in wait([self.conns[k] for k in waiting]):
+                k = index[id(ready)]
+                conn = self.conns[k]
+                try:
+                    kind, payload = conn.recv()
+                except EOFError:
+                    raise ParallelError(f"worker {k} exited") from None
+                if kind == "rpc":
+                    conn.send(self._serve(payload))
+                elif kind == "error":
+                    raise ParallelError(payload)
+                else:
+                    out[k] = payload
+                    waiting.discard(k)
+        return out
+
+    def ask(self, k: int, cmd: tuple) -> Any:
+        cmds: list[tuple | None] = [None] * len(self.conns)
+        cmds[k] = cmd
+        return self.call(cmds)[k]
+
+    def all(self, *cmd: Any) -> list[Any]:
+        return self.call([cmd] * len(self.conns))
+
+    def _serve(self, req: tuple) -> Any:
+        if req[0] == "adv":
+            _, nid, value = req
+            table = self.m.routines
+            before = len(table.nodes)
+            gid = table.advance(nid, value)
+            if len(table.nodes) > before:
+                self.defs[gid] = (nid, value)
+            return gid
+        if req[0] == "def":
+            return self.defs[req[1]]
+        raise ParallelError(f"unknown request {req[0]!r}")
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(("stop",))
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+
+
+class _RemoteParents:
+    """The owners' parent links, as `_verdict` reads them (len and lookup)."""
+
+    def __init__(self, pool: _Pool, jobs: int, size: int) -> None:
+        self.pool, self.jobs, self.size = pool, jobs, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, s: tuple) -> tuple[tuple, Move] | None:
+        key, move = self.pool.ask(hash(s) % self.jobs, ("link", s))
+        if move is None:
+            return None
+        states = [p for p in self.pool.all("state", key >> _SHIFT) if p is not None]
+        if len(states) != 1:
+            raise ParallelError(f"{len(states)} states hold key {key >> _SHIFT}")
+        return states[0], move
+
+    def __iter__(self) -> Iterator[tuple]:
+        raise TypeError("the parent links stay with their owners")
+
+
+def explore_parallel(system: System, bounds: Bounds | None = None, jobs: int = 2,
+                     progress: Progress | None = None) -> Verdict:
+    """Explore every interleaving of `system` within `bounds` with `jobs` worker processes
+    (the module docstring says how; the verdict is check/explore.py's)."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    if "fork" not in mp.get_all_start_methods():
+        raise ParallelError("parallel exploration needs the fork start method")
+    bounds = bounds or Bounds()
+    t0 = time.perf_counter()
+    m = Machine(system.config, identity=bounds.identity)
+    m.narrate = False  # the counterexample's replay narrates (check/explore.py)
+    symmetry = bool(bounds.symmetry and system.config.symmetric)
+    por = bounds.por  # as check/explore.py: reduction.py decides per state
+    ignore = bounds.ignore
+    canon = _ContentCanonicalizer(m) if symmetry else None
+    init = m.initial_state()
+    if canon:
+        init, _ = canon(init)
+    _prestart(m)
+    ctx = mp.get_context("fork")
+    conns, procs = [], []
+    for k in range(jobs):
+        mine, theirs = ctx.Pipe()
+        p = ctx.Process(target=_worker_main, daemon=True,
+                        args=(k, jobs, theirs, m, por, symmetry, ignore, init))
+        p.start()
+        theirs.close()
+        conns.append(mine)
+        procs.append(p)
+    pool = _Pool(m, conns, procs)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        v = _search(system, bounds, pool, m, canon, jobs, t0, por, progress)
+    finally:
+        pool.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    v.stats["jobs"] = jobs
+    v.stats["worker_cpu_seconds"] = round(after.ru_utime + after.ru_stime
+                                          - before.ru_utime - before.ru_stime, 2)
+    if bounds.liveness and v.verdict == "safe" and "liveness" not in bounds.ignore:
+        from crossmod.check.liveness import liveness
+
+        return liveness(system, bounds, v, progress)
+    return v
+
+
+def _search(system: System, bounds: Bounds, pool: _Pool, m: Machine,
+            canon: Canonicalizer | None, jobs: int, t0: float, por: bool,
+            progress: Progress | None) -> Verdict:
+    states, transitions, depth, frontier = 1, 0, 0, 1
+    stop: tuple[StopReason, float | None] = (StopReason.EXHAUSTED, None)
+    found = None
+    while frontier and found is None:
+        depth += 1
+        if depth > bounds.max_depth:
+            stop = (StopReason.STEP_BOUND, bounds.max_depth)
+            break
+        deadline = None if bounds.max_seconds is None else t0 + bounds.max_seconds
+        expanded = pool.all("expand", deadline)
+        timed_out = any(t for _, t, _ in expanded)
+        if any(p for _, _, p in expanded):
+            asked: list[list[bytes | None]] = [[None] * jobs for _ in range(jobs)]
+            if any(q is not None for qs, _, _ in expanded for q in qs):
+                asked = pool.call([("answer", [qs[d] for qs, _, _ in expanded])
+                                   for d in range(jobs)])
+            pool.call([("resolve", [asked[d][k] for d in range(jobs)]) for k in range(jobs)])
+        sent = pool.all("send")
+        keys = [f for _, f in sent if f is not None]
+        cutoff = min(keys) if keys else None
+        merged = pool.call([("merge", [b[k] for b, _ in sent], cutoff) for k in range(jobs)])
+        frontier = sum(n for n, _, _ in merged)
+        states += frontier
+        transitions += sum(t for _, t, _ in merged)
+        found = next((f for _, _, f in merged if f is not None), None)
+        if progress:
+            progress(states, transitions, depth)
+        if found is not None:
+            break
+        if timed_out or (bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds):
+            stop = (StopReason.TIME_LIMIT, bounds.max_seconds)
+            break
+        if states > bounds.max_states:
+            stop = (StopReason.STATE_LIMIT, bounds.max_states)
+            break
+    parents = _RemoteParents(pool, jobs, states)
+    return _verdict(system, m, canon, parents, found, stop,  # type: ignore[arg-type]
+                    transitions, depth, t0, por, bounds.ignore)
