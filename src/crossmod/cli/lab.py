@@ -17,23 +17,10 @@ from pathlib import Path
 
 import click
 
+from crossmod.cli.trace import cpulist_callback
 from crossmod.lab import guest, record, results, tools
 from crossmod.lab.tools import LabError
-from crossmod.trace.events import NR_CPUS_MAX, TraceFormatError, format_cpulist, parse_cpulist
-
-
-def _cpulist(_ctx: click.Context, _param: click.Parameter,
-             value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        cpus = parse_cpulist(value, NR_CPUS_MAX)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if not cpus:
-        raise click.BadParameter("empty CPU list")
-    return cpus
-
+from crossmod.trace.events import TraceFormatError, format_cpulist
 
 _NO_ISOLATED = ("no isolated CPU: /sys/devices/system/cpu/isolated and nohz_full are empty; "
                 "give --isolated CPULIST")
@@ -45,7 +32,7 @@ def _fail(msg: str) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--isolated", callback=_cpulist, metavar="CPULIST",
+@click.option("--isolated", callback=cpulist_callback, metavar="CPULIST",
               help="CPUs to watch (default: /sys/devices/system/cpu/isolated and nohz_full)")
 @click.option("-o", "--output", default="trace.dat", show_default=True, metavar="FILE",
               help="the trace-cmd recording")
@@ -151,7 +138,7 @@ def _phases(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
 @click.option("--kernel", default=None, metavar="PACKAGE|VMLINUZ",
               help="a Debian kernel package (fetched with apt-get download) or a bzImage "
                    "[default: linux-image-6.12.118+deb12-amd64-unsigned]")
-@click.option("--isolated", default="2-3", show_default=True, callback=_cpulist,
+@click.option("--isolated", default="2-3", show_default=True, callback=cpulist_callback,
               metavar="CPULIST", help="the guest's isolated (nohz_full) CPUs")
 @click.option("--cpus", default=4, show_default=True, type=click.IntRange(2, 64),
               help="guest vCPUs")

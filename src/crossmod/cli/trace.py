@@ -40,7 +40,12 @@ from crossmod.trace.whatif import Classifier
 _MAX_WARNINGS = 10
 
 
-def _cpus(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+def cpulist_callback(_ctx: click.Context, _param: click.Parameter,
+                     value: str | None) -> tuple[int, ...] | None:
+    """A CPU list option (`2-3,5`) read into CPU numbers; one line naming the fault if not
+    (`crossmod trace`, `crossmod lab` and `crossmod record` share it)."""
+    if value is None:
+        return None
     try:
         cpus = parse_cpulist(value, NR_CPUS_MAX)
     except ValueError as exc:
@@ -79,7 +84,7 @@ def _classifier(paths: tuple[str, ...]) -> Classifier:
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--isolated", "isolated", required=True, callback=_cpus, metavar="CPULIST",
+@click.option("--isolated", "isolated", required=True, callback=cpulist_callback, metavar="CPULIST",
               help="the isolated (nohz_full) CPUs, e.g. 2-3 or 1,4-7 (CPUs the trace has)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.option("--perfetto", metavar="OUT", help="write Chrome trace-event JSON for Perfetto")
