@@ -1,10 +1,32 @@
-"""Shared pytest configuration: the opt-in network and lab markers."""
+"""Shared pytest configuration: the opt-in network and lab markers, and the real recording
+in ../shared (one fixture for every test directory that reads it)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+# CI checks the repo out with shared/ beside it
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "qemu-6.12-nohz"
+
+
+def missing(msg: str) -> NoReturn:
+    """Skip, except in CI, which has shared/ beside the checkout and builds the compiled
+    scanner: there a missing piece fails, so coverage cannot vanish silently."""
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The shared QEMU recording's directory (trace.dat, report.txt.xz, /proc/interrupts)."""
+    if not (SHARED / "trace.dat").exists():
+        missing(f"shared recording not found at {SHARED.resolve()} (../shared beside repo)")
+    return SHARED
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -14,7 +14,6 @@ from crossmod.lab import results, run, tools
 from crossmod.lab.results import GuestResult, parse_interrupts
 
 FIX = Path(__file__).parent / "fixtures" / "guest-6.12"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "qemu-6.12-nohz"
 
 
 def test_parse_interrupts():
@@ -62,11 +61,10 @@ def test_unpack_flattens_the_guest_tar(tmp_path):
     assert (tmp_path / "trace.dat").read_bytes() == b"x"
 
 
-@pytest.mark.skipif(not (SHARED / "trace.dat").exists(), reason="shared recording not found")
-def test_cross_check_on_the_shared_capture(tmp_path):
+def test_cross_check_on_the_shared_capture(tmp_path, shared):
     """The shared capture's trace against its own /proc/interrupts snapshots."""
     for name in ("trace.dat", "interrupts-traced-start.txt", "interrupts-traced-end.txt"):
-        (tmp_path / name).symlink_to(SHARED / name)
+        (tmp_path / name).symlink_to(shared / name)
     (tmp_path / "isolated.txt").write_text("2-3\n")
     r = GuestResult.read(tmp_path)
     rep, text = results.analyse(r.trace, (2, 3))

@@ -5,7 +5,6 @@ what-if, and the CLI's errors."""
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -19,20 +18,7 @@ from crossmod.simulate.engine import UNCONVERTED, simulate
 from crossmod.simulate.replay import replay
 from crossmod.simulate.scenario import ScenarioError, load, parse
 
-TRACE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "qemu-6.12-nohz" / \
-    "trace.dat"
 V8 = load("cover-letter-v8")
-
-
-def _trace() -> str:
-    """The shared recording; skipped without it, except in CI, which fails (as
-    tests/trace/conftest.py does)."""
-    if not TRACE.exists():
-        msg = f"shared recording not found at {TRACE.resolve()} (../shared beside repo)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return str(TRACE)
 
 
 def test_cover_letter_v8_seed0_exact() -> None:
@@ -101,8 +87,8 @@ def test_nmi_exit_window_hazard_arises() -> None:
     assert not simulate(nmis, "none", seed=0).hazards
 
 
-def test_replay_none_reproduces_the_recording() -> None:
-    trace = _trace()
+def test_replay_none_reproduces_the_recording(shared: Path) -> None:
+    trace = str(shared / "trace.dat")
     r = replay(trace, (2, 3), "none")
     res = CliRunner().invoke(main, ["trace", trace, "--isolated", "2-3", "--json"])
     rec = json.loads(res.output)
@@ -113,8 +99,8 @@ def test_replay_none_reproduces_the_recording() -> None:
             assert abs(sim.get(cb, 0) - n) <= 0.02 * n, (cpu, cb)
 
 
-def test_replay_cr3_agrees_with_trace_whatif() -> None:
-    trace = _trace()
+def test_replay_cr3_agrees_with_trace_whatif(shared: Path) -> None:
+    trace = str(shared / "trace.dat")
     r = replay(trace, (2, 3), "cr3")
     # what-if: 724 + 661 = 1385; the replay keeps one more: a do_sync_core csd queued
     # while CPU 3 was between NOTE_SWITCH_TO_KERNEL_CR3 and user_exit (signal 1, mode user)
@@ -178,11 +164,11 @@ def test_v6_nmi_window_arises() -> None:
     assert sum(cr3.hazards.values()) == 185
 
 
-def test_trace_profile_round_trip(tmp_path: Path) -> None:
+def test_trace_profile_round_trip(tmp_path: Path, shared: Path) -> None:
     """crossmod trace --profile: the derived scenario, simulated under none, gives the
     recording's IPIs per callback back (Poisson arrivals: within 5 % where there are
     more than 1000)."""
-    trace = _trace()
+    trace = str(shared / "trace.dat")
     out = tmp_path / "profile.toml"
     res = CliRunner().invoke(main, ["trace", trace, "--isolated", "2-3", "--json",
                                     "--profile", str(out)])

@@ -1,12 +1,11 @@
-"""Fixtures for the trace tests: the shared real recording (read once per session) and
-small synthetic traces."""
+"""Fixtures for the trace tests: the shared real recording's events (read once per session;
+the `shared` fixture is the root conftest's) and small synthetic traces."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
 
 import pytest
 
@@ -17,35 +16,17 @@ from crossmod.trace.events import Event
 from crossmod.trace.source import open_trace
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# CI checks the repo out with shared/ beside it
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "qemu-6.12-nohz"
-
-
-def _missing(msg: str) -> NoReturn:
-    """Skip, except in CI, which has shared/ beside the checkout and builds the compiled
-    scanner: there a missing piece fails, so coverage cannot vanish silently."""
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-def _need_shared() -> Path:
-    if not (SHARED / "trace.dat").exists():
-        _missing(f"shared recording not found at {SHARED.resolve()} (../shared beside repo)")
-    return SHARED
 
 
 def need_compiled() -> ModuleType:
     """`crossmod.trace._scan`, bound (even under CROSSMOD_TRACE_PURE=1)."""
     scan = speedups.compiled()
-    if scan is None:
-        _missing("crossmod.trace._scan is not built (pip install -e . with a C compiler)")
+    if scan is None:  # fails in CI, as the root conftest's `missing` does for the recording
+        msg = "crossmod.trace._scan is not built (pip install -e . with a C compiler)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
     return scan
-
-
-@pytest.fixture(scope="session")
-def shared() -> Path:
-    return _need_shared()
 
 
 @pytest.fixture(scope="session")
