@@ -121,12 +121,8 @@ def explore(system: System, bounds: Bounds | None = None,
                         fresh.add(t)
             if found:
                 break
-            if len(parent) > bounds.max_states:
-                stop, limit = StopReason.STATE_LIMIT, bounds.max_states
-                frontier.clear()
-                break
-            if bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds:
-                stop, limit = StopReason.TIME_LIMIT, bounds.max_seconds
+            if (passed := bounds.exceeded(len(parent), t0)) is not None:
+                stop, limit = passed
                 frontier.clear()
                 break
         if progress:

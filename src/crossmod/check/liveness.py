@@ -165,10 +165,8 @@ def state_graph(m: Machine, bounds: Bounds, progress: Progress | None = None,
                 progress(len(g.states), g.transitions, depth)
         at_bound = bounds.max_depth if depth >= bounds.max_depth else None
         _expand(m, g, index, i, at_bound, bounds.ignore)
-        if len(g.states) > bounds.max_states:
-            raise _Stop(StopReason.STATE_LIMIT, bounds.max_states)
-        if bounds.max_seconds and time.perf_counter() - t0 + spent > bounds.max_seconds:
-            raise _Stop(StopReason.TIME_LIMIT, bounds.max_seconds)
+        if (passed := bounds.exceeded(len(g.states), t0 - spent)) is not None:
+            raise _Stop(*passed)
         i += 1
     return g
 

@@ -181,12 +181,8 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
                     fresh.add(h)
             if found:
                 break
-            if len(up) > bounds.max_states:
-                stop, limit = StopReason.STATE_LIMIT, bounds.max_states
-                frontier.clear()
-                break
-            if bounds.max_seconds and time.perf_counter() - t0 > bounds.max_seconds:
-                stop, limit = StopReason.TIME_LIMIT, bounds.max_seconds
+            if (passed := bounds.exceeded(len(up), t0)) is not None:
+                stop, limit = passed
                 frontier.clear()
                 break
         if progress:

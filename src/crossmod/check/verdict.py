@@ -9,6 +9,7 @@ that ends with no CPU able to move is a `Trail` with a `Deadlock`, not a step.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -61,6 +62,15 @@ class Bounds:
                              f"{self.store!r}")
         if self.bitstate_bits < 8:
             raise ValueError(f"bitstate_bits must be 8 or more, not {self.bitstate_bits}")
+
+    def exceeded(self, states: int, t0: float) -> tuple[StopReason, float] | None:
+        """The limit a search that stored `states` and started at `t0` (perf_counter) has
+        passed, state limit first, or None: the one test every search loop makes."""
+        if states > self.max_states:
+            return StopReason.STATE_LIMIT, self.max_states
+        if self.max_seconds and time.perf_counter() - t0 > self.max_seconds:
+            return StopReason.TIME_LIMIT, self.max_seconds
+        return None
 
 
 class VerdictKind(StrEnum):
