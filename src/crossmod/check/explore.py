@@ -22,6 +22,7 @@ from collections.abc import Callable, Container
 from dataclasses import replace
 from typing import Any, Protocol
 
+from crossmod import _engine
 from crossmod.check.observer import Observer
 from crossmod.check.reduction import ample
 from crossmod.check.verdict import (
@@ -190,7 +191,7 @@ def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: Pa
                                 transitions=transitions)
     stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
              "symmetry": canon is not None, "partial_order": por,
-             "ignored": sorted(ignore)}
+             "ignored": sorted(ignore), "engine": _engine.ENGINE}
     if found is None:
         reason, limit = stop
         kind = VerdictKind.SAFE if reason is StopReason.EXHAUSTED else VerdictKind.BOUND
