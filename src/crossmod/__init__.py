@@ -29,6 +29,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from crossmod import _engine
+
+try:
+    _engine.select()  # before any engine module is imported: compiled or interpreted
+except _engine.EngineError as e:
+    import sys
+
+    print(f"crossmod: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
+
 if TYPE_CHECKING:  # a type checker sees a module it cannot call; this is its true type
     from crossmod.check import FrontDoor
 

@@ -10,12 +10,11 @@ import sys
 
 import pytest
 
-import crossmod.check.explore as explore_mod
 from crossmod.catalogue import ROWS, Row, build
 from crossmod.check.explore import explore
-from crossmod.check.parallel import _ContentCanonicalizer, explore_parallel
+from crossmod.check.parallel import content_canonicalizer, explore_parallel
 from crossmod.check.verdict import Bounds, Outcome, Verdict
-from crossmod.machine.machine import Machine
+from crossmod.machine.system import System
 
 # CPU symmetry: where its representative is not unique (machine/symmetry.py, point 3) the
 # ranking decides which state of an orbit is stored, and so the order of a state's moves
@@ -37,17 +36,8 @@ def _facts(v: Verdict) -> tuple:
     return v.verdict, v.property, v.states, v.transitions, v.depth, trail
 
 
-def _sequential_by_content(system, bounds, monkeypatch) -> Verdict:  # type: ignore[no-untyped-def]
-    made: list[Machine] = []
-
-    class Recording(Machine):
-        def __init__(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(*a, **k)
-            made.append(self)
-
-    monkeypatch.setattr(explore_mod, "Machine", Recording)
-    monkeypatch.setattr(explore_mod, "Canonicalizer", lambda cfg: _ContentCanonicalizer(made[-1]))
-    return explore(system, bounds)
+def _sequential_by_content(system: System, bounds: Bounds) -> Verdict:
+    return explore(system, bounds, ranking=content_canonicalizer)
 
 
 def _params(rows: list[Row]) -> list:
@@ -61,7 +51,7 @@ def _params(rows: list[Row]) -> list:
 
 
 @pytest.mark.parametrize("row", _params(list(ROWS)))
-def test_two_workers_find_what_the_sequential_search_finds(row: Row, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_two_workers_find_what_the_sequential_search_finds(row: Row) -> None:
     system = build(row.protocol, row.variant, **row.knobs)
     bounds = Bounds(liveness=row.liveness)  # liveness: after the safety search, sequential
     par = explore_parallel(system, bounds, jobs=2)
@@ -70,7 +60,7 @@ def test_two_workers_find_what_the_sequential_search_finds(row: Row, monkeypatch
         assert par.property == row.prop
     plain = explore(system, bounds)
     if system.config.symmetric:
-        seq = _sequential_by_content(system, bounds, monkeypatch)
+        seq = _sequential_by_content(system, bounds)
         assert (par.verdict, par.property, par.depth if par.counterexample else None) == \
             (plain.verdict, plain.property, plain.depth if plain.counterexample else None)
     else:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
+from crossmod import _engine
+from crossmod.check.observer import Observer
 from crossmod.check.reduction import ample
 from crossmod.check.verdict import (
     Bounds,
@@ -44,27 +46,21 @@ from crossmod.machine.system import System
 Progress = Callable[[int, int, int], None]
 
 
-class Observer:
-    """Watches a search as it goes: every state when it is expanded, with its enabled
-    moves (none: a final or a stuck state), and every transition kept, with the step's
-    events when `events` is set (the steps then narrate, which costs time). States are
-    the search's: symmetry representatives when `Bounds.symmetry` applies, and under the
-    partial-order reduction a state's transitions are only those of its ample set; an
-    engine that needs every concrete state searches with neither."""
+class ParentLinks(Protocol):
+    """What the verdict needs of a search's store: how many states it holds and each
+    one's parent link (a dict here; check/parallel.py's workers answer for theirs)."""
 
-    events: bool = False
+    def __len__(self) -> int: ...
 
-    def expand(self, state: tuple, moves: list[Move]) -> None:
-        """`state` is being expanded; `moves` are all its enabled moves."""
-
-    def transition(self, state: tuple, move: Move, succ: tuple,
-                   events: tuple[Event, ...]) -> None:
-        """`move` from `state` leads to `succ` (no violation)."""
+    def __getitem__(self, s: tuple, /) -> tuple[tuple, Move] | None: ...
 
 
 def explore(system: System, bounds: Bounds | None = None,
-            progress: Progress | None = None, observer: Observer | None = None) -> Verdict:
-    """Explore every interleaving of `system` within `bounds`."""
+            progress: Progress | None = None, observer: Observer | None = None, *,
+            ranking: Callable[[Machine], Canonicalizer] | None = None) -> Verdict:
+    """Explore every interleaving of `system` within `bounds`. `ranking` builds the
+    symmetry canonicalizer from the machine (default: CPU states ranked by first sight;
+    the parallel search's tests pass check/parallel.py's content ranking)."""
     bounds = bounds or Bounds()
     if bounds.store != "exact":
         from crossmod.check.store import explore_compact  # it reuses this module's parts
@@ -74,7 +70,9 @@ def explore(system: System, bounds: Bounds | None = None,
     rss0 = _rss()
     m = Machine(system.config, identity=bounds.identity)
     m.narrate = observer is not None and observer.events
-    canon = Canonicalizer(system.config) if (bounds.symmetry and system.config.symmetric) else None
+    canon = None
+    if bounds.symmetry and system.config.symmetric:
+        canon = ranking(m) if ranking is not None else Canonicalizer(system.config)
     por = bounds.por
     ignore = bounds.ignore
     init = m.initial_state()
@@ -82,9 +80,10 @@ def explore(system: System, bounds: Bounds | None = None,
         init, _ = canon(init)
     parent: dict[tuple, tuple[tuple, Move] | None] = {init: None}
     frontier: deque[tuple] = deque([init])
-    depth, transitions, found = 0, 0, None
+    depth, transitions = 0, 0
+    found: tuple[Property | str, tuple, Move | None, str] | None = None
     stop = StopReason.EXHAUSTED
-    limit: float | None = None
+    limit: Any = None  # states, moves or seconds (a float, compiled, would make 10 10.0)
     while frontier and found is None:
         level, frontier = frontier, deque()
         fresh: set[tuple] = set()  # discovered at depth+1, while expanding this level
@@ -114,8 +113,10 @@ def explore(system: System, bounds: Bounds | None = None,
             for t, move, events in succ[0]:
                 if observer is not None:
                     observer.transition(s, move, t, events)
-                link = (s, move)
-                if parent.setdefault(t, link) is link:  # one hash: t is new
+                n = len(parent)
+                parent.setdefault(t, (s, move))
+                if len(parent) != n:  # one hash: t is new (no `is` test on a tuple: the
+                    # compiled engine boxes tuples afresh, crossmod/_engine.py)
                     frontier.append(t)
                     if por:  # (only the reduction's C3 proviso asks what is fresh)
                         fresh.add(t)
@@ -157,7 +158,7 @@ def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
-                parent: dict, fresh: set | None, ignore: frozenset[str] = frozenset()
+                parent: Container[tuple], fresh: set | None, ignore: frozenset[str] = frozenset()
                 ) -> tuple[list[tuple[tuple, Move, tuple[Event, ...]]], tuple | None, bool, bool]:
     """(successor, move, events) triples, the first violation met, whether a successor is
     no deeper than `s` (known before this level): every cycle has such an edge, so expanding its
@@ -181,8 +182,8 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
     return out, None, seen, cut
 
 
-def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: dict,
-             found: tuple | None, stop: tuple[StopReason, float | None], transitions: int,
+def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: ParentLinks,
+             found: tuple | None, stop: tuple[StopReason, Any], transitions: int,
              depth: int, t0: float, por: bool, ignore: frozenset[str] = frozenset()
              ) -> Verdict:
     base: dict[str, Any] = dict(protocol=system.name, variant=system.variant,
@@ -190,7 +191,7 @@ def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: di
                                 transitions=transitions)
     stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
              "symmetry": canon is not None, "partial_order": por,
-             "ignored": sorted(ignore)}
+             "ignored": sorted(ignore), "engine": _engine.ENGINE}
     if found is None:
         reason, limit = stop
         kind = VerdictKind.SAFE if reason is StopReason.EXHAUSTED else VerdictKind.BOUND
@@ -211,7 +212,7 @@ def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: di
                    counterexample=trail, stats=stats)
 
 
-def _path(parent: dict, s: tuple) -> list[Move]:
+def _path(parent: ParentLinks, s: tuple) -> list[Move]:
     moves: list[Move] = []
     link = parent[s]
     while link is not None:

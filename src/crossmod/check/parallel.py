@@ -212,27 +212,22 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=12).digest()
 
 
-class _ContentCanonicalizer(Canonicalizer):
-    """Ranks a CPU state by a digest of its abstract form, node ids by their identity."""
+class _ContentRank:
+    """Ranks a CPU state's abstract form by a digest of its content, node ids by their
+    identity (the same in every process, unlike first sight)."""
 
     def __init__(self, m: Machine) -> None:
-        super().__init__(m.cfg)
         self._table = m.routines
         self._nodes: dict[int, str] = {}
         self._inverse: dict[int, Any] = {}
         self._fields: dict[Any, str] = {}
 
-    def _key(self, c: int, cpu: tuple, named: dict[int, tuple]) -> tuple[Any, tuple]:
-        k = (c, cpu)
-        r = self._rank.get(k)
-        if r is None:
-            a = self._abstract(c, cpu)
-            parts = ["|".join(f"{f[0]}:{self._node(f[1])}:{_text(f[2:])}" for f in a[STACK])]
-            for i, v in enumerate(a):
-                if i != STACK:
-                    parts.append(self._field(v))
-            r = self._rank[k] = _digest("#".join(parts))  # type: ignore[assignment]
-        return r, named.get(c, ())
+    def __call__(self, a: tuple) -> bytes:
+        parts = ["|".join(f"{f[0]}:{self._node(f[1])}:{_text(f[2:])}" for f in a[STACK])]
+        for i, v in enumerate(a):
+            if i != STACK:
+                parts.append(self._field(v))
+        return _digest("#".join(parts))
 
     def _field(self, v: Any) -> str:
         s = self._fields.get(v)
@@ -254,6 +249,11 @@ class _ContentCanonicalizer(Canonicalizer):
         return s
 
 
+def content_canonicalizer(m: Machine) -> Canonicalizer:
+    """The canonicalizer of the parallel search: CPU states ranked by content."""
+    return Canonicalizer(m.cfg, rank=_ContentRank(m))
+
+
 # ---- the worker ---------------------------------------------------------------------------
 
 class _Record:
@@ -273,7 +273,7 @@ class _Worker:
                  symmetry: bool, ignore: frozenset[str], init: tuple) -> None:
         self.me, self.jobs, self.conn, self.m = me, jobs, conn, m
         _WorkerTable.adopt(m.routines, self._ask)
-        self.canon = _ContentCanonicalizer(m) if symmetry else None
+        self.canon = content_canonicalizer(m) if symmetry else None
         self.por, self.ignore = por, ignore
         # state -> (key, move that first reached it); keys are unique across levels
         # (the initial state's is 1, so level d holds [256**d, 2 * 256**d))
@@ -602,7 +602,7 @@ def explore_parallel(system: System, bounds: Bounds | None = None, jobs: int = 2
     symmetry = bool(bounds.symmetry and system.config.symmetric)
     por = bounds.por  # as check/explore.py: reduction.py decides per state
     ignore = bounds.ignore
-    canon = _ContentCanonicalizer(m) if symmetry else None
+    canon = content_canonicalizer(m) if symmetry else None
     init = m.initial_state()
     if canon:
         init, _ = canon(init)
@@ -673,5 +673,5 @@ def _search(system: System, bounds: Bounds, pool: _Pool, m: Machine,
             stop = (StopReason.STATE_LIMIT, bounds.max_states)
             break
     parents = _RemoteParents(pool, jobs, states)
-    return _verdict(system, m, canon, parents, found, stop,  # type: ignore[arg-type]
+    return _verdict(system, m, canon, parents, found, stop,
                     transitions, depth, t0, por, bounds.ignore)

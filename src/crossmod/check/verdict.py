@@ -63,9 +63,10 @@ class Bounds:
         if self.bitstate_bits < 8:
             raise ValueError(f"bitstate_bits must be 8 or more, not {self.bitstate_bits}")
 
-    def exceeded(self, states: int, t0: float) -> tuple[StopReason, float] | None:
+    def exceeded(self, states: int, t0: float) -> tuple[StopReason, Any] | None:
         """The limit a search that stored `states` and started at `t0` (perf_counter) has
-        passed, state limit first, or None: the one test every search loop makes."""
+        passed, state limit first, or None: the one test every search loop makes. (The
+        limit is typed Any, not float: a compiled caller would turn the int 10 into 10.0.)"""
         if states > self.max_states:
             return StopReason.STATE_LIMIT, self.max_states
         if self.max_seconds and time.perf_counter() - t0 > self.max_seconds:

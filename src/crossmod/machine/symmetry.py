@@ -36,6 +36,7 @@ The soundness argument, and what enforces each assumption:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from crossmod.machine.state import (
@@ -55,11 +56,15 @@ class Canonicalizer:
     they are first seen (an interning table): a total order that does not depend on Python's
     per-process string hashing, so runs are reproducible."""
 
-    def __init__(self, cfg: MachineConfig) -> None:
+    def __init__(self, cfg: MachineConfig,
+                 rank: Callable[[tuple], Any] | None = None) -> None:
         self.cfg = cfg
+        # how an abstract key (`_abstract`) is ranked: by first sight unless told otherwise
+        # (the parallel search ranks by content, which every process computes alike)
+        self._rank_of = rank
         self.classes = cfg.symmetric
         self._class_of = {k: i for i, cls in enumerate(cfg.symmetric) for k in cls}
-        self._rank: dict[tuple[int, tuple], int] = {}  # (cpu number, cpu state) -> rank
+        self._rank: dict[tuple[int, tuple], Any] = {}  # (cpu number, cpu state) -> rank
         self._abstract_rank: dict[tuple, int] = {}
         self._cpu_pidx = [cfg.pidx[n] for n in cfg.cpu_valued if n in cfg.pidx]
         self._cpu_gidx = [cfg.gidx[n] for n in cfg.cpu_valued if n in cfg.gidx]
@@ -138,14 +143,17 @@ class Canonicalizer:
         mem, pm = state[MEM], parent[MEM]
         return mem is pm or all(mem[i] == pm[i] for i in self._cpu_gidx)
 
-    def _key(self, c: int, cpu: tuple, named: dict[int, tuple]) -> tuple[int, tuple]:
+    def _key(self, c: int, cpu: tuple, named: dict[int, tuple]) -> tuple[Any, tuple]:
         k = (c, cpu)
         r = self._rank.get(k)
         if r is None:
             a = self._abstract(c, cpu)
-            r = self._abstract_rank.get(a)
-            if r is None:
-                r = self._abstract_rank[a] = len(self._abstract_rank)
+            if self._rank_of is not None:
+                r = self._rank_of(a)
+            else:
+                r = self._abstract_rank.get(a)
+                if r is None:
+                    r = self._abstract_rank[a] = len(self._abstract_rank)
             self._rank[k] = r
         return r, named.get(c, ())
 
