@@ -77,8 +77,8 @@ def key_of(obj: object) -> tuple:
     """What a value that is not plain data is digested as: plain data that is equal
     exactly when the values are (TypeError for a value that has none)."""
     cls = type(obj)
-    params = getattr(cls, "__dataclass_params__", None)
-    if params is not None and not isinstance(obj, type):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        params = cls.__dataclass_params__  # type: ignore[attr-defined]
         if not (params.eq and params.frozen):
             raise TypeError(f"cannot digest {cls.__qualname__}: a dataclass without "
                             "generated equality or not frozen")
