@@ -109,6 +109,20 @@ def test_distinct_types_do_not_collide(fn: str) -> None:
         assert len({dg(v, seed) for v in values}) == len(values)
 
 
+@pytest.mark.parametrize("fn", ["py", "c"])
+def test_nesting_too_deep_is_a_recursion_error(fn: str) -> None:
+    dg = D.digest_py if fn == "py" else need_c().digest
+    deep: tuple = ()
+    for _ in range(400):
+        deep = (deep,)
+    assert dg(deep, 1) == D.digest_py(deep, 1)
+    for _ in range(5000):
+        deep = (deep,)
+    with pytest.raises(RecursionError):
+        dg(deep, 1)
+    assert dg((1,), 1) == D.digest_py((1,), 1)  # and the depth count is back at zero
+
+
 def test_surrogates_are_passed_through() -> None:
     s = "a\ud800b"
     assert D.digest_py(s, 1) != D.digest_py("ab", 1)

@@ -5,7 +5,8 @@
  * every mixing step here are the same): tests/model/test_digest.py checks that the two
  * agree on hypothesis-made nested values and on real states. A value that is not plain
  * data is turned into plain data by calling back `digest.key_of` (bound at import), so
- * what a dataclass or a function digests as is decided in one place, in Python.
+ * what a dataclass or a function digests as is decided in one place, in Python; the
+ * result is remembered per object (`memo` below).
  *
  * Built optional=True (setup.py): without a compiler the package runs the reference.
  */
@@ -60,6 +61,25 @@ static uint64_t words(uint64_t k, const unsigned char *p, Py_ssize_t n)
 
 static int walk(PyObject *o, const Keys *K, uint64_t *out);
 
+/* Nesting depth, counted here rather than with Py_EnterRecursiveCall (a third of the time
+ * of a state's digest): states are a few levels deep; the reference, one Python frame a
+ * level, fails near Python's recursion limit, this at the same depth. */
+#define DEPTH_MAX 1000
+static int depth = 0;
+
+static inline int enter(void)
+{
+    if (++depth > DEPTH_MAX) {
+        --depth;
+        PyErr_SetString(PyExc_RecursionError,
+                        "maximum recursion depth exceeded while digesting a state");
+        return -1;
+    }
+    return 0;
+}
+
+static inline void leave(void) { --depth; }
+
 /* An int outside [-2^63, 2^63): its minimal two's complement bytes, little-endian, through
  * int's own methods (rare: no catalogue state holds one). */
 static int bigint(PyObject *o, const Keys *K, uint64_t *out)
@@ -109,16 +129,16 @@ static int tuple(PyObject *o, const Keys *K, uint64_t *out)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(o);
     uint64_t acc = mix(K->k[T_TUPLE] ^ (uint64_t)n), d;
-    if (Py_EnterRecursiveCall(" while digesting a state"))
+    if (enter())
         return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (walk(PyTuple_GET_ITEM(o, i), K, &d) < 0) {
-            Py_LeaveRecursiveCall();
+            leave();
             return -1;
         }
         acc = mix(acc ^ d);
     }
-    Py_LeaveRecursiveCall();
+    leave();
     *out = acc;
     return 0;
 }
@@ -127,7 +147,7 @@ static int frozenset(PyObject *o, const Keys *K, uint64_t *out)
 {
     uint64_t s = 0, x = 0, d;
     int rc = 0;
-    if (Py_EnterRecursiveCall(" while digesting a state"))
+    if (enter())
         return -1;
 #if PY_VERSION_HEX < 0x030D0000
     Py_ssize_t pos = 0;
@@ -144,7 +164,7 @@ static int frozenset(PyObject *o, const Keys *K, uint64_t *out)
 #else
     PyObject *it = PyObject_GetIter(o), *e;
     if (it == NULL) {
-        Py_LeaveRecursiveCall();
+        leave();
         return -1;
     }
     while ((e = PyIter_Next(it)) != NULL) {
@@ -161,14 +181,45 @@ static int frozenset(PyObject *o, const Keys *K, uint64_t *out)
     if (rc == 0 && PyErr_Occurred())
         rc = -1;
 #endif
-    Py_LeaveRecursiveCall();
+    leave();
     if (rc == 0)
         *out = mix(mix(mix(K->k[T_FROZENSET] ^ (uint64_t)PySet_GET_SIZE(o)) ^ s) ^ x);
     return rc;
 }
 
+/* Digests of the values `key_of` was asked about, by identity and seed: real states hold
+ * a few such objects (a TextPokeLoc, a CSD function) shared by many states, and the
+ * callback costs more than the rest of a state's digest. Each entry holds a reference to
+ * its object, so no other object can take its address while it is here; the table is
+ * emptied when it fills. Sound because those values are immutable: a frozen dataclass,
+ * a function's module and qualified name. */
+#define MEMO_SLOTS 512
+#define MEMO_MAX 384
+typedef struct { PyObject *obj; uint64_t seed, digest; } Memo;
+static Memo memo[MEMO_SLOTS];
+static int memo_used = 0;
+
+static inline size_t memo_slot(PyObject *o, uint64_t seed)
+{
+    return (size_t)((((uint64_t)(uintptr_t)o >> 4) ^ seed) * GOLDEN >> 55) & (MEMO_SLOTS - 1);
+}
+
+static void memo_clear(void)
+{
+    for (int i = 0; i < MEMO_SLOTS; i++)
+        Py_CLEAR(memo[i].obj);
+    memo_used = 0;
+}
+
 static int object(PyObject *o, const Keys *K, uint64_t *out)
 {
+    uint64_t seed = K->k[0];
+    size_t i = memo_slot(o, seed);
+    for (; memo[i].obj != NULL; i = (i + 1) & (MEMO_SLOTS - 1))
+        if (memo[i].obj == o && memo[i].seed == seed) {
+            *out = memo[i].digest;
+            return 0;
+        }
     if (key_of == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "crossmod.machine._digest is not bound");
         return -1;
@@ -177,15 +228,27 @@ static int object(PyObject *o, const Keys *K, uint64_t *out)
     if (key == NULL)
         return -1;
     uint64_t d;
-    int r = Py_EnterRecursiveCall(" while digesting a state") ? -1 : 0;
+    int r = enter() ? -1 : 0;
     if (r == 0) {
         r = walk(key, K, &d);
-        Py_LeaveRecursiveCall();
+        leave();
     }
     Py_DECREF(key);
-    if (r == 0)
-        *out = mix(K->k[T_OBJECT] ^ d);
-    return r;
+    if (r < 0)
+        return -1;
+    *out = d = mix(K->k[T_OBJECT] ^ d);
+    if (memo_used >= MEMO_MAX)
+        memo_clear();
+    /* the callback ran Python code: find a free slot again */
+    for (i = memo_slot(o, seed); memo[i].obj != NULL; i = (i + 1) & (MEMO_SLOTS - 1))
+        if (memo[i].obj == o && memo[i].seed == seed)
+            return 0;
+    Py_INCREF(o);
+    memo[i].obj = o;
+    memo[i].seed = seed;
+    memo[i].digest = d;
+    memo_used++;
+    return 0;
 }
 
 static int walk(PyObject *o, const Keys *K, uint64_t *out)
@@ -239,7 +302,8 @@ static int keys_of(PyObject *seed, const Keys **K)
         return -1;
     }
     if (!have_keys || s != last_seed) {
-        for (int t = 0; t < NKEYS; t++)
+        last_keys.k[0] = (uint64_t)s; /* no type's key: the memo's seed */
+        for (int t = 1; t < NKEYS; t++)
             last_keys.k[t] = mix((uint64_t)s + (uint64_t)t * GOLDEN);
         last_seed = s;
         have_keys = 1;
@@ -274,6 +338,7 @@ static PyObject *bind(PyObject *self, PyObject *fn)
     }
     Py_INCREF(fn);
     Py_XSETREF(key_of, fn);
+    memo_clear(); /* another key_of may digest them differently */
     Py_RETURN_NONE;
 }
 
