@@ -98,6 +98,20 @@ def test_other_seeds_omit_other_states() -> None:
     assert (again.states, again.transitions) == (runs[3].states, runs[3].transitions)
 
 
+def test_the_reference_digest_omits_what_the_compiled_one_does(monkeypatch) -> None:
+    # without the C port (no compiler, CROSSMOD_DIGEST_PURE=1) a seed still means the same
+    import crossmod.check.store as store
+    from crossmod.machine import digest as D
+
+    system = build("x86-int3-batch", "default", cpus=3)
+    bounds = Bounds(store="bitstate", bitstate_bits=1 << 13, hash_seed=5, max_states=2000)
+    monkeypatch.setattr(store, "digest", D.digest_py)
+    pure = explore(system, bounds)
+    monkeypatch.setattr(store, "digest", D.digest)
+    v = explore(system, bounds)
+    assert (pure.states, pure.transitions, pure.depth) == (v.states, v.transitions, v.depth)
+
+
 def test_the_cli_prints_the_seed_and_takes_it_back() -> None:
     r = _run("check", "x86-int3-batch", "--store", "hash-compact", "--hash-seed", "77")
     assert "store: hash-compact, hash seed 77 (--hash-seed repeats it)" in r.stdout
