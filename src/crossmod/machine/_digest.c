@@ -9,6 +9,14 @@
  * result is remembered per object (`memo` below).
  *
  * Built optional=True (setup.py): without a compiler the package runs the reference.
+ *
+ * Memory safety is checked by running its tests against a sanitizer build:
+ *   gcc -shared -fPIC -O1 -g -fsanitize=address,undefined $(python3-config --includes) \
+ *       src/crossmod/machine/_digest.c -o src/crossmod/machine/_digest.cpython-311-x86_64-linux-gnu.so
+ *   PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
+ *   LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+ *       python -m pytest tests/model/test_digest.py
+ * (then `pip install -e .` to put the normal build back).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
