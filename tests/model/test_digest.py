@@ -27,6 +27,8 @@ from crossmod.machine.machine import Machine
 from crossmod.machine.symmetry import Canonicalizer
 
 C = D.compiled()
+# st.recursive's nested strategies have a repr that grows with the draw: not a problem here
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 SEEDS = st.integers(min_value=0, max_value=(1 << 64) - 1)
 INTS = st.one_of(st.integers(min_value=-(1 << 70), max_value=1 << 70),
                  st.sampled_from([-(1 << 63) - 1, -(1 << 63), (1 << 63) - 1, 1 << 63,
@@ -66,8 +68,6 @@ def reached(protocol: str, limit: int, **knobs: object) -> list[tuple]:
     return list(seen)
 
 
-# st.recursive's nested strategies have a repr that grows with the draw: not a problem here
-@pytest.mark.filterwarnings("ignore:Generating overly large repr")
 @settings(max_examples=400, deadline=None)
 @given(VALUES, SEEDS)
 def test_the_port_agrees_with_the_reference(value: object, seed: int) -> None:
