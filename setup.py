@@ -1,8 +1,9 @@
 """The optional compiled parts of crossmod (everything else is in pyproject.toml).
 
-1. The trace scanner (`crossmod.trace._scan`, C): where no C compiler is found the install
-   still succeeds and the trace readers run their pure-Python references
-   (crossmod/trace/speedups.py).
+1. The scanner of `crossmod trace` (`crossmod.trace._scan`) and the state digest of the
+   compact stores (`crossmod.machine._digest`), in C, `optional=True`: where no C compiler
+   is found the install still succeeds and the package runs the pure-Python references
+   (crossmod/trace/speedups.py, crossmod/machine/digest.py).
 2. The checker's engine -- the machine's step and the explorer's loop, the modules listed in
    `crossmod/engine_modules.txt` -- compiled with mypyc from the very Python sources that
    stay the reference: `CROSSMOD_ENGINE=python` runs them interpreted, and crossmod/_engine.py
@@ -18,9 +19,11 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
+FLAGS = ["-O2", "-Wall", "-Wno-unused-parameter"]
 ext_modules = [Extension("crossmod.trace._scan", ["src/crossmod/trace/_scan.c"],
-                         extra_compile_args=["-O2", "-Wall", "-Wno-unused-parameter"],
-                         optional=True)]
+                         extra_compile_args=FLAGS, optional=True),
+               Extension("crossmod.machine._digest", ["src/crossmod/machine/_digest.c"],
+                         extra_compile_args=FLAGS, optional=True)]
 
 
 def _engine_extensions() -> list:

@@ -3,6 +3,8 @@ with a trail replayed through the machine, and never call a search "safe"."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -71,11 +73,64 @@ def test_the_cli_store_flag_exits_1_when_nothing_is_proved() -> None:
                                 "use it with --store exact")
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def test_a_seed_omits_the_same_states_in_every_process() -> None:
+    # a small bit array, so that collisions hide states: which ones is the seed's doing
+    # (machine/digest.py), not PYTHONHASHSEED's (Python's str hash is salted per process)
+    args = ("check", "x86-int3-batch", "--cpus", "3", "--store", "bitstate",
+            "--bitstate-bits", "16384", "--json")
+    runs = [json.loads(_run(*args, hashseed=h).stdout) for h in ("1", "2", "random")]
+    assert len({(r["states"], r["transitions"], r["depth"]) for r in runs}) == 1
+    assert runs[0]["stats"]["hash_seed"] == 0 and "--hash-seed" not in runs[0]["command"]
+    exact = explore(build("x86-int3-batch", "default", cpus=3))
+    assert runs[0]["states"] < exact.states  # collisions did occur
+    again = explore(build("x86-int3-batch", "default", cpus=3),
+                    Bounds(store="bitstate", bitstate_bits=1 << 14))
+    assert (again.states, again.transitions) == (runs[0]["states"], runs[0]["transitions"])
+
+
+def test_other_seeds_omit_other_states() -> None:
+    system = build("x86-int3-batch", "default", cpus=3)
+    runs = {seed: explore(system, Bounds(store="bitstate", bitstate_bits=1 << 14,
+                                         hash_seed=seed)) for seed in range(4)}
+    assert len({v.states for v in runs.values()}) > 1
+    assert all(v.stats["hash_seed"] == seed for seed, v in runs.items())
+    again = explore(system, Bounds(store="bitstate", bitstate_bits=1 << 14, hash_seed=3))
+    assert (again.states, again.transitions) == (runs[3].states, runs[3].transitions)
+
+
+def test_the_reference_digest_omits_what_the_compiled_one_does(monkeypatch) -> None:
+    # without the C port (no compiler, CROSSMOD_DIGEST_PURE=1) a seed still means the same
+    import crossmod.check.store as store
+    from crossmod.machine import digest as D
+
+    system = build("x86-int3-batch", "default", cpus=3)
+    bounds = Bounds(store="bitstate", bitstate_bits=1 << 13, hash_seed=5, max_states=2000)
+    monkeypatch.setattr(store, "digest", D.digest_py)
+    pure = explore(system, bounds)
+    monkeypatch.setattr(store, "digest", D.digest)
+    v = explore(system, bounds)
+    assert (pure.states, pure.transitions, pure.depth) == (v.states, v.transitions, v.depth)
+
+
+def test_the_cli_prints_the_seed_and_takes_it_back() -> None:
+    r = _run("check", "x86-int3-batch", "--store", "hash-compact", "--hash-seed", "77")
+    assert "store: hash-compact, hash seed 77 (--hash-seed repeats it)" in r.stdout
+    r = _run("check", "x86-int3-batch", "--store", "bitstate", "--hash-seed", "77", "--json")
+    v = json.loads(r.stdout)
+    assert v["stats"]["hash_seed"] == 77 and v["command"].endswith("--hash-seed 77")
+    assert "hash seed" not in _run("check", "x86-int3-batch").stdout
+    r = _run("check", "x86-int3-batch", "--store", "bitstate", "--hash-seed", "-1")
+    assert r.returncode == 2
+
+
+def _run(*args: str, hashseed: str | None = None) -> subprocess.CompletedProcess:
+    env = None if hashseed is None else {**os.environ, "PYTHONHASHSEED": hashseed}
     return subprocess.run([sys.executable, "-m", "crossmod", *args], capture_output=True,
-                          text=True)
+                          text=True, env=env)
 
 
 def test_bounds_refuse_an_unknown_store() -> None:
     with pytest.raises(ValueError, match="hash-compact"):
         Bounds(store="disk")
+    with pytest.raises(ValueError, match="hash_seed"):
+        Bounds(hash_seed=1 << 64)

@@ -13,6 +13,12 @@ check.verdict, check.explore (its successor function, concretization and replay)
                 seen when all k are set already. SPIN's supertrace: a state is omitted with
                 probability (1 - e^(-k i / m))^k when i states are stored in m bits.
 
+States are hashed with `machine.digest.digest` under `Bounds.hash_seed`, not with `hash()`
+(salted per process for str and bytes, by address for functions): the states a search
+omits, and so its counts and even its verdict on a bound, are a function of the seed and
+the model alone, in any process; another seed hashes differently (a swarm of bitstate
+searches with different seeds omits different states).
+
 Neither proves anything: a search that finds no violation ends with verdict "bound" and a
 stop reason saying how many states may have been omitted (`StopReason.HASH_COMPACT`,
 `StopReason.BITSTATE`). A violation is real: every state has a parent link (its parent's
@@ -30,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crossmod.check.verdict import Bounds, Property, StopReason, Verdict, VerdictKind
+from crossmod.machine.digest import digest
 from crossmod.machine.machine import Machine, Move
 from crossmod.machine.state import CPUS, STACK
 from crossmod.machine.symmetry import Canonicalizer
@@ -38,7 +45,6 @@ from crossmod.machine.system import System
 STORES = ("exact", "hash-compact", "bitstate")
 HASH_BITS = 64
 BITSTATE_K = 3
-_MASK = (1 << HASH_BITS) - 1
 
 
 class HashCompact:
@@ -109,12 +115,6 @@ def omission_estimate(store: str, n: int, bits: int = 0, k: int = BITSTATE_K) ->
     return total
 
 
-def _state_hash(t: tuple) -> int:
-    # Python's tuple hash over the state (str hashing is salted per process, so which
-    # states collide may differ run to run; how many is what the estimate gives)
-    return hash(t) & _MASK
-
-
 Progress = Callable[[int, int, int], None]
 
 
@@ -133,10 +133,11 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     ignore = bounds.ignore
     store: HashCompact | Bitstate = HashCompact() if bounds.store == "hash-compact" else \
         Bitstate(bounds.bitstate_bits)
+    seed = bounds.hash_seed
     init = m.initial_state()
     if canon:
         init, _ = canon(init)
-    store.add(_state_hash(init))
+    store.add(digest(init, seed))
     # parent links: discovery number -> parent's number and the move (an index into `moves`)
     up, via = array("q", [-1]), array("q", [-1])
     moves: list[Move] = []
@@ -161,9 +162,9 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
                     break
                 continue
             amp = X._ample(m, s, mv, por)
-            succ = _successors(m, canon, s, amp, store, fresh, ignore)
+            succ = _successors(m, canon, s, amp, store, fresh, ignore, seed)
             if len(amp) < len(mv) and (succ[2] or succ[3]):
-                succ = _successors(m, canon, s, mv, store, fresh, ignore)
+                succ = _successors(m, canon, s, mv, store, fresh, ignore, seed)
             if succ[1] is not None:
                 found = (succ[1][0], idx, succ[1][1], succ[1][2])
             transitions += len(succ[0])
@@ -195,7 +196,7 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     stats: dict[str, Any] = {
         "routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
         "symmetry": canon is not None, "partial_order": por, "ignored": sorted(ignore),
-        "store": bounds.store, "store_bytes": store.nbytes() + 16 * n,
+        "store": bounds.store, "hash_seed": seed, "store_bytes": store.nbytes() + 16 * n,
         "omitted_estimate": omitted}
     if bounds.store == "bitstate":
         stats["bitstate_bits"] = bounds.bitstate_bits
@@ -227,9 +228,10 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
-                store: HashCompact | Bitstate, fresh: set[int], ignore: frozenset[str]
-                ) -> tuple[list[tuple[tuple, int, Move, tuple]], tuple | None, bool, bool]:
-    """check/explore.py's `_successors`, each successor with its hash."""
+                store: HashCompact | Bitstate, fresh: set[int], ignore: frozenset[str],
+                seed: int) -> tuple[list[tuple[tuple, int, Move, tuple]], tuple | None, bool,
+                                    bool]:
+    """check/explore.py's `_successors`, each successor with its digest under `seed`."""
     from crossmod.machine.cpu import Violation
 
     out: list[tuple[tuple, int, Move, tuple]] = []
@@ -244,7 +246,7 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
             return out, (v.prop, move, v.message), seen, cut
         if canon:
             t, _ = canon(t, s)
-        h = _state_hash(t)
+        h = digest(t, seed)
         seen = seen or (h in store and h not in fresh)
         out.append((t, h, move, events))
     return out, None, seen, cut

@@ -43,6 +43,9 @@ class Bounds:
                  "hash-compact" (64-bit hashes) or "bitstate" (`bitstate_bits` bits, three
                  per state): these may omit states, so they never conclude "safe"
                  (check/store.py)
+    hash_seed    the seed of the compact stores' state digest (machine/digest.py): which
+                 states collide, hence which are omitted, is a function of it alone, so a
+                 run is repeated by giving it again and varied by giving another
     """
 
     max_states: int = 3_000_000
@@ -55,6 +58,7 @@ class Bounds:
     liveness: bool = False
     store: str = "exact"
     bitstate_bits: int = 1 << 27
+    hash_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.store not in ("exact", "hash-compact", "bitstate"):
@@ -62,6 +66,8 @@ class Bounds:
                              f"{self.store!r}")
         if self.bitstate_bits < 8:
             raise ValueError(f"bitstate_bits must be 8 or more, not {self.bitstate_bits}")
+        if not 0 <= self.hash_seed < 1 << 64:
+            raise ValueError(f"hash_seed must be in [0, 2**64), not {self.hash_seed}")
 
     def exceeded(self, states: int, t0: float) -> tuple[StopReason, Any] | None:
         """The limit a search that stored `states` and started at `t0` (perf_counter) has

@@ -141,6 +141,8 @@ def _command(protocol: str, variant: str, params: dict[str, Any], bounds: Bounds
         args += ["--store", bounds.store]
     if bounds.store == "bitstate" and bounds.bitstate_bits != default.bitstate_bits:
         args += ["--bitstate-bits", str(bounds.bitstate_bits)]
+    if bounds.store != "exact" and bounds.hash_seed != default.hash_seed:
+        args += ["--hash-seed", str(bounds.hash_seed)]
     for prop in sorted(bounds.ignore):
         args += ["--ignore", prop]
     return shlex.join(args)
@@ -193,6 +195,10 @@ PER_ROW = ("variant", "cpus", "nmis", "fetch", "memory", "arch", "sites", "users
                    "bitstate): these may omit states, so the verdict is never \"safe\".")
 @click.option("--bitstate-bits", type=click.IntRange(8), default=Bounds.bitstate_bits,
               show_default=True, help="Size of the bitstate store's bit array.")
+@click.option("--hash-seed", type=click.IntRange(0, (1 << 64) - 1), default=Bounds.hash_seed,
+              show_default=True,
+              help="Seed of the hash-compact and bitstate stores' state digest: the same "
+                   "seed omits the same states in any process, another seed others.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes for the breadth-first search (check/parallel.py): "
                    "same verdict and counterexample; CPU symmetry then ranks states by "
@@ -205,13 +211,14 @@ def check(ctx: click.Context, protocol: str | None, run_all: bool, variant: str,
           as_json: bool, perfetto_out: str | None, max_states: int, max_depth: int,
           max_seconds: float | None, no_symmetry: bool, no_por: bool,
           ignored: tuple[str, ...], liveness: bool, commands: bool, store: str,
-          bitstate_bits: int, jobs: int) -> int:
+          bitstate_bits: int, hash_seed: int, jobs: int) -> int:
     """Explore every interleaving of PROTOCOL (see `crossmod list`) or of every catalogue
     row (--all). Exit 0 when safe, 1 on a violation or deadlock (or, with --all, when a
     verdict differs from the one expected), 2 on bad input."""
     bounds = Bounds(max_states=max_states, max_depth=max_depth, max_seconds=max_seconds,
                     symmetry=not no_symmetry, por=not no_por, ignore=frozenset(ignored),
-                    liveness=liveness, store=store, bitstate_bits=bitstate_bits)
+                    liveness=liveness, store=store, bitstate_bits=bitstate_bits,
+                    hash_seed=hash_seed)
     if liveness and store != "exact":
         return _fail("--liveness needs the whole state graph: use it with --store exact")
     if jobs > 1 and store != "exact":
@@ -277,6 +284,10 @@ def _describe(v: Verdict, system: System) -> str:
              f"{v.message}",
              f"states {v.states:,}  transitions {v.transitions:,}  depth {v.depth}  "
              f"{v.seconds:.2f}s  ({v.describe_stop()})"]
+    if v.stats.get("store", "exact") != "exact":
+        size = f", {v.stats['bitstate_bits']:,} bits" if "bitstate_bits" in v.stats else ""
+        lines.append(f"store: {v.stats['store']}{size}, hash seed {v.stats['hash_seed']} "
+                     "(--hash-seed repeats it)")
     live = v.stats.get("liveness")
     if live:
         lines.append(f"liveness pass: states {live['states']:,}  transitions "

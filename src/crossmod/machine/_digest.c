@@ -1,0 +1,372 @@
+/*
+ * crossmod.machine._digest: the state digest of machine/digest.py, compiled.
+ *
+ * A port of `digest.digest_py` (whose docstring defines the digest; the tag numbers and
+ * every mixing step here are the same): tests/model/test_digest.py checks that the two
+ * agree on hypothesis-made nested values and on real states. A value that is not plain
+ * data is turned into plain data by calling back `digest.key_of` (bound at import), so
+ * what a dataclass or a function digests as is decided in one place, in Python; the
+ * result is remembered per object (`memo` below).
+ *
+ * Built optional=True (setup.py): without a compiler the package runs the reference.
+ *
+ * Memory safety is checked by running its tests against a sanitizer build:
+ *   gcc -shared -fPIC -O1 -g -fsanitize=address,undefined $(python3-config --includes) \
+ *       src/crossmod/machine/_digest.c -o src/crossmod/machine/_digest.cpython-311-x86_64-linux-gnu.so
+ *   PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
+ *   LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+ *       python -m pytest tests/model/test_digest.py
+ * (then `pip install -e .` to put the normal build back).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+enum { T_NONE = 1, T_INT, T_BIGINT, T_STR, T_BYTES, T_TUPLE, T_FROZENSET, T_MEMBER, T_OBJECT,
+       NKEYS };
+
+static PyObject *key_of = NULL;      /* digest.key_of */
+static PyObject *int_bit_length = NULL, *int_to_bytes = NULL, *little = NULL,
+                *signed_kw = NULL;
+
+typedef struct { uint64_t k[NKEYS]; } Keys;
+
+static inline uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static inline uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+static uint64_t words(uint64_t k, const unsigned char *p, Py_ssize_t n)
+{
+    uint64_t acc = mix(k ^ (uint64_t)n);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = mix(acc ^ load_le64(p + i));
+    if (i < n) {
+        uint64_t w = 0;
+        for (Py_ssize_t j = 0; i + j < n; j++)
+            w |= (uint64_t)p[i + j] << (8 * j);
+        acc = mix(acc ^ w);
+    }
+    return acc;
+}
+
+static int walk(PyObject *o, const Keys *K, uint64_t *out);
+
+/* Nesting depth, counted here rather than with Py_EnterRecursiveCall (a third of the time
+ * of a state's digest): states are a few levels deep; the reference, one Python frame a
+ * level, fails near Python's recursion limit, this at the same depth. */
+#define DEPTH_MAX 1000
+static int depth = 0;
+
+static inline int enter(void)
+{
+    if (++depth > DEPTH_MAX) {
+        --depth;
+        PyErr_SetString(PyExc_RecursionError,
+                        "maximum recursion depth exceeded while digesting a state");
+        return -1;
+    }
+    return 0;
+}
+
+static inline void leave(void) { --depth; }
+
+/* An int outside [-2^63, 2^63): its minimal two's complement bytes, little-endian, through
+ * int's own methods (rare: no catalogue state holds one). */
+static int bigint(PyObject *o, const Keys *K, uint64_t *out)
+{
+    PyObject *nbits = PyObject_CallOneArg(int_bit_length, o);
+    if (nbits == NULL)
+        return -1;
+    Py_ssize_t bits = PyLong_AsSsize_t(nbits);
+    Py_DECREF(nbits);
+    if (bits == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *len = PyLong_FromSsize_t(bits / 8 + 1);
+    if (len == NULL)
+        return -1;
+    PyObject *args[] = {o, len, little, Py_True};
+    PyObject *b = PyObject_Vectorcall(int_to_bytes, args, 3, signed_kw);
+    Py_DECREF(len);
+    if (b == NULL)
+        return -1;
+    *out = words(K->k[T_BIGINT], (const unsigned char *)PyBytes_AS_STRING(b),
+                 PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return 0;
+}
+
+static int str(PyObject *o, const Keys *K, uint64_t *out)
+{
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(o, &n);
+    if (p != NULL) {
+        *out = words(K->k[T_STR], (const unsigned char *)p, n);
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return -1;
+    PyErr_Clear(); /* lone surrogates: passed through, as the reference does */
+    PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
+    if (b == NULL)
+        return -1;
+    *out = words(K->k[T_STR], (const unsigned char *)PyBytes_AS_STRING(b),
+                 PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return 0;
+}
+
+static int tuple(PyObject *o, const Keys *K, uint64_t *out)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(o);
+    uint64_t acc = mix(K->k[T_TUPLE] ^ (uint64_t)n), d;
+    if (enter())
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (walk(PyTuple_GET_ITEM(o, i), K, &d) < 0) {
+            leave();
+            return -1;
+        }
+        acc = mix(acc ^ d);
+    }
+    leave();
+    *out = acc;
+    return 0;
+}
+
+static int frozenset(PyObject *o, const Keys *K, uint64_t *out)
+{
+    uint64_t s = 0, x = 0, d;
+    int rc = 0;
+    if (enter())
+        return -1;
+#if PY_VERSION_HEX < 0x030D0000
+    Py_ssize_t pos = 0;
+    PyObject *e;
+    Py_hash_t h;
+    while (_PySet_NextEntry(o, &pos, &e, &h)) {
+        if (walk(e, K, &d) < 0) {
+            rc = -1;
+            break;
+        }
+        s += d;
+        x ^= mix(d ^ K->k[T_MEMBER]);
+    }
+#else
+    PyObject *it = PyObject_GetIter(o), *e;
+    if (it == NULL) {
+        leave();
+        return -1;
+    }
+    while ((e = PyIter_Next(it)) != NULL) {
+        int r = walk(e, K, &d);
+        Py_DECREF(e);
+        if (r < 0) {
+            rc = -1;
+            break;
+        }
+        s += d;
+        x ^= mix(d ^ K->k[T_MEMBER]);
+    }
+    Py_DECREF(it);
+    if (rc == 0 && PyErr_Occurred())
+        rc = -1;
+#endif
+    leave();
+    if (rc == 0)
+        *out = mix(mix(mix(K->k[T_FROZENSET] ^ (uint64_t)PySet_GET_SIZE(o)) ^ s) ^ x);
+    return rc;
+}
+
+/* Digests of the values `key_of` was asked about, by identity and seed: real states hold
+ * a few such objects (a TextPokeLoc, a CSD function) shared by many states, and the
+ * callback costs more than the rest of a state's digest. Each entry holds a reference to
+ * its object, so no other object can take its address while it is here; the table is
+ * emptied when it fills. Sound because those values are immutable: a frozen dataclass,
+ * a function's module and qualified name. */
+#define MEMO_SLOTS 512
+#define MEMO_MAX 384
+typedef struct { PyObject *obj; uint64_t seed, digest; } Memo;
+static Memo memo[MEMO_SLOTS];
+static int memo_used = 0;
+
+static inline size_t memo_slot(PyObject *o, uint64_t seed)
+{
+    return (size_t)((((uint64_t)(uintptr_t)o >> 4) ^ seed) * GOLDEN >> 55) & (MEMO_SLOTS - 1);
+}
+
+static void memo_clear(void)
+{
+    for (int i = 0; i < MEMO_SLOTS; i++)
+        Py_CLEAR(memo[i].obj);
+    memo_used = 0;
+}
+
+static int object(PyObject *o, const Keys *K, uint64_t *out)
+{
+    uint64_t seed = K->k[0];
+    size_t i = memo_slot(o, seed);
+    for (; memo[i].obj != NULL; i = (i + 1) & (MEMO_SLOTS - 1))
+        if (memo[i].obj == o && memo[i].seed == seed) {
+            *out = memo[i].digest;
+            return 0;
+        }
+    if (key_of == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "crossmod.machine._digest is not bound");
+        return -1;
+    }
+    PyObject *key = PyObject_CallOneArg(key_of, o);
+    if (key == NULL)
+        return -1;
+    uint64_t d;
+    int r = enter() ? -1 : 0;
+    if (r == 0) {
+        r = walk(key, K, &d);
+        leave();
+    }
+    Py_DECREF(key);
+    if (r < 0)
+        return -1;
+    *out = d = mix(K->k[T_OBJECT] ^ d);
+    if (memo_used >= MEMO_MAX)
+        memo_clear();
+    /* the callback ran Python code: find a free slot again */
+    for (i = memo_slot(o, seed); memo[i].obj != NULL; i = (i + 1) & (MEMO_SLOTS - 1))
+        if (memo[i].obj == o && memo[i].seed == seed)
+            return 0;
+    Py_INCREF(o);
+    memo[i].obj = o;
+    memo[i].seed = seed;
+    memo[i].digest = d;
+    memo_used++;
+    return 0;
+}
+
+static int walk(PyObject *o, const Keys *K, uint64_t *out)
+{
+    if (PyLong_Check(o)) { /* bool included: it digests as the int it equals */
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow)
+            return bigint(o, K, out);
+        *out = mix(K->k[T_INT] ^ (uint64_t)v);
+        return 0;
+    }
+    if (PyTuple_Check(o))
+        return tuple(o, K, out);
+    if (o == Py_None) {
+        *out = mix(K->k[T_NONE]);
+        return 0;
+    }
+    if (PyUnicode_Check(o))
+        return str(o, K, out);
+    if (PyFrozenSet_Check(o))
+        return frozenset(o, K, out);
+    if (PyBytes_Check(o)) {
+        *out = words(K->k[T_BYTES], (const unsigned char *)PyBytes_AS_STRING(o),
+                     PyBytes_GET_SIZE(o));
+        return 0;
+    }
+    return object(o, K, out);
+}
+
+/* The keys of the last seed asked for: a search digests millions of states under one. */
+static uint64_t last_seed = 0;
+static Keys last_keys;
+static int have_keys = 0;
+
+static int keys_of(PyObject *seed, const Keys **K)
+{
+    if (!PyLong_Check(seed)) {
+        PyErr_Format(PyExc_TypeError, "digest seed must be an int, not %.100s",
+                     Py_TYPE(seed)->tp_name);
+        return -1;
+    }
+    unsigned long long s = PyLong_AsUnsignedLongLong(seed);
+    if (s == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "digest seed must be in [0, 2**64), not %R", seed);
+        return -1;
+    }
+    if (!have_keys || s != last_seed) {
+        last_keys.k[0] = (uint64_t)s; /* no type's key: the memo's seed */
+        for (int t = 1; t < NKEYS; t++)
+            last_keys.k[t] = mix((uint64_t)s + (uint64_t)t * GOLDEN);
+        last_seed = s;
+        have_keys = 1;
+    }
+    *K = &last_keys;
+    return 0;
+}
+
+static PyObject *digest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "digest() takes 1 or 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    static PyObject *zero = NULL;
+    if (zero == NULL && (zero = PyLong_FromLong(0)) == NULL)
+        return NULL;
+    const Keys *K;
+    if (keys_of(nargs == 2 ? args[1] : zero, &K) < 0)
+        return NULL;
+    uint64_t d;
+    if (walk(args[0], K, &d) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(d);
+}
+
+static PyObject *bind(PyObject *self, PyObject *fn)
+{
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "bind() takes the key_of function");
+        return NULL;
+    }
+    Py_INCREF(fn);
+    Py_XSETREF(key_of, fn);
+    memo_clear(); /* another key_of may digest them differently */
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"digest", (PyCFunction)(void (*)(void))digest, METH_FASTCALL,
+     "digest(obj, seed=0) -> int: machine/digest.py's digest_py, compiled."},
+    {"bind", bind, METH_O, "bind(key_of): what a value that is not plain data digests as."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "crossmod.machine._digest",
+                                    "The state digest, compiled (machine/digest.py).", -1,
+                                    methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__digest(void)
+{
+    PyObject *int_type = (PyObject *)&PyLong_Type;
+    if ((int_bit_length = PyObject_GetAttrString(int_type, "bit_length")) == NULL ||
+        (int_to_bytes = PyObject_GetAttrString(int_type, "to_bytes")) == NULL ||
+        (little = PyUnicode_InternFromString("little")) == NULL ||
+        (signed_kw = Py_BuildValue("(s)", "signed")) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
