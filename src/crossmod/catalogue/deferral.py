@@ -200,6 +200,10 @@ ROWS: tuple[dict[str, Any], ...] = (
          why="K18 with two isolated CPUs", length=18),
     _row("defer-cr3", "nmi-exit-window", {"cpus": 3, "patch": False}, "violation", _UAF,
          why="K20 with two isolated CPUs", length=22),
+    _row("defer-cr3", "no-sender-mb", {"cpus": 3}, "violation", _UAF,
+         why="K18 with two isolated CPUs, the text patch in flight too", length=66),
+    _row("defer-cr3", "nmi-exit-window", {"cpus": 3}, "violation", _TORN,
+         why="K20 with two isolated CPUs, the text patch in flight too", length=33),
     # 4 CPUs: the configurations exhausted in a few seconds.
     _row("defer-cr3", knobs={"cpus": 4, "senders": 2, "syscalls": 0},
          why="two senders at once, two CPUs staying in userspace: none takes a deferred IPI"),
