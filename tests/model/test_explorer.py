@@ -221,3 +221,22 @@ def test_a_path_of_exactly_max_depth_moves_is_explored():
     assert explore(build("x86-int3-batch"), Bounds(max_depth=safe.depth)).verdict == "safe"
     cut = explore(build("x86-int3-batch"), Bounds(max_depth=safe.depth - 1))
     assert cut.verdict == "bound" and "step bound" in cut.stop_reason
+
+
+def test_a_search_holds_back_full_collections_and_restores_the_collector() -> None:
+    """check/gcpolicy.py: no full collection while a search runs (the young generations as
+    usual), the thresholds as they were afterwards."""
+    import gc
+
+    from crossmod.check.observer import Observer
+
+    seen: list[tuple[int, int, int]] = []
+
+    class Watch(Observer):
+        def expand(self, state: tuple, moves: list) -> None:
+            seen.append(gc.get_threshold())
+
+    before = gc.get_threshold()
+    explore(build("x86-memcpy"), observer=Watch())
+    assert seen and all(t[:2] == before[:2] and t[2] >= 1 << 30 for t in seen)
+    assert gc.get_threshold() == before and gc.isenabled()

@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from crossmod import _engine
+from crossmod.check.gcpolicy import long_lived_kept
 from crossmod.check.observer import Observer
 from crossmod.check.reduction import ample
 from crossmod.check.verdict import (
@@ -61,6 +62,13 @@ def explore(system: System, bounds: Bounds | None = None,
     """Explore every interleaving of `system` within `bounds`. `ranking` builds the
     symmetry canonicalizer from the machine (default: CPU states ranked by first sight;
     the parallel search's tests pass check/parallel.py's content ranking)."""
+    with long_lived_kept():
+        return _explore(system, bounds, progress, observer, ranking)
+
+
+def _explore(system: System, bounds: Bounds | None, progress: Progress | None,
+             observer: Observer | None, ranking: Callable[[Machine], Canonicalizer] | None
+             ) -> Verdict:
     bounds = bounds or Bounds()
     if bounds.store != "exact":
         from crossmod.check.store import explore_compact  # it reuses this module's parts
