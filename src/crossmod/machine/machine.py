@@ -78,6 +78,10 @@ class Machine:
         self._moves_memo: dict[tuple, dict[tuple, tuple[Move, ...]]] = {}
         self._local_moves: dict[tuple[int, int], bool] = {}
         self.memo_hits = 0
+        # Every CPU tuple a step builds is hash-consed here (`Work.freeze`): equal CPU states
+        # are one object, which the canonicalizer's identity tables rely on for their hits.
+        # Never cleared while the machine lives: it holds each distinct CPU state once.
+        self.cpu_tuples: dict[tuple, tuple] = {}
 
     # ---- state -----------------------------------------------------------------------
     def initial_state(self) -> tuple:
@@ -98,7 +102,7 @@ class Machine:
         w = Work(cfg, state)
         for c in range(cfg.ncpus):
             self._run_invisible(w, c, initial=True)
-        return w.freeze()
+        return w.freeze(self.cpu_tuples)
 
     def memory_effect(self, text: bytes, si: int) -> str:
         """What executing site si does with `text` in memory."""
@@ -210,7 +214,7 @@ class Machine:
         except X.Violation as v:
             v.events = (*ev, E.Violated(c, v.prop, v.message, v.site, v.fetched))
             raise
-        return w.freeze(), tuple(ev)
+        return w.freeze(self.cpu_tuples), tuple(ev)
 
     def _quiet_step(self, state: tuple, c: int, kind: str, alt: int) -> tuple:
         """`step` without narration, through the step memo when the move is local."""
@@ -219,7 +223,7 @@ class Machine:
         if not self._local(cpu, c, kind, alt):
             w = Work(self.cfg, state)
             self._move(w, state, c, kind, alt)
-            return w.freeze()
+            return w.freeze(self.cpu_tuples)
         last = self._last_shared
         if last is not None and last[0] is state:
             memo = last[1]  # the state's other moves: its shared part hashed once
@@ -237,7 +241,7 @@ class Machine:
                 memo[key] = (None, v.prop, v.message, v.site, v.fetched)
                 self._memo_size += 1
                 raise
-            t = w.freeze()
+            t = w.freeze(self.cpu_tuples)
             memo[key] = (t[CPUS][c], t[MEM], t[TEXT], t[NMIS], t[COMMITTED])
             self._memo_size += 1
             return t
