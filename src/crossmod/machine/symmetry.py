@@ -85,6 +85,9 @@ class Canonicalizer:
         self._rank_id: list[dict[int, Any]] = [{} for _ in range(cfg.ncpus)]
         self._mentions_id: dict[int, bool] = {}
         self._alive: dict[int, tuple] = {}
+        # where the renumbered CPU tuples are hash-consed (the machine's `cpu_tuples`), if
+        # anywhere: equal tuples are then one object for every identity table
+        self.intern: dict[tuple, tuple] | None = None
 
     def __call__(self, state: tuple, parent: tuple | None = None
                  ) -> tuple[tuple, tuple[int, ...] | None]:
@@ -135,7 +138,8 @@ class Canonicalizer:
         if not (cpu_pidx or cpu[SB] or cpu[CSDQ] or cpu[LOCKED] or cpu[RUNNING]) or \
                 not _names(cpu, moved, cpu_pidx):
             return cpu
-        return _permute_cpu(cpu, p, cpu_pidx)
+        t = _permute_cpu(cpu, p, cpu_pidx)
+        return t if self.intern is None else self.intern.setdefault(t, t)
 
     def _choose(self, cpus: tuple, mem: tuple) -> tuple[int, ...] | None:
         named: dict[int, tuple] = _NO_NAMES
