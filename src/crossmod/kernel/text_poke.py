@@ -16,7 +16,7 @@ Memory the routines use (declare it with `text_poke_memory()`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from crossmod.kernel.smp import Gen, do_sync_core, on_each_cpu
 from crossmod.machine import ops
@@ -64,10 +64,9 @@ CURRENT = PokeVariant()
 `smp_text_poke_int3_handler` is itself a `MachineConfig.int3_handler`."""
 
 
-class TextPokeLoc(NamedTuple):
-    """`struct smp_text_poke_loc`: one queued site and what the handler emulates. A named
-    tuple, not a dataclass: it lives in the machine's memory, which the explorer hashes for
-    every state, and a tuple hashes in C (a dataclass's `__hash__` is Python)."""
+@dataclass(frozen=True)
+class TextPokeLoc:
+    """`struct smp_text_poke_loc`: one queued site and what the handler emulates."""
 
     site: str
     new: bytes
