@@ -85,6 +85,7 @@ def _explore(system: System, bounds: Bounds | None, progress: Progress | None,
     ignore = bounds.ignore
     init = m.initial_state()
     if canon:
+        canon.intern = m.cpu_tuples
         init, _ = canon(init)
     parent: dict[tuple, tuple[tuple, Move] | None] = {init: None}
     frontier: deque[tuple] = deque([init])

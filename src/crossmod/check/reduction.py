@@ -117,17 +117,32 @@ def ample(m: Machine, state: tuple, moves: list[Move]) -> list[Move]:
     cfg = m.cfg
     nmi = bool(state[NMIS]) and cfg.nmi_handler is not None
     if cfg.readers:
-        others = [d for d in range(cfg.ncpus) if d not in cfg.readers]
+        others, readers = _roles(cfg)
         if len(others) == 1:
             d = others[0]
             runs = [mv for mv in moves if mv[1] == "run" and mv[0] == d]
             if len(runs) == 1 and not (nmi and (d, "nmi", 0) in moves) \
                     and _local_op(m, state, d):
                 return runs
-        c = _ample_reader(m, state, moves, others, nmi)
+        c = _ample_reader(m, state, moves, others, readers, nmi)
         if c is not None:
             return [mv for mv in moves if mv[0] == c]
     return _buffered_store(m, state, moves) or moves
+
+
+_ROLES: dict[int, tuple[MachineConfig, list[int], list[int]]] = {}
+
+
+def _roles(cfg: MachineConfig) -> tuple[list[int], list[int]]:
+    """(the non-readers, the readers in order) of `cfg`, computed once per configuration
+    (the entry holds `cfg`, so no other object can take its id while the entry lives)."""
+    e = _ROLES.get(id(cfg))
+    if e is None:
+        if len(_ROLES) >= 64:
+            _ROLES.clear()
+        e = _ROLES[id(cfg)] = (cfg, [d for d in range(cfg.ncpus) if d not in cfg.readers],
+                               sorted(cfg.readers))
+    return e[1], e[2]
 
 
 _LOCAL = (O.IrqSave, O.IrqRestore, O.IrqsEnabled, O.Note, O.Warn, O.AssertHeld, O.Serialize,
@@ -166,12 +181,12 @@ def _no_reader_writes(m: Machine, d: int, raddr: tuple) -> bool:
 
 
 def _ample_reader(m: Machine, state: tuple, moves: list[Move], others: list[int],
-                  nmi: bool) -> int | None:
+                  readers: list[int], nmi: bool) -> int | None:
     """The reader whose moves form a persistent set in `state`, if any (points 2, 1b)."""
     movers = {mv[0] for mv in moves}
     if any(d in movers for d in others):
         return None
-    for c in sorted(m.cfg.readers):
+    for c in readers:
         if c in movers and all(_frozen_by(m, state, d, c) for d in others) \
                 and not (nmi and (c, "nmi", 0) in moves and not _nmi_cpus(m.cfg) <= {c}):
             return c

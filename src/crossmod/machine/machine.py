@@ -78,6 +78,10 @@ class Machine:
         self._moves_memo: dict[tuple, dict[tuple, tuple[Move, ...]]] = {}
         self._local_moves: dict[tuple[int, int], bool] = {}
         self.memo_hits = 0
+        # Every CPU tuple a step builds is hash-consed here (`Work.freeze`): equal CPU states
+        # are one object, which the canonicalizer's identity tables rely on for their hits.
+        # Never cleared while the machine lives: it holds each distinct CPU state once.
+        self.cpu_tuples: dict[tuple, tuple] = {}
 
     # ---- state -----------------------------------------------------------------------
     def initial_state(self) -> tuple:
@@ -98,7 +102,7 @@ class Machine:
         w = Work(cfg, state)
         for c in range(cfg.ncpus):
             self._run_invisible(w, c, initial=True)
-        return w.freeze()
+        return w.freeze(self.cpu_tuples)
 
     def memory_effect(self, text: bytes, si: int) -> str:
         """What executing site si does with `text` in memory."""
@@ -119,17 +123,24 @@ class Machine:
     def moves(self, state: tuple) -> list[Move]:
         out: list[Move] = []
         memo = self._shared_memo(self._moves_memo, (state[MEM], state[NMIS]))
+        local_moves = self._local_moves
         for c, cpu in enumerate(state[CPUS]):
             stack = cpu[STACK]
-            if stack and not self._local_enabled(stack[-1][1], c):
-                out.extend(self._cpu_moves(state, c, cpu))
-                continue
-            key = (c, cpu)
+            if stack:
+                local = local_moves.get((stack[-1][1], c))
+                if local is None:
+                    local = self._local_enabled(stack[-1][1], c)
+                if not local:
+                    out.extend(self._cpu_moves(state, c, cpu))
+                    continue
+            # keyed by the tuple's identity (a value's hash walks all of it); the entry
+            # holds the tuple, so no other object can take its id while the entry lives
+            key = (c, id(cpu))
             hit = memo.get(key)
             if hit is None:
-                hit = memo[key] = self._cpu_moves(state, c, cpu)
+                hit = memo[key] = (self._cpu_moves(state, c, cpu), cpu)
                 self._memo_size += 1
-            out.extend(hit)
+            out.extend(hit[0])
         return out
 
     def _local_enabled(self, nid: int, c: int) -> bool:
@@ -210,16 +221,19 @@ class Machine:
         except X.Violation as v:
             v.events = (*ev, E.Violated(c, v.prop, v.message, v.site, v.fetched))
             raise
-        return w.freeze(), tuple(ev)
+        return w.freeze(self.cpu_tuples), tuple(ev)
 
     def _quiet_step(self, state: tuple, c: int, kind: str, alt: int) -> tuple:
         """`step` without narration, through the step memo when the move is local."""
         cpus = state[CPUS]
         cpu = cpus[c]
-        if not self._local(cpu, c, kind, alt):
+        local = self._local_run.get((cpu[STACK][-1][1], c)) if kind == "run" else None
+        if local is None:
+            local = self._local(cpu, c, kind, alt)
+        if not local:
             w = Work(self.cfg, state)
             self._move(w, state, c, kind, alt)
-            return w.freeze()
+            return w.freeze(self.cpu_tuples)
         last = self._last_shared
         if last is not None and last[0] is state:
             memo = last[1]  # the state's other moves: its shared part hashed once
@@ -227,18 +241,19 @@ class Machine:
             memo = self._shared_memo(self._memo, (state[MEM], state[TEXT], state[NMIS],
                                                   state[COMMITTED]))
             self._last_shared = (state, memo)
-        key = (c, kind, alt, cpu)
+        # keyed by the tuple's identity, the entry holding the tuple (as in `moves`)
+        key = (c, kind, alt, id(cpu))
         hit = memo.get(key)
         if hit is None:
             w = Work(self.cfg, state)
             try:
                 self._move(w, state, c, kind, alt)
             except X.Violation as v:
-                memo[key] = (None, v.prop, v.message, v.site, v.fetched)
+                memo[key] = (None, v.prop, v.message, v.site, v.fetched, cpu)
                 self._memo_size += 1
                 raise
-            t = w.freeze()
-            memo[key] = (t[CPUS][c], t[MEM], t[TEXT], t[NMIS], t[COMMITTED])
+            t = w.freeze(self.cpu_tuples)
+            memo[key] = (t[CPUS][c], t[MEM], t[TEXT], t[NMIS], t[COMMITTED], cpu)
             self._memo_size += 1
             return t
         self.memo_hits += 1

@@ -394,7 +394,13 @@ class Work:
                 cl = self.cpu(c)
                 cl[VIEWS] = (*views[:si], nv, *views[si + 1:])
 
-    def freeze(self) -> tuple:
-        cpus = tuple(tuple(c) if isinstance(c, list) else c for c in self.cpus)
+    def freeze(self, intern: dict[tuple, tuple] | None = None) -> tuple:
+        """The edited state. With `intern`, each CPU tuple this transition rebuilt is
+        replaced by the equal one the table already holds (hash-consing), so equal CPU
+        states are one object and tables keyed by identity see them as one."""
+        cpus = list(self.cpus)
+        for c in self._cpu_lists:
+            t = tuple(cpus[c])
+            cpus[c] = t if intern is None else intern.setdefault(t, t)
         text = bytes(self.text) if isinstance(self.text, bytearray) else self.text
-        return (tuple(self.mem), text, cpus, self.nmis, tuple(self.committed))
+        return (tuple(self.mem), text, tuple(cpus), self.nmis, tuple(self.committed))

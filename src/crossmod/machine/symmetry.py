@@ -54,14 +54,20 @@ from crossmod.machine.state import (
 class Canonicalizer:
     """Chooses orbit representatives (point 3 above). Abstract keys are ranked in the order
     they are first seen (an interning table): a total order that does not depend on Python's
-    per-process string hashing, so runs are reproducible."""
+    per-process string hashing, so runs are reproducible.
+
+    The hot path looks a CPU tuple up by its identity (`id`), not by value: hashing a nested
+    tuple walks all of it (Python tuples do not cache their hash), and the machine hands
+    the same tuple object to many states (it hash-conses them: `Machine.cpu_tuples`). The
+    identity tables keep every tuple they know alive (`_alive`), so no other object can
+    take its id while they know it: an id they hold names one object, and one value."""
 
     def __init__(self, cfg: MachineConfig,
                  rank: Callable[[tuple], Any] | None = None) -> None:
         self.cfg = cfg
         # how an abstract key (`_abstract`) is ranked: by first sight unless told otherwise
         # (the parallel search ranks by content, which every process computes alike)
-        self._rank_of = rank
+        self._rank_fn = rank
         self.classes = cfg.symmetric
         self._class_of = {k: i for i, cls in enumerate(cfg.symmetric) for k in cls}
         self._rank: dict[tuple[int, tuple], Any] = {}  # (cpu number, cpu state) -> rank
@@ -69,46 +75,53 @@ class Canonicalizer:
         self._cpu_pidx = [cfg.pidx[n] for n in cfg.cpu_valued if n in cfg.pidx]
         self._cpu_gidx = [cfg.gidx[n] for n in cfg.cpu_valued if n in cfg.gidx]
         self._members = tuple(c for cls in cfg.symmetric for c in cls)
-        # The renumbering chosen for (the members' tuples, the CPU-valued globals): ranks
-        # never change once given, so it is a function of those and is tabulated.
-        self._perms: dict[tuple, tuple[int, ...] | None] = {}
+        self._member_set = frozenset(self._members)
         self._named: dict[tuple, dict[int, tuple]] = {}  # CPU-valued globals -> named
         self._moved: dict[tuple[int, ...], frozenset[int]] = {}
+        # Identity tables: by CPU number, id(cpu tuple) -> its rank as that CPU; id(cpu
+        # tuple) -> whether it names a class member. `_alive` holds every tuple they know,
+        # so that no other object can take its id while they know it; all are cleared at
+        # once.
+        self._rank_id: list[dict[int, Any]] = [{} for _ in range(cfg.ncpus)]
+        self._mentions_id: dict[int, bool] = {}
+        self._alive: dict[int, tuple] = {}
+        # where the renumbered CPU tuples are hash-consed (the machine's `cpu_tuples`), if
+        # anywhere: equal tuples are then one object for every identity table
+        self.intern: dict[tuple, tuple] | None = None
 
     def __call__(self, state: tuple, parent: tuple | None = None
                  ) -> tuple[tuple, tuple[int, ...] | None]:
         """`parent`, when given, is a representative `state` was reached from: if the move
         left every interchangeable CPU's tuple and every CPU-valued global untouched, the
         keys are the parent's, already in order, and `state` is a representative too."""
-        cpus = state[CPUS]
         if parent is not None and self._untouched(state, parent):
             return state, None
-        mem = state[MEM]
-        gvals = tuple([mem[i] for i in self._cpu_gidx])
-        key = (tuple([cpus[c] for c in self._members]), gvals)
-        p = self._perms.get(key, _UNSEEN)
-        if p is _UNSEEN:
-            if len(self._perms) >= PERM_ENTRIES:
-                self._perms.clear()  # bounds memory; a miss recomputes the same answer
-            p = self._perms[key] = self._choose(cpus, mem, gvals)
+        p = self._choose(state[CPUS], state[MEM])
         if p is None:
             return state, None
         return self._permute(state, p), p
 
+    def _adopt(self, cpu: tuple) -> None:
+        """Let the identity tables know `cpu` (see `_alive`)."""
+        if len(self._alive) >= PERM_ENTRIES:
+            self._alive.clear()  # bounds memory; a miss recomputes the same answer
+            self._mentions_id.clear()
+            for table in self._rank_id:
+                table.clear()
+        self._alive[id(cpu)] = cpu
+
     def _permute(self, state: tuple, p: tuple[int, ...]) -> tuple:
         """`permute`, with what it needs of the configuration computed once."""
-        moved = self._moved.get(p)
-        if moved is None:
-            moved = self._moved[p] = frozenset(i for i, x in enumerate(p) if x != i)
         cpus = state[CPUS]
         out: list[Any] = [None] * len(cpus)
-        cpu_pidx = self._cpu_pidx
+        mentions = self._mentions_id
         for old, cpu in enumerate(cpus):
-            if not (cpu_pidx or cpu[SB] or cpu[CSDQ] or cpu[LOCKED] or cpu[RUNNING]) or \
-                    not _names(cpu, moved, cpu_pidx):
-                out[p[old]] = cpu
-            else:
-                out[p[old]] = _permute_cpu(cpu, p, cpu_pidx)
+            named = mentions.get(id(cpu))
+            if named is None:
+                if id(cpu) not in self._alive:
+                    self._adopt(cpu)
+                named = mentions[id(cpu)] = _names(cpu, self._member_set, self._cpu_pidx)
+            out[p[old]] = self._permute_named(cpu, p) if named else cpu
         mem = state[MEM]
         if self._cpu_gidx:
             ml = list(mem)
@@ -117,16 +130,36 @@ class Canonicalizer:
             mem = tuple(ml)
         return (mem, state[1], tuple(out), state[3], state[4])
 
-    def _choose(self, cpus: tuple, mem: tuple, gvals: tuple) -> tuple[int, ...] | None:
-        named = self._named.get(gvals)
-        if named is None:
-            if len(self._named) >= PERM_ENTRIES:
-                self._named.clear()
-            named = self._named[gvals] = self._named_members(mem)
-        perm = None
+    def _permute_named(self, cpu: tuple, p: tuple[int, ...]) -> tuple:
+        moved = self._moved.get(p)
+        if moved is None:
+            moved = self._moved[p] = frozenset(i for i, x in enumerate(p) if x != i)
+        cpu_pidx = self._cpu_pidx
+        if not (cpu_pidx or cpu[SB] or cpu[CSDQ] or cpu[LOCKED] or cpu[RUNNING]) or \
+                not _names(cpu, moved, cpu_pidx):
+            return cpu
+        t = _permute_cpu(cpu, p, cpu_pidx)
+        return t if self.intern is None else self.intern.setdefault(t, t)
+
+    def _choose(self, cpus: tuple, mem: tuple) -> tuple[int, ...] | None:
+        named: dict[int, tuple] = _NO_NAMES
+        if self._cpu_gidx:
+            gvals = tuple([mem[i] for i in self._cpu_gidx])
+            got = self._named.get(gvals)
+            if got is None:
+                if len(self._named) >= PERM_ENTRIES:
+                    self._named.clear()
+                got = self._named[gvals] = self._named_members(mem)
+            named = got
+        perm: list[int] | None = None
+        rank_id = self._rank_id
         for cls in self.classes:
-            keys = [self._key(c, cpus[c], named) for c in cls]
-            if all(keys[i] <= keys[i + 1] for i in range(len(keys) - 1)):
+            keys: list[Any] = [rank_id[c].get(id(cpus[c])) for c in cls]
+            if None in keys:
+                keys = [self._rank_of(c, cpus[c]) for c in cls]
+            if named:
+                keys = [(r, named.get(c, ())) for r, c in zip(keys, cls, strict=True)]
+            if keys == sorted(keys):
                 continue
             order = sorted(range(len(cls)), key=keys.__getitem__)
             if perm is None:
@@ -143,19 +176,30 @@ class Canonicalizer:
         mem, pm = state[MEM], parent[MEM]
         return mem is pm or all(mem[i] == pm[i] for i in self._cpu_gidx)
 
-    def _key(self, c: int, cpu: tuple, named: dict[int, tuple]) -> tuple[Any, tuple]:
+    def _rank_of(self, c: int, cpu: tuple) -> Any:
+        """CPU c's rank (`_rank_key`), through the identity table."""
+        r = self._rank_id[c].get(id(cpu))
+        if r is None:
+            if id(cpu) not in self._alive:
+                self._adopt(cpu)
+            r = self._rank_id[c][id(cpu)] = self._rank_key(c, cpu)
+        return r
+
+    def _rank_key(self, c: int, cpu: tuple) -> Any:
+        """A member's sort key, the part told by its own tuple: the rank of its abstract
+        form (point 3), by value."""
         k = (c, cpu)
         r = self._rank.get(k)
         if r is None:
             a = self._abstract(c, cpu)
-            if self._rank_of is not None:
-                r = self._rank_of(a)
+            if self._rank_fn is not None:
+                r = self._rank_fn(a)
             else:
                 r = self._abstract_rank.get(a)
                 if r is None:
                     r = self._abstract_rank[a] = len(self._abstract_rank)
             self._rank[k] = r
-        return r, named.get(c, ())
+        return r
 
     def _named_members(self, mem: tuple) -> dict[int, tuple]:
         """For each class member a `cpu_valued` global names: which globals name it."""
@@ -191,7 +235,7 @@ class Canonicalizer:
 
 
 PERM_ENTRIES = 1 << 20
-_UNSEEN: Any = object()
+_NO_NAMES: dict[int, tuple] = {}
 
 
 def _names_cpu(v: Any, c: int) -> bool:
