@@ -9,9 +9,11 @@ check.verdict, check.explore (its successor function, concretization and replay)
                 states with one hash are taken for one: the second is omitted, with its
                 successors. Expected omissions among n states: about n^2 / 2^65.
   bitstate      a bit array of `bitstate_bits` bits; a state sets k = 3 bits chosen by
-                double hashing of its 64-bit hash (Kirsch and Mitzenmacher) and counts as
-                seen when all k are set already. SPIN's supertrace: a state is omitted with
-                probability (1 - e^(-k i / m))^k when i states are stored in m bits.
+                double hashing of its 64-bit hash (Kirsch and Mitzenmacher: `bit_positions`)
+                and counts as seen when all k are set already. SPIN's supertrace: a state is
+                omitted with probability (1 - e^(-k i / m))^k when i states are stored in m
+                bits. The bits are set by the C port (`_digest.bits_add`) when it is built,
+                else by `bits_add_py`, the reference; both set the same bits.
 
 States are hashed with `machine.digest.digest` under `Bounds.hash_seed`, not with `hash()`
 (salted per process for str and bytes, by address for functions): the states a search
@@ -35,8 +37,9 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
+from crossmod import _engine
 from crossmod.check.verdict import Bounds, Property, StopReason, Verdict, VerdictKind
-from crossmod.machine.digest import digest
+from crossmod.machine.digest import GOLDEN, digest, mix, port
 from crossmod.machine.machine import Machine, Move
 from crossmod.machine.state import CPUS, STACK
 from crossmod.machine.symmetry import Canonicalizer
@@ -67,6 +70,40 @@ class HashCompact:
         return int(len(self._seen) * (16 / 0.6 + 32))
 
 
+def bit_positions(h: int, m: int, k: int = BITSTATE_K) -> list[int]:
+    """The k bits of an m-bit array that the state of digest `h` sets: (h + i * h2) mod m
+    for i < k, with h2 = mix(h ^ GOLDEN) | 1 -- double hashing on the whole 64-bit digest
+    (the first position uniform over any m < 2^64, where 32 bits of it would leave an array
+    of more than 2^32 bits partly unused), h2 odd so that for m a power of two the k bits
+    are distinct. The omission estimate's uniform positions are these."""
+    h2 = mix(h ^ GOLDEN) | 1
+    return [(h + i * h2) % m for i in range(k)]
+
+
+def bits_add_py(bits: bytearray, m: int, k: int, h: int) -> bool:
+    """Set the bits of digest `h` in `bits` (m bits); False when all were set (the state
+    counts as seen). The reference of the C port's `bits_add`."""
+    fresh = False
+    for p in bit_positions(h, m, k):
+        byte, bit = p >> 3, 1 << (p & 7)
+        if not bits[byte] & bit:
+            bits[byte] |= bit
+            fresh = True
+    return fresh
+
+
+def bits_has_py(bits: bytearray, m: int, k: int, h: int) -> bool:
+    """Whether all the bits of digest `h` are set (the C port's `bits_has`)."""
+    return all(bits[p >> 3] & (1 << (p & 7)) for p in bit_positions(h, m, k))
+
+
+_port = port()  # the C port in use (None unbuilt or under CROSSMOD_DIGEST_PURE=1)
+bits_add: Callable[[bytearray, int, int, int], bool] = \
+    bits_add_py if _port is None else _port.bits_add
+bits_has: Callable[[bytearray, int, int, int], bool] = \
+    bits_has_py if _port is None else _port.bits_has
+
+
 class Bitstate:
     """Visited states as k bits each in an array of m bits (SPIN's -DBITSTATE)."""
 
@@ -75,23 +112,11 @@ class Bitstate:
         self.k = k
         self._bits = bytearray((bits + 7) // 8)
 
-    def _positions(self, h: int) -> list[int]:
-        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
-        return [(h1 + i * h2) % self.m for i in range(self.k)]
-
     def add(self, h: int) -> bool:
-        new = False
-        bits = self._bits
-        for p in self._positions(h):
-            byte, bit = p >> 3, 1 << (p & 7)
-            if not bits[byte] & bit:
-                bits[byte] |= bit
-                new = True
-        return new
+        return bits_add(self._bits, self.m, self.k, h)
 
     def __contains__(self, h: int) -> bool:
-        bits = self._bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in self._positions(h))
+        return bits_has(self._bits, self.m, self.k, h)
 
     def nbytes(self) -> int:
         return len(self._bits)
@@ -143,8 +168,11 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     moves: list[Move] = []
     move_ids: dict[Move, int] = {}
     frontier: list[tuple[tuple, int]] = [(init, 0)]
-    depth, transitions, found = 0, 0, None
-    stop, limit = StopReason.EXHAUSTED, None  # type: tuple[StopReason, float | None]
+    depth, transitions = 0, 0
+    # (property, the discovery number of the state it broke in, the move or None, message)
+    found: tuple[Property | str, int, Move | None, str] | None = None
+    stop = StopReason.EXHAUSTED
+    limit: Any = None  # states, moves or seconds (a float, compiled, would make 10 10.0)
     while frontier and found is None:
         level, frontier = frontier, []
         fresh: set[int] = set()
@@ -196,8 +224,8 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     stats: dict[str, Any] = {
         "routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
         "symmetry": canon is not None, "partial_order": por, "ignored": sorted(ignore),
-        "store": bounds.store, "hash_seed": seed, "store_bytes": store.nbytes() + 16 * n,
-        "omitted_estimate": omitted}
+        "engine": _engine.ENGINE, "store": bounds.store, "hash_seed": seed,
+        "store_bytes": store.nbytes() + 16 * n, "omitted_estimate": omitted}
     if bounds.store == "bitstate":
         stats["bitstate_bits"] = bounds.bitstate_bits
         stats["hash_factor"] = bounds.bitstate_bits / max(n, 1)
@@ -229,8 +257,8 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
                 store: HashCompact | Bitstate, fresh: set[int], ignore: frozenset[str],
-                seed: int) -> tuple[list[tuple[tuple, int, Move, tuple]], tuple | None, bool,
-                                    bool]:
+                seed: int) -> tuple[list[tuple[tuple, int, Move, tuple]],
+                                    tuple[Property | str, Move, str] | None, bool, bool]:
     """check/explore.py's `_successors`, each successor with its digest under `seed`."""
     from crossmod.machine.cpu import Violation
 

@@ -1,5 +1,6 @@
 /*
- * crossmod.machine._digest: the state digest of machine/digest.py, compiled.
+ * crossmod.machine._digest: the state digest of machine/digest.py, compiled, and the
+ * bitstate store's bit setting (check/store.py; `bits_add` below).
  *
  * A port of `digest.digest_py` (whose docstring defines the digest; the tag numbers and
  * every mixing step here are the same): tests/model/test_digest.py checks that the two
@@ -338,6 +339,131 @@ static PyObject *digest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLongLong(d);
 }
 
+/* The bitstate store's bits (check/store.py's `bit_positions`, `bits_add_py` and
+ * `bits_has_py` are the reference; tests/model/test_store.py compares them): a state's
+ * 64-bit digest h sets k bits of an array of m, at (h + i * h2) mod m for i < k, where
+ * h2 = mix(h ^ GOLDEN) | 1 (Kirsch and Mitzenmacher's double hashing, on the whole 64-bit
+ * digest, so that every bit of an array of more than 2^32 is reachable). Computed as
+ * a = h mod m, b = h2 mod m and k - 1 steps of p = (p + b) mod m, without overflow for
+ * any m < 2^64. */
+typedef struct { unsigned char *bits; uint64_t m, h; int k; } BitArgs;
+
+static int u64_arg(PyObject *o, const char *fn, const char *what, uint64_t *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s(): %s must be an int, not %.100s", fn, what,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s(): %s must be in [0, 2**64), not %R", fn, what, o);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int bit_params(PyObject *m, PyObject *k, PyObject *h, const char *fn, BitArgs *a)
+{
+    uint64_t kk;
+    if (u64_arg(m, fn, "m", &a->m) < 0 || u64_arg(k, fn, "k", &kk) < 0 ||
+        u64_arg(h, fn, "h", &a->h) < 0)
+        return -1;
+    if (a->m == 0 || kk == 0 || kk > 64) {
+        PyErr_Format(PyExc_ValueError, "%s(): needs m >= 1 and 1 <= k <= 64", fn);
+        return -1;
+    }
+    a->k = (int)kk;
+    return 0;
+}
+
+static int bit_args(PyObject *const *args, Py_ssize_t nargs, const char *fn, BitArgs *a)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 4 arguments (bits, m, k, h), %zd given",
+                     fn, nargs);
+        return -1;
+    }
+    if (!PyByteArray_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s(): bits must be a bytearray, not %.100s", fn,
+                     Py_TYPE(args[0])->tp_name);
+        return -1;
+    }
+    if (bit_params(args[1], args[2], args[3], fn, a) < 0)
+        return -1;
+    /* every call: the array may have been resized (m bits need ceil(m / 8) bytes) */
+    if ((uint64_t)PyByteArray_GET_SIZE(args[0]) < a->m / 8 + ((a->m & 7) != 0)) {
+        PyErr_Format(PyExc_ValueError, "%s(): a bytearray of %zd bytes has fewer than m bits",
+                     fn, PyByteArray_GET_SIZE(args[0]));
+        return -1;
+    }
+    a->bits = (unsigned char *)PyByteArray_AS_STRING(args[0]);
+    return 0;
+}
+
+static inline uint64_t bit_step(uint64_t p, uint64_t b, uint64_t m)
+{
+    return p >= m - b ? p - (m - b) : p + b; /* (p + b) mod m, for p, b < m */
+}
+
+static PyObject *bit_positions(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    BitArgs a;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "bit_positions() takes 3 arguments (h, m, k), %zd given",
+                     nargs);
+        return NULL;
+    }
+    if (bit_params(args[1], args[2], args[0], "bit_positions", &a) < 0)
+        return NULL;
+    PyObject *out = PyList_New(a.k);
+    if (out == NULL)
+        return NULL;
+    uint64_t p = a.h % a.m, b = (mix(a.h ^ GOLDEN) | 1) % a.m;
+    for (int i = 0; i < a.k; i++, p = bit_step(p, b, a.m)) {
+        PyObject *v = PyLong_FromUnsignedLongLong(p);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+static PyObject *bits_add(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    BitArgs a;
+    if (bit_args(args, nargs, "bits_add", &a) < 0)
+        return NULL;
+    uint64_t p = a.h % a.m, b = (mix(a.h ^ GOLDEN) | 1) % a.m;
+    int fresh = 0;
+    for (int i = 0; i < a.k; i++, p = bit_step(p, b, a.m)) {
+        unsigned char bit = (unsigned char)(1u << (p & 7));
+        if (!(a.bits[p >> 3] & bit)) {
+            a.bits[p >> 3] |= bit;
+            fresh = 1;
+        }
+    }
+    return PyBool_FromLong(fresh);
+}
+
+static PyObject *bits_has(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    BitArgs a;
+    if (bit_args(args, nargs, "bits_has", &a) < 0)
+        return NULL;
+    uint64_t p = a.h % a.m, b = (mix(a.h ^ GOLDEN) | 1) % a.m;
+    for (int i = 0; i < a.k; i++, p = bit_step(p, b, a.m))
+        if (!(a.bits[p >> 3] & (1u << (p & 7))))
+            Py_RETURN_FALSE;
+    Py_RETURN_TRUE;
+}
+
 static PyObject *bind(PyObject *self, PyObject *fn)
 {
     if (!PyCallable_Check(fn)) {
@@ -353,6 +479,12 @@ static PyObject *bind(PyObject *self, PyObject *fn)
 static PyMethodDef methods[] = {
     {"digest", (PyCFunction)(void (*)(void))digest, METH_FASTCALL,
      "digest(obj, seed=0) -> int: machine/digest.py's digest_py, compiled."},
+    {"bit_positions", (PyCFunction)(void (*)(void))bit_positions, METH_FASTCALL,
+     "bit_positions(h, m, k) -> list[int]: check/store.py's bit_positions, compiled."},
+    {"bits_add", (PyCFunction)(void (*)(void))bits_add, METH_FASTCALL,
+     "bits_add(bits, m, k, h) -> bool: check/store.py's bits_add_py, compiled."},
+    {"bits_has", (PyCFunction)(void (*)(void))bits_has, METH_FASTCALL,
+     "bits_has(bits, m, k, h) -> bool: check/store.py's bits_has_py, compiled."},
     {"bind", bind, METH_O, "bind(key_of): what a value that is not plain data digests as."},
     {NULL, NULL, 0, NULL}};
 
