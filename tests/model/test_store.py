@@ -215,3 +215,21 @@ def test_the_omission_estimate_is_what_the_bits_omit(m: int) -> None:
     estimate = omission_estimate("bitstate", n, bits=m)
     assert estimate > 50
     assert 0.9 * estimate < omitted < 1.1 * estimate
+
+
+@given(st.lists(st.one_of(U64, st.sampled_from([0, 1, (1 << 64) - 1, 1 << 32])),
+                max_size=3000), st.lists(U64, max_size=50))
+def test_the_compiled_digest_set_is_the_reference_set(hashes: list[int],
+                                                      probes: list[int]) -> None:
+    need_c()
+    assert C is not None
+    port, ref = C.U64Set(), S.U64SetPy()
+    hashes += hashes[::2]  # some come again, after the table has grown
+    for h in hashes:
+        assert port.add(h) == ref.add(h)
+    assert len(port) == len(ref)
+    for h in probes + hashes + [-1, 1 << 64]:
+        assert (h in port) == (h in ref)
+    assert port.nbytes() >= 8 * len(port)
+    with pytest.raises(ValueError):
+        port.add(-1)

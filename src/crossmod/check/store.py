@@ -8,7 +8,8 @@ successor function, concretization and replay).
 
   hash-compact  a set of 64-bit hashes of the (canonical) states instead of the states. Two
                 states with one hash are taken for one: the second is omitted, with its
-                successors. Expected omissions among n states: about n^2 / 2^65.
+                successors. Expected omissions among n states: about n^2 / 2^65. The set
+                is the C port's `U64Set` (8-byte slots) when built, else `U64SetPy`.
   bitstate      a bit array of `bitstate_bits` bits; a state sets k = 3 bits chosen by
                 double hashing of its 64-bit hash (Kirsch and Mitzenmacher: `bit_positions`)
                 and counts as seen when all k are set already. SPIN's supertrace: a state is
@@ -34,6 +35,7 @@ store's (check/explore.py); a trail is never invented.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from array import array
 from collections.abc import Callable
@@ -50,10 +52,13 @@ from crossmod.machine.system import System
 STORES = ("exact", "hash-compact", "bitstate")
 HASH_BITS = 64
 BITSTATE_K = 3
+_port = port()  # the C port in use (None unbuilt or under CROSSMOD_DIGEST_PURE=1)
 
 
-class HashCompact:
-    """Visited states as 64-bit hashes."""
+class U64SetPy:
+    """A set of 64-bit digests, in a Python set: the reference of the C port's `U64Set`
+    (an open-addressing table of 8-byte words), which the hash-compact store uses when it
+    is built."""
 
     def __init__(self) -> None:
         self._seen: set[int] = set()
@@ -64,12 +69,34 @@ class HashCompact:
         self._seen.add(h)
         return len(self._seen) != n
 
+    def __contains__(self, h: object) -> bool:
+        return h in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def nbytes(self) -> int:
+        # the set's table as allocated (16-byte slots, a hash and a pointer, 36-60% full as
+        # it grows), plus an int object a hash: a 64-bit value is three 30-bit digits, 36
+        # bytes, 40 as pymalloc allocates them
+        return sys.getsizeof(self._seen) + 40 * len(self._seen)
+
+
+class HashCompact:
+    """Visited states as 64-bit hashes."""
+
+    def __init__(self) -> None:
+        self._seen: Any = U64SetPy() if _port is None else _port.U64Set()
+
+    def add(self, h: int) -> bool:
+        """Record hash `h`; False when it was there already (the state counts as seen)."""
+        return bool(self._seen.add(h))
+
     def __contains__(self, h: int) -> bool:
         return h in self._seen
 
     def nbytes(self) -> int:
-        # a set slot is a hash and a pointer (16 bytes) at most 60% full, plus the int
-        return int(len(self._seen) * (16 / 0.6 + 32))
+        return int(self._seen.nbytes())
 
 
 def bit_positions(h: int, m: int, k: int = BITSTATE_K) -> list[int]:
@@ -99,7 +126,6 @@ def bits_has_py(bits: bytearray, m: int, k: int, h: int) -> bool:
     return all(bits[p >> 3] & (1 << (p & 7)) for p in bit_positions(h, m, k))
 
 
-_port = port()  # the C port in use (None unbuilt or under CROSSMOD_DIGEST_PURE=1)
 bits_add: Callable[[bytearray, int, int, int], bool] = \
     bits_add_py if _port is None else _port.bits_add
 bits_has: Callable[[bytearray, int, int, int], bool] = \

@@ -1,6 +1,6 @@
 /*
  * crossmod.machine._digest: the state digest of machine/digest.py, compiled, and the
- * bitstate store's bit setting (check/store.py; `bits_add` below).
+ * compact stores' membership tests (check/store.py; `bits_add` and `U64Set` below).
  *
  * A port of `digest.digest_py` (whose docstring defines the digest; the tag numbers and
  * every mixing step here are the same): tests/model/test_digest.py checks that the two
@@ -464,6 +464,155 @@ static PyObject *bits_has(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_TRUE;
 }
 
+/* The hash-compact store's set of 64-bit digests (check/store.py's HashCompact keeps a
+ * Python set where this is not built: the reference, compared in tests/model/test_store.py):
+ * open addressing with linear probing in a table of 2^j words, at most 70% full, 0 marking
+ * a free slot (the digest 0 is a flag of its own). 8 bytes a slot, where a set of Python
+ * ints takes 16 a slot and a 40-byte int object a member. */
+typedef struct {
+    PyObject_HEAD
+    uint64_t *slots;
+    size_t mask, used;
+    int has_zero;
+} U64Set;
+
+static inline size_t u64set_slot(uint64_t h, size_t mask)
+{
+    return (size_t)(h ^ (h >> 32)) & mask; /* the digests are mixed already */
+}
+
+static PyObject *u64set_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "U64Set() takes no arguments");
+        return NULL;
+    }
+    U64Set *self = (U64Set *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->mask = 1023;
+    self->slots = PyMem_Calloc(self->mask + 1, sizeof(uint64_t));
+    if (self->slots == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void u64set_dealloc(U64Set *self)
+{
+    PyMem_Free(self->slots);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int u64set_grow(U64Set *self)
+{
+    size_t mask = self->mask * 2 + 1;
+    uint64_t *slots = PyMem_Calloc(mask + 1, sizeof(uint64_t));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i <= self->mask; i++) {
+        uint64_t h = self->slots[i];
+        if (h == 0)
+            continue;
+        size_t j = u64set_slot(h, mask);
+        while (slots[j] != 0)
+            j = (j + 1) & mask;
+        slots[j] = h;
+    }
+    PyMem_Free(self->slots);
+    self->slots = slots;
+    self->mask = mask;
+    return 0;
+}
+
+/* 1 if h was added, 0 if it was there, -1 on error */
+static int u64set_insert(U64Set *self, uint64_t h)
+{
+    if (h == 0) {
+        int fresh = !self->has_zero;
+        self->has_zero = 1;
+        return fresh;
+    }
+    size_t i = u64set_slot(h, self->mask);
+    for (; self->slots[i] != 0; i = (i + 1) & self->mask)
+        if (self->slots[i] == h)
+            return 0;
+    self->slots[i] = h;
+    if (++self->used * 10 >= (self->mask + 1) * 7 && u64set_grow(self) < 0)
+        return -1;
+    return 1;
+}
+
+static int u64set_find(U64Set *self, uint64_t h)
+{
+    if (h == 0)
+        return self->has_zero;
+    for (size_t i = u64set_slot(h, self->mask); self->slots[i] != 0;
+         i = (i + 1) & self->mask)
+        if (self->slots[i] == h)
+            return 1;
+    return 0;
+}
+
+static PyObject *u64set_add(U64Set *self, PyObject *o)
+{
+    uint64_t h;
+    if (u64_arg(o, "U64Set.add", "h", &h) < 0)
+        return NULL;
+    int r = u64set_insert(self, h);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+static int u64set_contains(U64Set *self, PyObject *o)
+{
+    uint64_t h;
+    if (!PyLong_Check(o))
+        return 0;
+    if (u64_arg(o, "U64Set.__contains__", "h", &h) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1;
+        PyErr_Clear(); /* an int outside [0, 2^64) is not a digest: not a member */
+        return 0;
+    }
+    return u64set_find(self, h);
+}
+
+static Py_ssize_t u64set_len(U64Set *self)
+{
+    return (Py_ssize_t)(self->used + (size_t)self->has_zero);
+}
+
+static PyObject *u64set_nbytes(U64Set *self, PyObject *unused)
+{
+    return PyLong_FromSize_t(sizeof(U64Set) + (self->mask + 1) * sizeof(uint64_t));
+}
+
+static PyMethodDef u64set_methods[] = {
+    {"add", (PyCFunction)u64set_add, METH_O,
+     "add(h) -> bool: record digest h; False when it was there already."},
+    {"nbytes", (PyCFunction)u64set_nbytes, METH_NOARGS, "nbytes() -> int: the memory held."},
+    {NULL, NULL, 0, NULL}};
+
+static PySequenceMethods u64set_as_sequence = {
+    .sq_length = (lenfunc)u64set_len,
+    .sq_contains = (objobjproc)u64set_contains,
+};
+
+static PyTypeObject U64SetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "crossmod.machine._digest.U64Set",
+    .tp_doc = "U64Set(): a set of 64-bit digests (check/store.py's hash-compact store).",
+    .tp_basicsize = sizeof(U64Set),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = u64set_new,
+    .tp_dealloc = (destructor)u64set_dealloc,
+    .tp_methods = u64set_methods,
+    .tp_as_sequence = &u64set_as_sequence,
+};
+
 static PyObject *bind(PyObject *self, PyObject *fn)
 {
     if (!PyCallable_Check(fn)) {
@@ -500,5 +649,16 @@ PyMODINIT_FUNC PyInit__digest(void)
         (little = PyUnicode_InternFromString("little")) == NULL ||
         (signed_kw = Py_BuildValue("(s)", "signed")) == NULL)
         return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&U64SetType) < 0)
+        return NULL;
+    PyObject *mod = PyModule_Create(&module);
+    if (mod == NULL)
+        return NULL;
+    Py_INCREF(&U64SetType);
+    if (PyModule_AddObject(mod, "U64Set", (PyObject *)&U64SetType) < 0) {
+        Py_DECREF(&U64SetType);
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }
