@@ -16,7 +16,7 @@
  *       src/crossmod/machine/_digest.c -o src/crossmod/machine/_digest.cpython-311-x86_64-linux-gnu.so
  *   PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
  *   LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
- *       python -m pytest tests/model/test_digest.py
+ *       python -m pytest tests/model/test_digest.py tests/model/test_store.py -k "compiled or array"
  * (then `pip install -e .` to put the normal build back).
  */
 #define PY_SSIZE_T_CLEAN
