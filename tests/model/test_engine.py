@@ -79,3 +79,20 @@ def test_the_engine_in_use_is_said_and_can_be_forced() -> None:
     if _engine.ENGINE == "compiled":
         out = _run("compiled", "-c", "import crossmod.machine.machine as m; print(m.__file__)")
         assert out.stdout.strip().endswith(".so")
+
+
+@pytest.mark.parametrize("store", ["hash-compact", "bitstate"])
+def test_the_compiled_compact_stores_give_the_reference_answer(store: str) -> None:
+    # check/store.py is compiled too; a small array, so that the omissions show: the same
+    # states omitted (and the same bits set, by the C port in both, or by the reference
+    # bits_add_py without it: tests/model/test_store.py compares those)
+    _compiled_or_skip()
+    args = ("-m", "crossmod", "check", "defer-cr3", "--store", store, "--bitstate-bits",
+            "16384", "--json")
+    rows = [json.loads(_run(engine, *args).stdout) for engine in ("compiled", "python")]
+    assert [r["stats"]["engine"] for r in rows] == ["compiled", "python"]
+    for r in rows:
+        r["stats"].pop("engine")
+        r.pop("seconds")
+    assert _facts(rows[0]) == _facts(rows[1])
+    assert rows[0]["stats"] == rows[1]["stats"] and rows[0]["stop_limit"] == rows[1]["stop_limit"]

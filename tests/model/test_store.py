@@ -4,16 +4,25 @@ with a trail replayed through the machine, and never call a search "safe"."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from conftest import missing
 from crossmod.catalogue import build
+from crossmod.check import store as S
 from crossmod.check.explore import explore, replay_schedule
 from crossmod.check.store import omission_estimate
 from crossmod.check.verdict import Bounds, StopReason
+from crossmod.machine import digest as D
+
+C = D.compiled()
+U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 
 
 @pytest.mark.parametrize("store", ["hash-compact", "bitstate"])
@@ -57,9 +66,13 @@ def test_a_small_bit_array_omits_states_and_says_about_how_many() -> None:
 def test_the_omission_estimates_follow_the_formulas() -> None:
     assert omission_estimate("exact", 10**6) == 0.0
     assert omission_estimate("hash-compact", 2**33) == pytest.approx(2**66 / 2**65, rel=1e-6)
-    # m/n = 1: about (1 - e^-3)^3 of the late states and fewer of the early ones collide
-    est = omission_estimate("bitstate", 10**5, bits=10**5)
-    assert 0.3 * 10**5 < est < 0.86 * 10**5
+    # m/n = 1: more than an array of m bits can hold with k = 3 (about 0.61 m, the sum of
+    # 1 - (1 - e^(-3a/m))^3 over all a): most states that come are omitted
+    assert omission_estimate("bitstate", 10**5, bits=10**5) > 10**6
+    # where omission is rare, SPIN's sum over i < n of (1 - e^(-k i / m))^k
+    n, m = 747_817, 1 << 27
+    spin = sum((1 - math.exp(-3 * i / m)) ** 3 for i in range(n))
+    assert omission_estimate("bitstate", n, bits=m) == pytest.approx(spin, rel=1e-3)
     assert omission_estimate("bitstate", 1000, bits=1 << 30) < 1e-6
 
 
@@ -134,3 +147,89 @@ def test_bounds_refuse_an_unknown_store() -> None:
         Bounds(store="disk")
     with pytest.raises(ValueError, match="hash_seed"):
         Bounds(hash_seed=1 << 64)
+
+
+def need_c() -> None:
+    if C is None:
+        missing("crossmod.machine._digest is not built (pip install -e . with a C compiler)")
+
+
+@given(st.integers(min_value=8, max_value=5000), st.integers(min_value=1, max_value=5),
+       st.lists(U64, max_size=300), st.lists(U64, max_size=50))
+def test_the_compiled_bits_are_the_reference_bits(m: int, k: int, hashes: list[int],
+                                                   probes: list[int]) -> None:
+    need_c()
+    assert C is not None
+    ref, port = bytearray((m + 7) // 8), bytearray((m + 7) // 8)
+    hashes += hashes[::3]  # some states come again
+    for h in hashes:
+        assert C.bits_add(port, m, k, h) == S.bits_add_py(ref, m, k, h)
+    assert port == ref
+    for h in probes + hashes:
+        assert C.bits_has(port, m, k, h) == S.bits_has_py(ref, m, k, h)
+
+
+@given(U64, st.integers(min_value=1, max_value=(1 << 64) - 1),
+       st.integers(min_value=1, max_value=64))
+def test_the_compiled_positions_are_the_reference_positions(h: int, m: int, k: int) -> None:
+    need_c()
+    assert C is not None
+    assert C.bit_positions(h, m, k) == S.bit_positions(h, m, k)
+
+
+def test_the_compiled_bits_refuse_what_they_cannot_do() -> None:
+    need_c()
+    assert C is not None
+    with pytest.raises(ValueError, match="fewer than m bits"):
+        C.bits_add(bytearray(1), 9, 3, 5)
+    with pytest.raises(TypeError, match="bytearray"):
+        C.bits_add(bytes(2), 9, 3, 5)
+    with pytest.raises(ValueError, match="k <= 64"):
+        C.bits_has(bytearray(2), 9, 0, 5)
+    with pytest.raises(ValueError, match=r"h must be in \[0, 2\*\*64\)"):
+        C.bits_add(bytearray(2), 9, 3, -1)
+
+
+def test_an_array_of_more_than_2_to_the_32_bits_is_used_whole() -> None:
+    # the first position took 32 bits of the digest: 2^40 bits had 1/256 of them reachable
+    m = 1 << 40
+    first = [S.bit_positions(D.digest(i, 0), m)[0] for i in range(4000)]
+    assert sum(p >= 1 << 32 for p in first) > 0.98 * len(first)
+    assert max(first) >= m - m // 100 and len(set(first)) == len(first)
+    # and for a power of two the k bits of a state are distinct (h2 is odd)
+    assert all(len(set(S.bit_positions(D.digest(i, 7), 1 << 27))) == 3 for i in range(1000))
+
+
+@pytest.mark.parametrize("m", [1 << 14, 3 * 5000 + 1])
+def test_the_omission_estimate_is_what_the_bits_omit(m: int) -> None:
+    # distinct states (distinct digests) into m bits until n are stored: the states found
+    # all set are the omitted ones, and SPIN's formula predicts how many
+    n, omitted, stored, i = m // 2, 0, 0, 0
+    bits = S.Bitstate(m)
+    while stored < n:
+        if bits.add(D.digest(i, 11)):
+            stored += 1
+        else:
+            omitted += 1
+        i += 1
+    estimate = omission_estimate("bitstate", n, bits=m)
+    assert estimate > 50
+    assert 0.9 * estimate < omitted < 1.1 * estimate
+
+
+@given(st.lists(st.one_of(U64, st.sampled_from([0, 1, (1 << 64) - 1, 1 << 32])),
+                max_size=3000), st.lists(U64, max_size=50))
+def test_the_compiled_digest_set_is_the_reference_set(hashes: list[int],
+                                                      probes: list[int]) -> None:
+    need_c()
+    assert C is not None
+    port, ref = C.U64Set(), S.U64SetPy()
+    hashes += hashes[::2]  # some come again, after the table has grown
+    for h in hashes:
+        assert port.add(h) == ref.add(h)
+    assert len(port) == len(ref)
+    for h in probes + hashes + [-1, 1 << 64]:
+        assert (h in port) == (h in ref)
+    assert port.nbytes() >= 8 * len(port)
+    with pytest.raises(ValueError):
+        port.add(-1)

@@ -2,16 +2,21 @@
 bitstate (supertrace) modes, and the breadth-first search that runs on them.
 
 Owns: `explore_compact(system, bounds, progress, observer)` (called by `explore` when
-`Bounds.store` is not "exact"), the two stores and `omission_estimate`. Imports: machine,
-check.verdict, check.explore (its successor function, concretization and replay).
+`Bounds.store` is not "exact"), the two stores, the bit positions and their reference
+`bits_add_py`, and `omission_estimate`. Imports: machine, check.verdict, check.explore (its
+successor function, concretization and replay).
 
   hash-compact  a set of 64-bit hashes of the (canonical) states instead of the states. Two
                 states with one hash are taken for one: the second is omitted, with its
-                successors. Expected omissions among n states: about n^2 / 2^65.
+                successors. Expected omissions among n states: about n^2 / 2^65. The set
+                is the C port's `U64Set` (8-byte slots) when built, else `U64SetPy`.
   bitstate      a bit array of `bitstate_bits` bits; a state sets k = 3 bits chosen by
-                double hashing of its 64-bit hash (Kirsch and Mitzenmacher) and counts as
-                seen when all k are set already. SPIN's supertrace: a state is omitted with
-                probability (1 - e^(-k i / m))^k when i states are stored in m bits.
+                double hashing of its 64-bit hash (Kirsch and Mitzenmacher: `bit_positions`)
+                and counts as seen when all k are set already. SPIN's supertrace: a state is
+                omitted with probability (1 - e^(-k a / m))^k when a states came before it
+                into m bits (`omission_estimate`). The bits are set by the C port
+                (`_digest.bits_add`) when it is built, else by `bits_add_py`, the
+                reference; both set the same bits.
 
 States are hashed with `machine.digest.digest` under `Bounds.hash_seed`, not with `hash()`
 (salted per process for str and bytes, by address for functions): the states a search
@@ -30,13 +35,15 @@ store's (check/explore.py); a trail is never invented.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from array import array
 from collections.abc import Callable
 from typing import Any
 
+from crossmod import _engine
 from crossmod.check.verdict import Bounds, Property, StopReason, Verdict, VerdictKind
-from crossmod.machine.digest import digest
+from crossmod.machine.digest import GOLDEN, digest, mix, port
 from crossmod.machine.machine import Machine, Move
 from crossmod.machine.state import CPUS, STACK
 from crossmod.machine.symmetry import Canonicalizer
@@ -45,10 +52,13 @@ from crossmod.machine.system import System
 STORES = ("exact", "hash-compact", "bitstate")
 HASH_BITS = 64
 BITSTATE_K = 3
+_port = port()  # the C port in use (None unbuilt or under CROSSMOD_DIGEST_PURE=1)
 
 
-class HashCompact:
-    """Visited states as 64-bit hashes."""
+class U64SetPy:
+    """A set of 64-bit digests, in a Python set: the reference of the C port's `U64Set`
+    (an open-addressing table of 8-byte words), which the hash-compact store uses when it
+    is built."""
 
     def __init__(self) -> None:
         self._seen: set[int] = set()
@@ -59,12 +69,67 @@ class HashCompact:
         self._seen.add(h)
         return len(self._seen) != n
 
+    def __contains__(self, h: object) -> bool:
+        return h in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def nbytes(self) -> int:
+        # the set's table as allocated (16-byte slots, a hash and a pointer, 36-60% full as
+        # it grows), plus an int object a hash: a 64-bit value is three 30-bit digits, 36
+        # bytes, 40 as pymalloc allocates them
+        return sys.getsizeof(self._seen) + 40 * len(self._seen)
+
+
+class HashCompact:
+    """Visited states as 64-bit hashes."""
+
+    def __init__(self) -> None:
+        self._seen: Any = U64SetPy() if _port is None else _port.U64Set()
+
+    def add(self, h: int) -> bool:
+        """Record hash `h`; False when it was there already (the state counts as seen)."""
+        return bool(self._seen.add(h))
+
     def __contains__(self, h: int) -> bool:
         return h in self._seen
 
     def nbytes(self) -> int:
-        # a set slot is a hash and a pointer (16 bytes) at most 60% full, plus the int
-        return int(len(self._seen) * (16 / 0.6 + 32))
+        return int(self._seen.nbytes())
+
+
+def bit_positions(h: int, m: int, k: int = BITSTATE_K) -> list[int]:
+    """The k bits of an m-bit array that the state of digest `h` sets: (h + i * h2) mod m
+    for i < k, with h2 = mix(h ^ GOLDEN) | 1 -- double hashing on the whole 64-bit digest
+    (the first position uniform over any m < 2^64, where 32 bits of it would leave an array
+    of more than 2^32 bits partly unused), h2 odd so that for m a power of two the k bits
+    are distinct. The omission estimate's uniform positions are these."""
+    h2 = mix(h ^ GOLDEN) | 1
+    return [(h + i * h2) % m for i in range(k)]
+
+
+def bits_add_py(bits: bytearray, m: int, k: int, h: int) -> bool:
+    """Set the bits of digest `h` in `bits` (m bits); False when all were set (the state
+    counts as seen). The reference of the C port's `bits_add`."""
+    fresh = False
+    for p in bit_positions(h, m, k):
+        byte, bit = p >> 3, 1 << (p & 7)
+        if not bits[byte] & bit:
+            bits[byte] |= bit
+            fresh = True
+    return fresh
+
+
+def bits_has_py(bits: bytearray, m: int, k: int, h: int) -> bool:
+    """Whether all the bits of digest `h` are set (the C port's `bits_has`)."""
+    return all(bits[p >> 3] & (1 << (p & 7)) for p in bit_positions(h, m, k))
+
+
+bits_add: Callable[[bytearray, int, int, int], bool] = \
+    bits_add_py if _port is None else _port.bits_add
+bits_has: Callable[[bytearray, int, int, int], bool] = \
+    bits_has_py if _port is None else _port.bits_has
 
 
 class Bitstate:
@@ -75,23 +140,11 @@ class Bitstate:
         self.k = k
         self._bits = bytearray((bits + 7) // 8)
 
-    def _positions(self, h: int) -> list[int]:
-        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
-        return [(h1 + i * h2) % self.m for i in range(self.k)]
-
     def add(self, h: int) -> bool:
-        new = False
-        bits = self._bits
-        for p in self._positions(h):
-            byte, bit = p >> 3, 1 << (p & 7)
-            if not bits[byte] & bit:
-                bits[byte] |= bit
-                new = True
-        return new
+        return bits_add(self._bits, self.m, self.k, h)
 
     def __contains__(self, h: int) -> bool:
-        bits = self._bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in self._positions(h))
+        return bits_has(self._bits, self.m, self.k, h)
 
     def nbytes(self) -> int:
         return len(self._bits)
@@ -99,20 +152,36 @@ class Bitstate:
 
 def omission_estimate(store: str, n: int, bits: int = 0, k: int = BITSTATE_K) -> float:
     """The expected number of states taken for seen ones without being, when `n` states
-    were stored: hash-compact n(n-1)/2^65 (pairs of 64-bit hashes that collide); bitstate
-    the sum over i < n of (1 - e^(-k i / m))^k, SPIN's probability that state i+1 finds
-    all its k bits set (integrated in closed steps, not state by state)."""
+    were stored: hash-compact n(n-1)/2^65 (pairs of 64-bit hashes that collide).
+
+    Bitstate: a state that comes after a states came (stored or omitted) finds its k bits
+    set with SPIN's probability p(a) = (1 - e^(-k a / m))^k, and while the store holds i
+    states, a = i + the omissions so far: an omitted state came too, and the stored ones
+    are those that found a bit clear, so the array fills faster per stored state than
+    k bits each. So the omissions grow by p / (1 - p) a stored state (the states that
+    come until one is stored); integrated over the n stored in closed steps (midpoint, at
+    most 1000). Where omission is rare this is SPIN's sum over i < n of p(i); in the
+    2^14-bit array of tests/model/test_store.py, half full, it is 2.4x that sum and within
+    a few per cent of what the bits omit. A full array (p = 1) is capped at p = 1 - 1e-12,
+    a finite but huge estimate."""
     if store == "hash-compact":
         return n * (n - 1) / 2 ** (HASH_BITS + 1)
     if store != "bitstate" or n == 0:
         return 0.0
     steps = min(n, 1000)
     width = n / steps
-    total = 0.0
+    omitted = 0.0
     for j in range(steps):
-        i = (j + 0.5) * width
-        total += (1 - math.exp(-k * i / bits)) ** k * width
-    return total
+        stored = j * width
+        half = omitted + _odds(stored + omitted, bits, k) * width / 2
+        omitted += _odds(stored + width / 2 + half, bits, k) * width
+    return omitted
+
+
+def _odds(came: float, bits: int, k: int) -> float:
+    """p / (1 - p) for p = (1 - e^(-k came / bits))^k: the states omitted a state stored."""
+    p = min((-math.expm1(-k * came / bits)) ** k, 1 - 1e-12)
+    return p / (1 - p)
 
 
 Progress = Callable[[int, int, int], None]
@@ -143,8 +212,11 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     moves: list[Move] = []
     move_ids: dict[Move, int] = {}
     frontier: list[tuple[tuple, int]] = [(init, 0)]
-    depth, transitions, found = 0, 0, None
-    stop, limit = StopReason.EXHAUSTED, None  # type: tuple[StopReason, float | None]
+    depth, transitions = 0, 0
+    # (property, the discovery number of the state it broke in, the move or None, message)
+    found: tuple[Property | str, int, Move | None, str] | None = None
+    stop = StopReason.EXHAUSTED
+    limit: Any = None  # states, moves or seconds (a float, compiled, would make 10 10.0)
     while frontier and found is None:
         level, frontier = frontier, []
         fresh: set[int] = set()
@@ -196,8 +268,8 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     stats: dict[str, Any] = {
         "routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
         "symmetry": canon is not None, "partial_order": por, "ignored": sorted(ignore),
-        "store": bounds.store, "hash_seed": seed, "store_bytes": store.nbytes() + 16 * n,
-        "omitted_estimate": omitted}
+        "engine": _engine.ENGINE, "store": bounds.store, "hash_seed": seed,
+        "store_bytes": store.nbytes() + 16 * n, "omitted_estimate": omitted}
     if bounds.store == "bitstate":
         stats["bitstate_bits"] = bounds.bitstate_bits
         stats["hash_factor"] = bounds.bitstate_bits / max(n, 1)
@@ -229,8 +301,8 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
                 store: HashCompact | Bitstate, fresh: set[int], ignore: frozenset[str],
-                seed: int) -> tuple[list[tuple[tuple, int, Move, tuple]], tuple | None, bool,
-                                    bool]:
+                seed: int) -> tuple[list[tuple[tuple, int, Move, tuple]],
+                                    tuple[Property | str, Move, str] | None, bool, bool]:
     """check/explore.py's `_successors`, each successor with its digest under `seed`."""
     from crossmod.machine.cpu import Violation
 

@@ -145,6 +145,12 @@ _c = None if os.environ.get(PURE_ENV, "") not in ("", "0") else compiled()
 digest: Callable[[object, int], int] = _c.digest if _c is not None else digest_py
 
 
+def port() -> ModuleType | None:
+    """The compiled port in use (None when `digest` is the reference): check/store.py's
+    bitstate sets its bits with it too."""
+    return _c
+
+
 def backend() -> str:
     """What computes `digest`: for the benchmark and the tests."""
     return "compiled" if _c is not None else "pure Python"
