@@ -257,15 +257,21 @@ def content_canonicalizer(m: Machine) -> Canonicalizer:
 # ---- the worker ---------------------------------------------------------------------------
 
 class _Record:
-    """One expanded state of the level: its key, successors and first violation."""
+    """One expanded state of the level: its key, successors (each with its owner) and
+    first violation."""
 
     __slots__ = ("found", "key", "moves", "out", "pending", "state")
 
     def __init__(self, key: int, state: tuple, moves: list[Move]) -> None:
         self.key, self.state, self.moves = key, state, moves
-        self.out: list[tuple[tuple, Move]] = []
+        self.out: list[tuple[tuple, Move, int]] = []
         self.found: tuple | None = None
         self.pending = False
+
+
+# A successor on its way to its owner: (key, state, move). Keys are unique within a level,
+# so a list of them sorts by key alone, never comparing states.
+_Item = tuple[int, tuple, Move]
 
 
 class _Worker:
@@ -283,7 +289,7 @@ class _Worker:
             self.parent[init] = (1, None)
             self.frontier.append((1, init))
         self.records: list[_Record] = []
-        self._local: list[tuple[tuple, int, Move]] = []
+        self._local: list[_Item] = []
         self.encoders = [_Encoder() for _ in range(jobs)]
         self.decoders = [_Decoder() for _ in range(jobs)]
 
@@ -299,25 +305,31 @@ class _Worker:
             out = getattr(self, "do_" + cmd)(*args)
             self.conn.send(("done", out))
 
-    # -- the phases of a level --
-    def do_expand(self, deadline: float | None) -> tuple[list[bytes | None], bool, bool]:
-        """Expand the frontier in key order up to this worker's first violation; queries
-        (point 3, C3) for the reduced expansions that met no cut move."""
-        self.records = []
+    # -- the phases of a level: expand, [answer, resolve,] merge --
+    def do_expand(self, deadline: float | None
+                  ) -> tuple[list[bytes | None] | None, list[bytes | None] | None,
+                             int | None, bool]:
+        """Expand the frontier in key order up to this worker's first violation. Returns
+        the successors by owner (None while some reduced expansion awaits its C3 answers:
+        then `do_resolve` sends them), the C3 queries by owner (point 3: for the reduced
+        expansions that met no cut move; None: no query), the key of this worker's first
+        violation and whether the deadline passed."""
+        self.records = records = []
         timed_out = False
+        m, por, ignore = self.m, self.por, self.ignore
         for n, (key, s) in enumerate(self.frontier):
             if deadline is not None and n % 64 == 0 and time.perf_counter() > deadline:
                 timed_out = True
                 break
-            mv = self.m.moves(s)
+            mv = m.moves(s)
             rec = _Record(key, s, mv)
-            self.records.append(rec)
+            records.append(rec)
             if not mv:
-                if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in self.ignore:
+                if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in ignore:
                     rec.found = (Property.DEADLOCK, s, None, "")
                     break
                 continue
-            amp = ample(self.m, s, mv) if self.por else mv
+            amp = ample(m, s, mv) if por else mv
             rec.out, rec.found, cut = self._successors(s, amp)
             if len(amp) < len(mv):
                 if cut:
@@ -326,81 +338,98 @@ class _Worker:
                     rec.pending = True
             if rec.found is not None:
                 break
+        self.frontier = []
+        found = records[-1].key if records and records[-1].found is not None else None
         queries: list[list[tuple]] = [[] for _ in range(self.jobs)]
         pending = False
-        for rec in self.records:
+        me = self.me
+        for rec in records:
             if rec.pending:
                 pending = True
-                for t, _ in rec.out:
-                    queries[hash(t) % self.jobs].append(t)
-        return [_dump(q) if q and d != self.me else None
-                for d, q in enumerate(queries)], timed_out, pending
+                for t, _, d in rec.out:
+                    if d != me:
+                        queries[d].append(t)
+        if not pending:
+            return self._send(), None, found, timed_out
+        return None, [_dump(q) if q else None for q in queries], found, timed_out
 
     def do_answer(self, asked: list[bytes | None]) -> list[bytes | None]:
         """Which of the states each worker asked about were known before this level."""
-        return [None if blob is None else _dump([t in self.parent for t in _load(blob)])
+        parent = self.parent
+        return [None if blob is None else _dump([t in parent for t in _load(blob)])
                 for blob in asked]
 
-    def do_resolve(self, answers: list[bytes | None]) -> None:
+    def do_resolve(self, answers: list[bytes | None]
+                   ) -> tuple[list[bytes | None], int | None]:
         """C3: a reduced expansion reaching a state known before the level is redone with
-        every move (check/explore.py)."""
+        every move (check/explore.py); then the successors by owner, and the key of this
+        worker's first violation (a full expansion may meet one the reduced one did not)."""
         known = {d: iter(_load(blob)) for d, blob in enumerate(answers) if blob is not None}
-        for rec in self.records:
-            if not rec.pending:
-                continue
-            seen = False
-            for t, _ in rec.out:
-                d = hash(t) % self.jobs
-                old = t in self.parent if d == self.me else next(known[d])
-                seen = seen or old
-            if seen:
-                rec.out, rec.found, _ = self._successors(rec.state, rec.moves)
-
-    def do_send(self) -> tuple[list[bytes | None], int | None]:
-        """The level's successors, by owner, and the key of this worker's first violation."""
-        batches: list[list[tuple]] = [[] for _ in range(self.jobs)]
+        me, parent = self.me, self.parent
         found = None
-        jobs = self.jobs
-        for rec in self.records:
-            base = rec.key << _SHIFT
-            for i, (t, move) in enumerate(rec.out):
-                batches[hash(t) % jobs].append((t, base | i, move))
+        for k, rec in enumerate(self.records):
+            if rec.pending:
+                seen = False
+                for t, _, d in rec.out:
+                    old = t in parent if d == me else next(known[d])
+                    seen = seen or old
+                if seen:
+                    rec.out, rec.found, _ = self._successors(rec.state, rec.moves)
             if rec.found is not None:
                 found = rec.key
-        self._local = batches[self.me]
-        return [None if d == self.me else self.encoders[d].encode(b)
-                for d, b in enumerate(batches)], found
+                del self.records[k + 1:]
+                break
+        return self._send(), found
+
+    def _send(self) -> list[bytes | None]:
+        """The level's successors, by owner, each owner's in key order (this worker's
+        are kept for its merge)."""
+        jobs, me = self.jobs, self.me
+        batches: list[list[_Item]] = [[] for _ in range(jobs)]
+        for rec in self.records:
+            base = rec.key << _SHIFT
+            if jobs == 1:
+                batches[0].extend([(base | i, t, move)
+                                   for i, (t, move, _) in enumerate(rec.out)])
+            else:
+                for i, (t, move, d) in enumerate(rec.out):
+                    batches[d].append((base | i, t, move))
+        self._local = batches[me]
+        return [None if d == me else self.encoders[d].encode(b)
+                for d, b in enumerate(batches)]
 
     def do_merge(self, got: list[bytes | None], cutoff: int | None
                  ) -> tuple[int, int, tuple | None]:
         """Keep the new states, each with its first discovery (smallest key), up to the
         level's first violation; the next frontier in key order."""
-        best: dict[tuple, tuple[int, Move]] = {}
+        items = self._local
+        self._local = []
+        for d in range(self.jobs):
+            if d != self.me:
+                items += self.decoders[d].decode(got[d])
+        # each owner's list is in key order: sorting their concatenation merges the runs
+        if self.jobs > 1:
+            items.sort(key=_first)
         parent = self.parent
         limit = None if cutoff is None else ((cutoff + 1) << _SHIFT)
-        for d in range(self.jobs):
-            items = self._local if d == self.me else self.decoders[d].decode(got[d])
-            for t, key, move in items:
-                if t in parent or (limit is not None and key >= limit):
-                    continue
-                b = best.get(t)
-                if b is None or key < b[0]:
-                    best[t] = (key, move)
-        self._local = []
-        parent.update(best)
+        frontier = self.frontier
+        for key, t, move in items:
+            if limit is not None and key >= limit:
+                break
+            n = len(parent)
+            parent.setdefault(t, (key, move))
+            if len(parent) != n:  # one hash: t is new (no `is` test: crossmod/_engine.py)
+                frontier.append((key, t))
         if self.jobs > 1:
             learn = self.m.routines.learn  # type: ignore[attr-defined]
-            for t in best:
+            for _, t in frontier:
                 learn(t)
-        frontier = [(key, t) for t, (key, _) in best.items()]
-        frontier.sort(key=lambda e: e[0])
-        self.frontier = frontier
         transitions = sum(len(r.out) for r in self.records if cutoff is None or r.key <= cutoff)
         found = None
         if cutoff is not None:
             found = next((r.found for r in self.records if r.key == cutoff), None)
         self.records = []
-        return len(best), transitions, found
+        return len(frontier), transitions, found
 
     def do_link(self, s: tuple) -> tuple[int, Move | None]:
         """The key `s` was stored with and the move that reached it."""
@@ -415,10 +444,12 @@ class _Worker:
         return len(self.parent)
 
     def _successors(self, s: tuple, moves: list[Move]
-                    ) -> tuple[list[tuple[tuple, Move]], tuple | None, bool]:
-        out: list[tuple[tuple, Move]] = []
+                    ) -> tuple[list[tuple[tuple, Move, int]], tuple | None, bool]:
+        """(successor, move, owner) triples, the first violation met and whether a move was
+        cut for breaking an ignored property."""
+        out: list[tuple[tuple, Move, int]] = []
         cut = False
-        canon, m = self.canon, self.m
+        canon, m, jobs = self.canon, self.m, self.jobs
         for move in moves:
             try:
                 t, _ = m.step(s, move)
@@ -429,51 +460,78 @@ class _Worker:
                 return out, (v.prop, s, move, v.message), cut
             if canon is not None:
                 t, _ = canon(t, s)
-            out.append((t, move))
+            out.append((t, move, hash(t) % jobs if jobs > 1 else 0))
         if len(out) >= 1 << _SHIFT:
             raise ParallelError(f"a state with {len(out)} successors: keys hold {_SHIFT} bits")
         return out, None, cut
 
 
+def _first(item: _Item) -> int:
+    return item[0]
+
+
 class _Encoder:
     """States for one other worker, as numbers: each part (globals, text, a CPU's tuple...)
-    is sent once per channel, then named by its number. Most successors differ from a
-    state sent before in one CPU, so a state costs a few small ints instead of its whole
-    tree; the receiver's copies share their parts too."""
+    and each move is sent once per channel, then named by its number. Most successors
+    differ from a state sent before in one CPU, so a state costs a few small ints instead
+    of its whole tree; the receiver's copies share their parts too. A part that is the
+    very object of the same place in the previous state sent (a successor's parts are
+    mostly its parent's, and siblings travel together) reuses its number without hashing
+    it; `is` here only saves work (a fresh box of an equal tuple takes the dict's way)."""
 
     def __init__(self) -> None:
         self.ids: dict[Any, int] = {}
+        self.moves: dict[Move, int] = {}
+        self.last: list[Any] = []
+        self.codes: list[int] = []
 
-    def encode(self, items: list[tuple[tuple, int, Move]]) -> bytes:
-        ids, new = self.ids, []
+    def _id(self, part: Any, new: list[Any]) -> int:
+        ids = self.ids
+        i = ids.get(part)
+        if i is None:
+            i = ids[part] = len(ids)
+            new.append(part)
+        return i
+
+    def encode(self, items: list[_Item]) -> bytes:
+        new: list[Any] = []
+        newmoves: list[Move] = []
         out = []
-        for t, key, move in items:
-            code = []
-            for part in (t[0], t[1], *t[2], t[4]):
-                i = ids.get(part)
-                if i is None:
-                    i = ids[part] = len(ids)
-                    new.append(part)
-                code.append(i)
-            out.append((tuple(code), t[3], key, move))
-        return _dump((new, out))
+        moves = self.moves
+        last, codes = self.last, self.codes
+        for key, t, move in items:
+            parts = [t[0], t[1], *t[2], t[4]]
+            if len(parts) != len(last):
+                last, codes = [None] * len(parts), [0] * len(parts)
+            for k, part in enumerate(parts):
+                if part is not last[k]:
+                    codes[k] = self._id(part, new)
+                    last[k] = part
+            mi = moves.get(move)
+            if mi is None:
+                mi = moves[move] = len(moves)
+                newmoves.append(move)
+            out.append((tuple(codes), t[3], key, mi))
+        self.last, self.codes = last, codes
+        return _dump((new, newmoves, out))
 
 
 class _Decoder:
     def __init__(self) -> None:
         self.parts: list[Any] = []
+        self.moves: list[Move] = []
 
-    def decode(self, blob: bytes | None) -> list[tuple[tuple, int, Move]]:
+    def decode(self, blob: bytes | None) -> list[_Item]:
         if not blob:
             return []
-        new, items = pickle.loads(blob)
-        parts = self.parts
+        new, newmoves, items = pickle.loads(blob)
+        parts, moves = self.parts, self.moves
         parts.extend(new)
-        out = []
-        for code, nmis, key, move in items:
-            out.append(((parts[code[0]], parts[code[1]], tuple([parts[i] for i in code[2:-1]]),
-                         nmis, parts[code[-1]]), key, move))
-        return out
+        moves.extend(newmoves)
+        return [(key, (parts[code[0]], parts[code[1]],
+                       tuple([parts[i] for i in code[2:-1]]), nmis, parts[code[-1]]),
+                 moves[mi])
+                for code, nmis, key, mi in items]
 
 
 def _dump(x: Any) -> bytes:
@@ -647,17 +705,24 @@ def _search(system: System, bounds: Bounds, pool: _Pool, m: Machine,
             break
         deadline = None if bounds.max_seconds is None else t0 + bounds.max_seconds
         expanded = pool.all("expand", deadline)
-        timed_out = any(t for _, t, _ in expanded)
-        if any(p for _, _, p in expanded):
+        timed_out = any(t for _, _, _, t in expanded)
+        sent = [b for b, _, _, _ in expanded]
+        keys = [f for _, _, f, _ in expanded]
+        waiting = [k for k, (b, _, _, _) in enumerate(expanded) if b is None]
+        if waiting:  # C3 (point 3): the owners answer, then the askers send
+            queries = [q for _, q, _, _ in expanded]
             asked: list[list[bytes | None]] = [[None] * jobs for _ in range(jobs)]
-            if any(q is not None for qs, _, _ in expanded for q in qs):
-                asked = pool.call([("answer", [qs[d] for qs, _, _ in expanded])
+            if any(q is not None and q[d] is not None for q in queries for d in range(jobs)):
+                asked = pool.call([("answer", [None if q is None else q[d] for q in queries])
                                    for d in range(jobs)])
-            pool.call([("resolve", [asked[d][k] for d in range(jobs)]) for k in range(jobs)])
-        sent = pool.all("send")
-        keys = [f for _, f in sent if f is not None]
-        cutoff = min(keys) if keys else None
-        merged = pool.call([("merge", [b[k] for b, _ in sent], cutoff) for k in range(jobs)])
+            resolved = pool.call([("resolve", [asked[d][k] for d in range(jobs)])
+                                  if k in waiting else None for k in range(jobs)])
+            for k in waiting:
+                sent[k], keys[k] = resolved[k]
+        found_keys = [f for f in keys if f is not None]
+        cutoff = min(found_keys) if found_keys else None
+        merged = pool.call([("merge", [b[k] for b in sent], cutoff)
+                            for k in range(jobs)])
         frontier = sum(n for n, _, _ in merged)
         states += frontier
         transitions += sum(t for _, t, _ in merged)
