@@ -185,7 +185,7 @@ class _Record:
 
 # A successor on its way to its owner: (key, state, move). Keys are unique within a level,
 # so a list of them sorts by key alone, never comparing states.
-_Item = tuple[int, tuple, Move]
+_Item = tuple[int, tuple, Move | None]
 
 
 class _Worker:
@@ -254,7 +254,7 @@ class _Worker:
                 break
         self.frontier = []
         found = records[-1].key if records and records[-1].found is not None else None
-        queries: list[list[tuple]] = [[] for _ in range(self.jobs)]
+        queries: list[list[_Item]] = [[] for _ in range(self.jobs)]
         pending = False
         me = self.me
         for rec in records:
@@ -262,16 +262,24 @@ class _Worker:
                 pending = True
                 for t, _, d in rec.out:
                     if d != me:
-                        queries[d].append(t)
+                        queries[d].append((0, t, None))
         if not pending:
             return self._send(), None, found, timed_out
-        return None, [_dump(q) if q else None for q in queries], found, timed_out
+        # the queried states travel as numbered parts too, on the channel the successors
+        # take next (each channel's encoder and decoder see its messages in one order)
+        return None, [self.encoders[d].encode(q) if q else None
+                      for d, q in enumerate(queries)], found, timed_out
 
     def do_answer(self, asked: list[bytes | None]) -> list[bytes | None]:
         """Which of the states each worker asked about were known before this level."""
         parent = self.parent
-        return [None if blob is None else _dump([t in parent for t in _load(blob)])
-                for blob in asked]
+        learn = self._learn()
+        return [None if blob is None or d == self.me else
+                _dump([t in parent for _, t, _ in self.decoders[d].decode(blob, learn)])
+                for d, blob in enumerate(asked)]
+
+    def _learn(self) -> Callable[[tuple], None] | None:
+        return self.m.routines.learn if self.jobs > 1 else None  # type: ignore[attr-defined]
 
     def do_resolve(self, answers: list[bytes | None]
                    ) -> tuple[list[bytes | None], int | None]:
@@ -318,9 +326,10 @@ class _Worker:
         level's first violation; the next frontier in key order."""
         items = self._local
         self._local = []
+        learn = self._learn()
         for d in range(self.jobs):
             if d != self.me:
-                items += self.decoders[d].decode(got[d])
+                items += self.decoders[d].decode(got[d], learn)
         # each owner's list is in key order: sorting their concatenation merges the runs
         if self.jobs > 1:
             items.sort(key=_first)
@@ -334,10 +343,6 @@ class _Worker:
             parent.setdefault(t, (key, move))
             if len(parent) != n:  # one hash: t is new (no `is` test: crossmod/_engine.py)
                 frontier.append((key, t))
-        if self.jobs > 1:
-            learn = self.m.routines.learn  # type: ignore[attr-defined]
-            for _, t in frontier:
-                learn(t)
         transitions = sum(len(r.out) for r in self.records if cutoff is None or r.key <= cutoff)
         found = None
         if cutoff is not None:
@@ -395,7 +400,7 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.ids: dict[Any, int] = {}
-        self.moves: dict[Move, int] = {}
+        self.moves: dict[Move | None, int] = {}
         self.last: list[Any] = []
         self.codes: list[int] = []
 
@@ -409,7 +414,7 @@ class _Encoder:
 
     def encode(self, items: list[_Item]) -> bytes:
         new: list[Any] = []
-        newmoves: list[Move] = []
+        newmoves: list[Move | None] = []
         out = []
         moves = self.moves
         last, codes = self.last, self.codes
@@ -433,15 +438,26 @@ class _Encoder:
 class _Decoder:
     def __init__(self) -> None:
         self.parts: list[Any] = []
-        self.moves: list[Move] = []
+        self.moves: list[Move | None] = []
 
-    def decode(self, blob: bytes | None) -> list[_Item]:
+    def decode(self, blob: bytes | None, learn: Callable[[tuple], None] | None
+               ) -> list[_Item]:
+        """The states of `blob`; `learn` is shown each CPU tuple the first time it comes
+        (the nodes another worker's states name are settled here, point 2)."""
         if not blob:
             return []
         new, newmoves, items = pickle.loads(blob)
         parts, moves = self.parts, self.moves
+        start = len(parts)
         parts.extend(new)
         moves.extend(newmoves)
+        if learn is not None and new:
+            done: set[int] = set()
+            for code, _, _, _ in items:
+                for i in code[2:-1]:
+                    if i >= start and i not in done:
+                        done.add(i)
+                        learn(parts[i])
         return [(key, (parts[code[0]], parts[code[1]],
                        tuple([parts[i] for i in code[2:-1]]), nmis, parts[code[-1]]),
                  moves[mi])

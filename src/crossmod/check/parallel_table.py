@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crossmod.machine.routines import Node, RoutineTable
-from crossmod.machine.state import CPUS, STACK
+from crossmod.machine.state import STACK
 
 
 class ParallelError(Exception):
@@ -64,13 +64,13 @@ class WorkerTable(RoutineTable):
     def knows(self, gid: int) -> bool:
         return gid < len(self.nodes) and self.nodes[gid] is not None
 
-    def learn(self, state: tuple) -> None:
-        """Settle every node `state` (sent by another worker) names that this worker has
-        not met (the list of nodes stays a list: the machine indexes it on every step)."""
-        for cpu in state[CPUS]:
-            for frame in cpu[STACK]:
-                if not self.knows(frame[1]):
-                    self.materialize(frame[1])
+    def learn(self, cpu: tuple) -> None:
+        """Settle every node a CPU's tuple (sent by another worker) names that this worker
+        has not met (the list of nodes stays a list: the machine indexes it on every
+        step)."""
+        for frame in cpu[STACK]:
+            if not self.knows(frame[1]):
+                self.materialize(frame[1])
 
     def materialize(self, gid: int) -> None:
         """Replay the edges that define `gid` from the nearest node this worker knows."""
