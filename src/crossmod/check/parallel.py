@@ -1,17 +1,22 @@
 """The breadth-first search of check/explore.py, spread over worker processes.
 
 Owns: `explore_parallel(system, bounds, jobs=)` -> Verdict. Imports: machine, check.explore
-(its verdict and replay), check.reduction, check.verdict. Never imports kernel or catalogue.
+(its verdict and replay), check.reduction, check.verdict, check.parallel_table (the workers'
+routine table, point 2). Never imports kernel or catalogue. Compiled with mypyc like the
+sequential search (crossmod/engine_modules.txt): the level's bookkeeping is per successor.
 
 The design, and why each part is sound:
 
 1. Level-synchronous breadth-first search. The coordinator (this process) forks `jobs`
    workers once the initial state is built; each worker owns the states whose hash falls in
-   its share (`hash(state) % jobs`: forked processes share Python's hash secret, so every
-   process computes the same owner), keeps their parent links, expands its part of each
-   level and sends every successor to its owner, which keeps it if it is new. States travel
-   as the machine's plain tuples (pickled in batches; the pickle memo shares the subtuples
-   a successor has in common with its parent).
+   its share (`_owner`, a hash of its first CPU's tuple: forked processes share Python's
+   hash secret, so every process computes the same owner), keeps their parent links,
+   expands its part of each level and sends every successor to its owner, which keeps it
+   if it is new. States travel
+   in batches, as numbered parts (`_Encoder`: a part is pickled the first time it crosses a
+   channel, then named by its number). A level costs two rounds through the coordinator
+   (expand and send; merge), four when a reduced expansion must ask the C3 question of
+   point 3 (expand; answer; resolve and send; merge).
 2. One routine table. A state names routine suspension points by node id
    (machine/routines.py), and ids are handed out lazily, in the order a process meets them:
    two processes would give one id two meanings. So the coordinator's table is the only one
@@ -29,6 +34,8 @@ The design, and why each part is sound:
    partial-order reduction's C3 proviso asks whether a successor was known before the level
    (a query round to its owner); and the first violation is the one with the smallest key:
    the counterexample, and the states counted when it is found, are the sequential search's.
+   Each owner's batch is in key order, so the merge sorts the concatenated runs (a merge of
+   sorted runs) and keeps a state's first arrival with one dict operation.
 4. CPU symmetry ranks CPU states by a digest of their content (node ids replaced by a digest
    of the node's identity) instead of by the order they were first seen: every process
    ranks alike. Where the representative is unique (machine/symmetry.py, point 3) the states
@@ -199,7 +206,7 @@ class _Worker:
         # (the initial state's is 1, so level d holds [256**d, 2 * 256**d))
         self.parent: dict[tuple, tuple[int, Move | None]] = {}
         self.frontier: list[tuple[int, tuple]] = []
-        if hash(init) % jobs == me:
+        if _owner(init, jobs) == me:
             self.parent[init] = (1, None)
             self.frontier.append((1, init))
         self.records: list[_Record] = []
@@ -379,10 +386,17 @@ class _Worker:
                 return out, (v.prop, s, move, v.message), cut
             if canon is not None:
                 t, _ = canon(t, s)
-            out.append((t, move, hash(t) % jobs if jobs > 1 else 0))
+            out.append((t, move, _owner(t, jobs) if jobs > 1 else 0))
         if len(out) >= 1 << _SHIFT:
             raise ParallelError(f"a state with {len(out)} successors: keys hold {_SHIFT} bits")
         return out, None, cut
+
+
+def _owner(t: tuple, jobs: int) -> int:
+    """The worker that owns state `t` (point 1): by its first CPU's tuple, so that the
+    successors reached by another CPU's move mostly stay with their parent's owner (no
+    transfer, and its memo tables see related states)."""
+    return hash(t[CPUS][0]) % jobs
 
 
 def _first(item: _Item) -> int:
@@ -563,7 +577,7 @@ class _RemoteParents:
         return self.size
 
     def __getitem__(self, s: tuple) -> tuple[tuple, Move] | None:
-        key, move = self.pool.ask(hash(s) % self.jobs, ("link", s))
+        key, move = self.pool.ask(_owner(s, self.jobs), ("link", s))
         if move is None:
             return None
         states = [p for p in self.pool.all("state", key >> _SHIFT) if p is not None]
