@@ -1,17 +1,22 @@
 """The breadth-first search of check/explore.py, spread over worker processes.
 
 Owns: `explore_parallel(system, bounds, jobs=)` -> Verdict. Imports: machine, check.explore
-(its verdict and replay), check.reduction, check.verdict. Never imports kernel or catalogue.
+(its verdict and replay), check.reduction, check.verdict, check.parallel_table (the workers'
+routine table, point 2). Never imports kernel or catalogue. Compiled with mypyc like the
+sequential search (crossmod/engine_modules.txt): the level's bookkeeping is per successor.
 
 The design, and why each part is sound:
 
 1. Level-synchronous breadth-first search. The coordinator (this process) forks `jobs`
    workers once the initial state is built; each worker owns the states whose hash falls in
-   its share (`hash(state) % jobs`: forked processes share Python's hash secret, so every
-   process computes the same owner), keeps their parent links, expands its part of each
-   level and sends every successor to its owner, which keeps it if it is new. States travel
-   as the machine's plain tuples (pickled in batches; the pickle memo shares the subtuples
-   a successor has in common with its parent).
+   its share (`_owner`, a hash of its first CPU's tuple: forked processes share Python's
+   hash secret, so every process computes the same owner), keeps their parent links,
+   expands its part of each level and sends every successor to its owner, which keeps it
+   if it is new. States travel
+   in batches, as numbered parts (`_Encoder`: a part is pickled the first time it crosses a
+   channel, then named by its number). A level costs two rounds through the coordinator
+   (expand and send; merge), four when a reduced expansion must ask the C3 question of
+   point 3 (expand; answer; resolve and send; merge).
 2. One routine table. A state names routine suspension points by node id
    (machine/routines.py), and ids are handed out lazily, in the order a process meets them:
    two processes would give one id two meanings. So the coordinator's table is the only one
@@ -29,6 +34,8 @@ The design, and why each part is sound:
    partial-order reduction's C3 proviso asks whether a successor was known before the level
    (a query round to its owner); and the first violation is the one with the smallest key:
    the counterexample, and the states counted when it is found, are the sequential search's.
+   Each owner's batch is in key order, so the merge sorts the concatenated runs (a merge of
+   sorted runs) and keeps a state's first arrival with one dict operation.
 4. CPU symmetry ranks CPU states by a digest of their content (node ids replaced by a digest
    of the node's identity) instead of by the order they were first seen: every process
    ranks alike. Where the representative is unique (machine/symmetry.py, point 3) the states
@@ -58,103 +65,17 @@ from types import CodeType, FunctionType
 from typing import Any
 
 from crossmod.check.explore import _verdict
+from crossmod.check.parallel_table import ParallelError, WorkerTable
 from crossmod.check.reduction import ample
 from crossmod.check.verdict import Bounds, Property, StopReason, Verdict
 from crossmod.machine.cpu import Violation
 from crossmod.machine.machine import Machine, Move
-from crossmod.machine.routines import Node, RoutineTable
 from crossmod.machine.state import CPUS, STACK
 from crossmod.machine.symmetry import Canonicalizer
 from crossmod.machine.system import System
 
 Progress = Callable[[int, int, int], None]
 _SHIFT = 8  # bits of a key per level: a state has fewer than 256 successors
-
-
-class ParallelError(Exception):
-    """A worker process failed (its message says why)."""
-
-
-# ---- one routine table (point 2) ----------------------------------------------------------
-
-class _WorkerTable(RoutineTable):
-    """A worker's routine table: ids come from the coordinator (`_ask`)."""
-
-    _ask: Callable[[tuple], Any]
-    _pending: int
-    idents: dict[int, Any]
-
-    @classmethod
-    def adopt(cls, table: RoutineTable, ask: Callable[[tuple], Any]) -> _WorkerTable:
-        """Turn the table forked from the coordinator into a worker's."""
-        table.__class__ = cls
-        assert isinstance(table, _WorkerTable)
-        table._ask = ask
-        table._pending = -1
-        table.idents = {nid: ident for ident, nid in table._index.items()}
-        return table
-
-    def start(self, fn: Any, args: tuple[Any, ...] = ()) -> int:
-        nid = self._starts.get((fn, args))
-        if nid is None:
-            raise ParallelError(f"routine start {fn!r}{args!r} was not tabulated before the "
-                                "fork")
-        return nid
-
-    def advance(self, nid: int, value: Any) -> int:
-        ekey = (nid, value)
-        hit = self._edges.get(ekey)
-        if hit is not None:
-            return hit
-        gid = self._ask(("adv", nid, value))
-        if not self.knows(gid):
-            node = self.nodes[nid]
-            gen = self._live.pop(nid, None) or self._rebuild(node)
-            self._pending = gid
-            got = self._settle(node.root, (*node.history, value), gen,
-                               lambda: gen.send(value))
-            if got != gid:
-                raise ParallelError(f"node {gid} settled as {got}: a routine is not "
-                                    "deterministic")
-        self._edges[ekey] = gid
-        return gid
-
-    def knows(self, gid: int) -> bool:
-        return gid < len(self.nodes) and self.nodes[gid] is not None
-
-    def learn(self, state: tuple) -> None:
-        """Settle every node `state` (sent by another worker) names that this worker has
-        not met (the list of nodes stays a list: the machine indexes it on every step)."""
-        for cpu in state[CPUS]:
-            for frame in cpu[STACK]:
-                if not self.knows(frame[1]):
-                    self.materialize(frame[1])
-
-    def materialize(self, gid: int) -> None:
-        """Replay the edges that define `gid` from the nearest node this worker knows."""
-        chain: list[tuple[int, Any]] = []
-        at = gid
-        while not self.knows(at):
-            parent, value = self._ask(("def", at))
-            chain.append((parent, value))
-            at = parent
-        for parent, value in reversed(chain):
-            self.advance(parent, value)
-
-    def _intern(self, ident: Any, node: Node, gen: Any) -> int:
-        nid = self._index.get(ident)
-        if nid is None:
-            if self._check is not None:
-                self._check(node)
-            nid = self._pending
-            if nid >= len(self.nodes):
-                self.nodes.extend([None] * (nid + 1 - len(self.nodes)))  # type: ignore[list-item]
-            self.nodes[nid] = node
-            self._index[ident] = nid
-            self.idents[nid] = ident
-        if gen is not None and nid not in self._live:
-            self._live[nid] = gen
-        return nid
 
 
 def _prestart(m: Machine) -> None:
@@ -239,7 +160,7 @@ class _ContentRank:
         s = self._nodes.get(nid)
         if s is None:
             table = self._table
-            if isinstance(table, _WorkerTable):
+            if isinstance(table, WorkerTable):
                 ident = table.idents[nid]
             else:
                 if nid not in self._inverse:
@@ -257,33 +178,39 @@ def content_canonicalizer(m: Machine) -> Canonicalizer:
 # ---- the worker ---------------------------------------------------------------------------
 
 class _Record:
-    """One expanded state of the level: its key, successors and first violation."""
+    """One expanded state of the level: its key, successors (each with its owner) and
+    first violation."""
 
     __slots__ = ("found", "key", "moves", "out", "pending", "state")
 
     def __init__(self, key: int, state: tuple, moves: list[Move]) -> None:
         self.key, self.state, self.moves = key, state, moves
-        self.out: list[tuple[tuple, Move]] = []
+        self.out: list[tuple[tuple, Move, int]] = []
         self.found: tuple | None = None
         self.pending = False
+
+
+# A successor on its way to its owner: (key, state, move). Keys are unique within a level,
+# so a list of them sorts by key alone, never comparing states.
+_Item = tuple[int, tuple, Move | None]
 
 
 class _Worker:
     def __init__(self, me: int, jobs: int, conn: Connection, m: Machine, por: bool,
                  symmetry: bool, ignore: frozenset[str], init: tuple) -> None:
         self.me, self.jobs, self.conn, self.m = me, jobs, conn, m
-        _WorkerTable.adopt(m.routines, self._ask)
+        WorkerTable.adopt(m.routines, self._ask)
         self.canon = content_canonicalizer(m) if symmetry else None
         self.por, self.ignore = por, ignore
         # state -> (key, move that first reached it); keys are unique across levels
         # (the initial state's is 1, so level d holds [256**d, 2 * 256**d))
         self.parent: dict[tuple, tuple[int, Move | None]] = {}
         self.frontier: list[tuple[int, tuple]] = []
-        if hash(init) % jobs == me:
+        if _owner(init, jobs) == me:
             self.parent[init] = (1, None)
             self.frontier.append((1, init))
         self.records: list[_Record] = []
-        self._local: list[tuple[tuple, int, Move]] = []
+        self._local: list[_Item] = []
         self.encoders = [_Encoder() for _ in range(jobs)]
         self.decoders = [_Decoder() for _ in range(jobs)]
 
@@ -299,25 +226,31 @@ class _Worker:
             out = getattr(self, "do_" + cmd)(*args)
             self.conn.send(("done", out))
 
-    # -- the phases of a level --
-    def do_expand(self, deadline: float | None) -> tuple[list[bytes | None], bool, bool]:
-        """Expand the frontier in key order up to this worker's first violation; queries
-        (point 3, C3) for the reduced expansions that met no cut move."""
-        self.records = []
+    # -- the phases of a level: expand, [answer, resolve,] merge --
+    def do_expand(self, deadline: float | None
+                  ) -> tuple[list[bytes | None] | None, list[bytes | None] | None,
+                             int | None, bool]:
+        """Expand the frontier in key order up to this worker's first violation. Returns
+        the successors by owner (None while some reduced expansion awaits its C3 answers:
+        then `do_resolve` sends them), the C3 queries by owner (point 3: for the reduced
+        expansions that met no cut move; None: no query), the key of this worker's first
+        violation and whether the deadline passed."""
+        self.records = records = []
         timed_out = False
+        m, por, ignore = self.m, self.por, self.ignore
         for n, (key, s) in enumerate(self.frontier):
             if deadline is not None and n % 64 == 0 and time.perf_counter() > deadline:
                 timed_out = True
                 break
-            mv = self.m.moves(s)
+            mv = m.moves(s)
             rec = _Record(key, s, mv)
-            self.records.append(rec)
+            records.append(rec)
             if not mv:
-                if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in self.ignore:
+                if any(cpu[STACK] for cpu in s[CPUS]) and "deadlock" not in ignore:
                     rec.found = (Property.DEADLOCK, s, None, "")
                     break
                 continue
-            amp = ample(self.m, s, mv) if self.por else mv
+            amp = ample(m, s, mv) if por else mv
             rec.out, rec.found, cut = self._successors(s, amp)
             if len(amp) < len(mv):
                 if cut:
@@ -326,81 +259,103 @@ class _Worker:
                     rec.pending = True
             if rec.found is not None:
                 break
-        queries: list[list[tuple]] = [[] for _ in range(self.jobs)]
+        self.frontier = []
+        found = records[-1].key if records and records[-1].found is not None else None
+        queries: list[list[_Item]] = [[] for _ in range(self.jobs)]
         pending = False
-        for rec in self.records:
+        me = self.me
+        for rec in records:
             if rec.pending:
                 pending = True
-                for t, _ in rec.out:
-                    queries[hash(t) % self.jobs].append(t)
-        return [_dump(q) if q and d != self.me else None
-                for d, q in enumerate(queries)], timed_out, pending
+                for t, _, d in rec.out:
+                    if d != me:
+                        queries[d].append((0, t, None))
+        if not pending:
+            return self._send(), None, found, timed_out
+        # the queried states travel as numbered parts too, on the channel the successors
+        # take next (each channel's encoder and decoder see its messages in one order)
+        return None, [self.encoders[d].encode(q) if q else None
+                      for d, q in enumerate(queries)], found, timed_out
 
     def do_answer(self, asked: list[bytes | None]) -> list[bytes | None]:
         """Which of the states each worker asked about were known before this level."""
-        return [None if blob is None else _dump([t in self.parent for t in _load(blob)])
-                for blob in asked]
+        parent = self.parent
+        learn = self._learn()
+        return [None if blob is None or d == self.me else
+                _dump([t in parent for _, t, _ in self.decoders[d].decode(blob, learn)])
+                for d, blob in enumerate(asked)]
 
-    def do_resolve(self, answers: list[bytes | None]) -> None:
+    def _learn(self) -> Callable[[tuple], None] | None:
+        return self.m.routines.learn if self.jobs > 1 else None  # type: ignore[attr-defined]
+
+    def do_resolve(self, answers: list[bytes | None]
+                   ) -> tuple[list[bytes | None], int | None]:
         """C3: a reduced expansion reaching a state known before the level is redone with
-        every move (check/explore.py)."""
+        every move (check/explore.py); then the successors by owner, and the key of this
+        worker's first violation (a full expansion may meet one the reduced one did not)."""
         known = {d: iter(_load(blob)) for d, blob in enumerate(answers) if blob is not None}
-        for rec in self.records:
-            if not rec.pending:
-                continue
-            seen = False
-            for t, _ in rec.out:
-                d = hash(t) % self.jobs
-                old = t in self.parent if d == self.me else next(known[d])
-                seen = seen or old
-            if seen:
-                rec.out, rec.found, _ = self._successors(rec.state, rec.moves)
-
-    def do_send(self) -> tuple[list[bytes | None], int | None]:
-        """The level's successors, by owner, and the key of this worker's first violation."""
-        batches: list[list[tuple]] = [[] for _ in range(self.jobs)]
+        me, parent = self.me, self.parent
         found = None
-        jobs = self.jobs
-        for rec in self.records:
-            base = rec.key << _SHIFT
-            for i, (t, move) in enumerate(rec.out):
-                batches[hash(t) % jobs].append((t, base | i, move))
+        for k, rec in enumerate(self.records):
+            if rec.pending:
+                seen = False
+                for t, _, d in rec.out:
+                    old = t in parent if d == me else next(known[d])
+                    seen = seen or old
+                if seen:
+                    rec.out, rec.found, _ = self._successors(rec.state, rec.moves)
             if rec.found is not None:
                 found = rec.key
-        self._local = batches[self.me]
-        return [None if d == self.me else self.encoders[d].encode(b)
-                for d, b in enumerate(batches)], found
+                del self.records[k + 1:]
+                break
+        return self._send(), found
+
+    def _send(self) -> list[bytes | None]:
+        """The level's successors, by owner, each owner's in key order (this worker's
+        are kept for its merge)."""
+        jobs, me = self.jobs, self.me
+        batches: list[list[_Item]] = [[] for _ in range(jobs)]
+        for rec in self.records:
+            base = rec.key << _SHIFT
+            if jobs == 1:
+                batches[0].extend([(base | i, t, move)
+                                   for i, (t, move, _) in enumerate(rec.out)])
+            else:
+                for i, (t, move, d) in enumerate(rec.out):
+                    batches[d].append((base | i, t, move))
+        self._local = batches[me]
+        return [None if d == me else self.encoders[d].encode(b)
+                for d, b in enumerate(batches)]
 
     def do_merge(self, got: list[bytes | None], cutoff: int | None
                  ) -> tuple[int, int, tuple | None]:
         """Keep the new states, each with its first discovery (smallest key), up to the
         level's first violation; the next frontier in key order."""
-        best: dict[tuple, tuple[int, Move]] = {}
+        items = self._local
+        self._local = []
+        learn = self._learn()
+        for d in range(self.jobs):
+            if d != self.me:
+                items += self.decoders[d].decode(got[d], learn)
+        # each owner's list is in key order: sorting their concatenation merges the runs
+        if self.jobs > 1:
+            items.sort(key=_first)
         parent = self.parent
         limit = None if cutoff is None else ((cutoff + 1) << _SHIFT)
-        for d in range(self.jobs):
-            items = self._local if d == self.me else self.decoders[d].decode(got[d])
-            for t, key, move in items:
-                if t in parent or (limit is not None and key >= limit):
-                    continue
-                b = best.get(t)
-                if b is None or key < b[0]:
-                    best[t] = (key, move)
-        self._local = []
-        parent.update(best)
-        if self.jobs > 1:
-            learn = self.m.routines.learn  # type: ignore[attr-defined]
-            for t in best:
-                learn(t)
-        frontier = [(key, t) for t, (key, _) in best.items()]
-        frontier.sort(key=lambda e: e[0])
-        self.frontier = frontier
+        frontier = self.frontier
+        for key, t, move in items:
+            if limit is not None and key >= limit:
+                break
+            n = len(parent)
+            parent.setdefault(t, (key, move))
+            if len(parent) != n:  # one hash: t is new (no `is` test: crossmod/_engine.py)
+                frontier.append((key, t))
         transitions = sum(len(r.out) for r in self.records if cutoff is None or r.key <= cutoff)
         found = None
         if cutoff is not None:
             found = next((r.found for r in self.records if r.key == cutoff), None)
         self.records = []
-        return len(best), transitions, found
+        return len(frontier), transitions, found
 
     def do_link(self, s: tuple) -> tuple[int, Move | None]:
         """The key `s` was stored with and the move that reached it."""
@@ -415,10 +370,12 @@ class _Worker:
         return len(self.parent)
 
     def _successors(self, s: tuple, moves: list[Move]
-                    ) -> tuple[list[tuple[tuple, Move]], tuple | None, bool]:
-        out: list[tuple[tuple, Move]] = []
+                    ) -> tuple[list[tuple[tuple, Move, int]], tuple | None, bool]:
+        """(successor, move, owner) triples, the first violation met and whether a move was
+        cut for breaking an ignored property."""
+        out: list[tuple[tuple, Move, int]] = []
         cut = False
-        canon, m = self.canon, self.m
+        canon, m, jobs = self.canon, self.m, self.jobs
         for move in moves:
             try:
                 t, _ = m.step(s, move)
@@ -429,51 +386,96 @@ class _Worker:
                 return out, (v.prop, s, move, v.message), cut
             if canon is not None:
                 t, _ = canon(t, s)
-            out.append((t, move))
+            out.append((t, move, _owner(t, jobs) if jobs > 1 else 0))
         if len(out) >= 1 << _SHIFT:
             raise ParallelError(f"a state with {len(out)} successors: keys hold {_SHIFT} bits")
         return out, None, cut
 
 
+def _owner(t: tuple, jobs: int) -> int:
+    """The worker that owns state `t` (point 1): by its first CPU's tuple, so that the
+    successors reached by another CPU's move mostly stay with their parent's owner (no
+    transfer, and its memo tables see related states)."""
+    return hash(t[CPUS][0]) % jobs
+
+
+def _first(item: _Item) -> int:
+    return item[0]
+
+
 class _Encoder:
     """States for one other worker, as numbers: each part (globals, text, a CPU's tuple...)
-    is sent once per channel, then named by its number. Most successors differ from a
-    state sent before in one CPU, so a state costs a few small ints instead of its whole
-    tree; the receiver's copies share their parts too."""
+    and each move is sent once per channel, then named by its number. Most successors
+    differ from a state sent before in one CPU, so a state costs a few small ints instead
+    of its whole tree; the receiver's copies share their parts too. A part that is the
+    very object of the same place in the previous state sent (a successor's parts are
+    mostly its parent's, and siblings travel together) reuses its number without hashing
+    it; `is` here only saves work (a fresh box of an equal tuple takes the dict's way)."""
 
     def __init__(self) -> None:
         self.ids: dict[Any, int] = {}
+        self.moves: dict[Move | None, int] = {}
+        self.last: list[Any] = []
+        self.codes: list[int] = []
 
-    def encode(self, items: list[tuple[tuple, int, Move]]) -> bytes:
-        ids, new = self.ids, []
+    def _id(self, part: Any, new: list[Any]) -> int:
+        ids = self.ids
+        i = ids.get(part)
+        if i is None:
+            i = ids[part] = len(ids)
+            new.append(part)
+        return i
+
+    def encode(self, items: list[_Item]) -> bytes:
+        new: list[Any] = []
+        newmoves: list[Move | None] = []
         out = []
-        for t, key, move in items:
-            code = []
-            for part in (t[0], t[1], *t[2], t[4]):
-                i = ids.get(part)
-                if i is None:
-                    i = ids[part] = len(ids)
-                    new.append(part)
-                code.append(i)
-            out.append((tuple(code), t[3], key, move))
-        return _dump((new, out))
+        moves = self.moves
+        last, codes = self.last, self.codes
+        for key, t, move in items:
+            parts = [t[0], t[1], *t[2], t[4]]
+            if len(parts) != len(last):
+                last, codes = [None] * len(parts), [0] * len(parts)
+            for k, part in enumerate(parts):
+                if part is not last[k]:
+                    codes[k] = self._id(part, new)
+                    last[k] = part
+            mi = moves.get(move)
+            if mi is None:
+                mi = moves[move] = len(moves)
+                newmoves.append(move)
+            out.append((tuple(codes), t[3], key, mi))
+        self.last, self.codes = last, codes
+        return _dump((new, newmoves, out))
 
 
 class _Decoder:
     def __init__(self) -> None:
         self.parts: list[Any] = []
+        self.moves: list[Move | None] = []
 
-    def decode(self, blob: bytes | None) -> list[tuple[tuple, int, Move]]:
+    def decode(self, blob: bytes | None, learn: Callable[[tuple], None] | None
+               ) -> list[_Item]:
+        """The states of `blob`; `learn` is shown each CPU tuple the first time it comes
+        (the nodes another worker's states name are settled here, point 2)."""
         if not blob:
             return []
-        new, items = pickle.loads(blob)
-        parts = self.parts
+        new, newmoves, items = pickle.loads(blob)
+        parts, moves = self.parts, self.moves
+        start = len(parts)
         parts.extend(new)
-        out = []
-        for code, nmis, key, move in items:
-            out.append(((parts[code[0]], parts[code[1]], tuple([parts[i] for i in code[2:-1]]),
-                         nmis, parts[code[-1]]), key, move))
-        return out
+        moves.extend(newmoves)
+        if learn is not None and new:
+            done: set[int] = set()
+            for code, _, _, _ in items:
+                for i in code[2:-1]:
+                    if i >= start and i not in done:
+                        done.add(i)
+                        learn(parts[i])
+        return [(key, (parts[code[0]], parts[code[1]],
+                       tuple([parts[i] for i in code[2:-1]]), nmis, parts[code[-1]]),
+                 moves[mi])
+                for code, nmis, key, mi in items]
 
 
 def _dump(x: Any) -> bytes:
@@ -575,7 +577,7 @@ class _RemoteParents:
         return self.size
 
     def __getitem__(self, s: tuple) -> tuple[tuple, Move] | None:
-        key, move = self.pool.ask(hash(s) % self.jobs, ("link", s))
+        key, move = self.pool.ask(_owner(s, self.jobs), ("link", s))
         if move is None:
             return None
         states = [p for p in self.pool.all("state", key >> _SHIFT) if p is not None]
@@ -647,17 +649,24 @@ def _search(system: System, bounds: Bounds, pool: _Pool, m: Machine,
             break
         deadline = None if bounds.max_seconds is None else t0 + bounds.max_seconds
         expanded = pool.all("expand", deadline)
-        timed_out = any(t for _, t, _ in expanded)
-        if any(p for _, _, p in expanded):
+        timed_out = any(t for _, _, _, t in expanded)
+        sent = [b for b, _, _, _ in expanded]
+        keys = [f for _, _, f, _ in expanded]
+        waiting = [k for k, (b, _, _, _) in enumerate(expanded) if b is None]
+        if waiting:  # C3 (point 3): the owners answer, then the askers send
+            queries = [q for _, q, _, _ in expanded]
             asked: list[list[bytes | None]] = [[None] * jobs for _ in range(jobs)]
-            if any(q is not None for qs, _, _ in expanded for q in qs):
-                asked = pool.call([("answer", [qs[d] for qs, _, _ in expanded])
+            if any(q is not None and q[d] is not None for q in queries for d in range(jobs)):
+                asked = pool.call([("answer", [None if q is None else q[d] for q in queries])
                                    for d in range(jobs)])
-            pool.call([("resolve", [asked[d][k] for d in range(jobs)]) for k in range(jobs)])
-        sent = pool.all("send")
-        keys = [f for _, f in sent if f is not None]
-        cutoff = min(keys) if keys else None
-        merged = pool.call([("merge", [b[k] for b, _ in sent], cutoff) for k in range(jobs)])
+            resolved = pool.call([("resolve", [asked[d][k] for d in range(jobs)])
+                                  if k in waiting else None for k in range(jobs)])
+            for k in waiting:
+                sent[k], keys[k] = resolved[k]
+        found_keys = [f for f in keys if f is not None]
+        cutoff = min(found_keys) if found_keys else None
+        merged = pool.call([("merge", [b[k] for b in sent], cutoff)
+                            for k in range(jobs)])
         frontier = sum(n for n, _, _ in merged)
         states += frontier
         transitions += sum(t for _, t, _ in merged)
