@@ -43,15 +43,23 @@ def compare(before: str, after: str) -> None:
           "states/s after | speed-up |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     ta = tb = 0.0
+    new = []
     for r in b:
-        old = a[r["row"]]
+        old = a.get(r["row"])
+        if old is None:  # a row the tree before did not have
+            new.append(r)
+            continue
         assert (old["verdict"], old["states"]) == (r["verdict"], r["states"]), r["row"]
         ta += old["cpu"]
         tb += r["cpu"]
         print(f"| {r['row']} | {r['verdict']} | {r['states']:,} | {old['cpu']:.2f} | "
               f"{r['cpu']:.2f} | {r['states'] / old['cpu']:,.0f} | "
               f"{r['states'] / r['cpu']:,.0f} | {old['cpu'] / r['cpu']:.2f}x |")
-    print(f"\ntotal CPU: {ta:.1f} s before, {tb:.1f} s after ({ta / tb:.2f}x)")
+    print(f"\ntotal CPU of the common rows: {ta:.1f} s before, {tb:.1f} s after "
+          f"({ta / tb:.2f}x)")
+    for r in new:
+        print(f"new row: {r['row']} {r['verdict']} {r['states']:,} states, {r['cpu']:.2f} s "
+              f"CPU, {r['states'] / r['cpu']:,.0f} states/s")
 
 
 if __name__ == "__main__":
