@@ -43,7 +43,11 @@ def _engine_extensions() -> list:
     (HERE / "src/crossmod/_engine_stamp.json").write_text(json.dumps(stamp, indent=1) + "\n")
     # mypy reads [tool.mypy] from pyproject.toml; the group's shared library lives inside
     # the package (crossmod/_engine__mypyc), where an editable install finds it
-    exts = mypycify(paths, opt_level="3", group_name="crossmod._engine")
+    try:
+        exts = mypycify(paths, opt_level="3", group_name="crossmod._engine")
+    except (Exception, SystemExit) as e:  # a mypy that rejects the sources: stay interpreted
+        print(f"crossmod: mypyc could not compile the engine ({e}); it stays interpreted")
+        return []
     for e in exts:
         e.optional = True
     return exts
