@@ -96,3 +96,23 @@ def test_the_compiled_compact_stores_give_the_reference_answer(store: str) -> No
         r.pop("seconds")
     assert _facts(rows[0]) == _facts(rows[1])
     assert rows[0]["stats"] == rows[1]["stats"] and rows[0]["stop_limit"] == rows[1]["stop_limit"]
+
+
+def test_a_stale_build_runs_the_sources_and_says_so(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Compiled modules built from other sources than those beside them (an edited file in
+    an editable install) never run: `auto` falls back with a one-line note, `compiled`
+    refuses."""
+    _compiled_or_skip()
+    monkeypatch.setattr(_engine, "_stamp", lambda: {m: "0" * 64 for m in _engine.MODULES})
+    finders, engine = list(sys.meta_path), _engine.ENGINE
+    try:
+        monkeypatch.setenv("CROSSMOD_ENGINE", "compiled")
+        with pytest.raises(_engine.EngineError, match="is stale"):
+            _engine.select()
+        monkeypatch.setenv("CROSSMOD_ENGINE", "auto")
+        assert _engine.select() == "python"
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "older than its sources" in err
+    finally:
+        sys.meta_path[:] = finders
+        _engine.ENGINE = engine
