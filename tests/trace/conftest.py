@@ -3,12 +3,12 @@ the `shared` fixture is the root conftest's) and small synthetic traces."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from conftest import missing
 from crossmod.trace import speedups
 from crossmod.trace.analyze import Analysis
 from crossmod.trace.dat import DatReader
@@ -21,11 +21,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def need_compiled() -> ModuleType:
     """`crossmod.trace._scan`, bound (even under CROSSMOD_TRACE_PURE=1)."""
     scan = speedups.compiled()
-    if scan is None:  # fails in CI, as the root conftest's `missing` does for the recording
-        msg = "crossmod.trace._scan is not built (pip install -e . with a C compiler)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    if scan is None:  # skips, except in CI, which builds it
+        missing("crossmod.trace._scan is not built (pip install -e . with a C compiler)")
     return scan
 
 
