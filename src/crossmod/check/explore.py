@@ -191,6 +191,14 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
     return out, None, seen, cut
 
 
+def search_stats(m: Machine, canon: Canonicalizer | None, por: bool,
+                 ignore: frozenset[str]) -> dict[str, Any]:
+    """What every search's verdict says of how it ran (its store adds its own)."""
+    return {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
+            "symmetry": canon is not None, "partial_order": por,
+            "ignored": sorted(ignore), "engine": _engine.ENGINE}
+
+
 def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: ParentLinks,
              found: tuple | None, stop: tuple[StopReason, Any], transitions: int,
              depth: int, t0: float, por: bool, ignore: frozenset[str] = frozenset()
@@ -198,9 +206,7 @@ def _verdict(system: System, m: Machine, canon: Canonicalizer | None, parent: Pa
     base: dict[str, Any] = dict(protocol=system.name, variant=system.variant,
                                 config=system.describe_config(), states=len(parent),
                                 transitions=transitions)
-    stats = {"routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
-             "symmetry": canon is not None, "partial_order": por,
-             "ignored": sorted(ignore), "engine": _engine.ENGINE}
+    stats = search_stats(m, canon, por, ignore)
     if found is None:
         reason, limit = stop
         kind = VerdictKind.SAFE if reason is StopReason.EXHAUSTED else VerdictKind.BOUND

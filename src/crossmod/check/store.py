@@ -41,7 +41,6 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
-from crossmod import _engine
 from crossmod.check.verdict import Bounds, Property, StopReason, Verdict, VerdictKind
 from crossmod.machine.digest import GOLDEN, digest, mix, port
 from crossmod.machine.machine import Machine, Move
@@ -265,11 +264,9 @@ def explore_compact(system: System, bounds: Bounds, progress: Progress | None = 
     base: dict[str, Any] = dict(protocol=system.name, variant=system.variant,
                                 config=system.describe_config(), states=n,
                                 transitions=transitions)
-    stats: dict[str, Any] = {
-        "routine_nodes": len(m.routines.nodes), "replays": m.routines.replays,
-        "symmetry": canon is not None, "partial_order": por, "ignored": sorted(ignore),
-        "engine": _engine.ENGINE, "store": bounds.store, "hash_seed": seed,
-        "store_bytes": store.nbytes() + 16 * n, "omitted_estimate": omitted}
+    stats = X.search_stats(m, canon, por, ignore)
+    stats.update(store=bounds.store, hash_seed=seed, store_bytes=store.nbytes() + 16 * n,
+                 omitted_estimate=omitted)
     if bounds.store == "bitstate":
         stats["bitstate_bits"] = bounds.bitstate_bits
         stats["hash_factor"] = bounds.bitstate_bits / max(n, 1)
