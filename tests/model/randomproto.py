@@ -122,10 +122,13 @@ def model_int3_handler(site: str) -> Gen:
     return (yield ops.Load("emu", label="int3 handler"))
 
 
-def model_program(prog: tuple[Instr, ...], text: tuple[tuple[str, tuple], ...]) -> Gen:
+def model_program(prog: tuple[Instr, ...], text: tuple[tuple[str, tuple], ...],
+                  irqs_on: bool = True) -> Gen:
     """Interpret one CPU's program. The position is a local (`pc`), never an iterator, so
-    that two identical instructions at different places are different routine states."""
-    pc, regs, flags = 0, (), True
+    that two identical instructions at different places are different routine states.
+    `irqs_on`: the flags a restore with no save before it restores (an NMI program runs
+    with interrupts off, and the machine refuses their enabling there)."""
+    pc, regs, flags = 0, (), irqs_on
     while pc < len(prog):
         ins = prog[pc]
         kind = ins[0]
@@ -247,7 +250,7 @@ def build(p: Protocol) -> System:
         ncpus=len(p.programs), sites=(site,),
         tasks=tuple((model_program, (prog, text)) for prog in p.programs),
         int3_handler=model_int3_handler, ipi_handler=generic_smp_call_function_single_interrupt,
-        nmi_handler=(model_program, (p.nmi_program, text)), nmis=p.nmis,
+        nmi_handler=(model_program, (p.nmi_program, text, False)), nmis=p.nmis,
         nmi_cpus=p.nmi_cpus, globals=GLOBALS, percpu=(("r", 0),),
         cpu_valued=frozenset({"m"}), fetch=p.fetch, memory=p.memory, arch=p.arch,
         readers=p.readers, symmetric=p.symmetric)

@@ -8,6 +8,8 @@ one. Every disagreement either finds becomes a named regression below."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import HealthCheck, assume, given, settings
 
 from .randomproto import Protocol, TooLarge, compare, protocols
@@ -108,3 +110,31 @@ def test_a_private_store_is_not_taken_alone_while_its_cpu_can_take_an_nmi():
         nmi_program=(("see", "x", 2),), nmis=1, nmi_cpus=(1,)))
     assert c.properties == {"assert"}
     assert c.runs[(False, True, "locals", "assert")].property == "assert"
+
+
+_NESTED = Protocol(programs=((("ipi", False, "sync"), ("rawipi", "sync")), (("exec",),)),
+                   nmi_program=(("irqrestore",),), nmis=1, readers=frozenset({1}))
+
+
+def test_an_nmi_program_with_interrupts_off_explores_where_it_used_to_crash():
+    # Found by the long profile (seed 120302): the NMI program restored interrupts on
+    # (its flags defaulted to a task's), so an NMI that hit cpu1 inside the IPI handler let
+    # a second IPI handler nest in it; the nested dequeue replaced the outer handler's
+    # RUNNING and the outer csd_unlock indexed past its end (IndexError in the machine).
+    assert compare(_NESTED).properties == set()
+
+
+def test_enabling_interrupts_in_nmi_context_is_a_model_error():
+    import pytest
+
+    from crossmod.check.explore import explore
+    from crossmod.machine.routines import ModelError
+    from crossmod.machine.system import System
+
+    from .randomproto import X86_TEXT, build, model_program
+
+    cfg = build(_NESTED).config
+    on = replace(cfg, nmi_handler=(model_program, (_NESTED.nmi_program,
+                                                   tuple(X86_TEXT.items()), True)))
+    with pytest.raises(ModelError, match="enables interrupts in nmi context"):
+        explore(System("random", on))

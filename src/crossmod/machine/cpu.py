@@ -31,6 +31,7 @@ from crossmod.machine.state import (
     POISON,
     RUNNING,
     SB,
+    STACK,
     TEXT,
     VIEWS,
     Work,
@@ -418,7 +419,16 @@ def _inv_irqs_enabled(m: Machine, w: Work, c: int, op: O.IrqsEnabled) -> Any:
 
 
 def _inv_irq_restore(m: Machine, w: Work, c: int, op: O.IrqRestore) -> None:
-    w.cpu(c)[IRQ] = op.enabled
+    cl = w.cpu(c)
+    if op.enabled:
+        ctx = next((f[0] for f in cl[STACK] if f[0] in ("irq", "nmi")), None)
+        if ctx is not None:
+            # hardirq and NMI handlers run with interrupts off until they return (lockdep
+            # warns otherwise); a nested IPI handler would take over this one's dequeued
+            # call_single_queue entries (RUNNING), which the model keeps once per CPU
+            raise ModelError(f"cpu{c}: local_irq_restore enables interrupts in {ctx} "
+                             "context, which the kernel never does")
+    cl[IRQ] = op.enabled
     if w.ev is not None:
         w.ev.append(E.IrqRestore(*w.at, op.enabled))
 
