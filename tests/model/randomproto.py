@@ -370,7 +370,11 @@ def _watcher_instr() -> st.SearchStrategy[Instr]:
 
 
 def _names(prog: tuple[Instr, ...]) -> set[int]:
+    """The CPUs a program names by number (none may be in a symmetry class): per-CPU
+    data it reads, and the mutex owner `m` compared with a CPU number."""
     named = {ins[1] for ins in prog if ins[0] in ("peek", "waitfor")}
+    named |= {ins[2] for ins in prog if ins[0] == "see" and ins[1] == "m"
+              and isinstance(ins[2], int)}
     return named | {a for ins in prog if ins[0] == "waitboth" for a in ins[1]
                     if isinstance(a, int)}
 
