@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -53,7 +53,7 @@ class ParentLinks(Protocol):
 
     def __len__(self) -> int: ...
 
-    def __getitem__(self, s: tuple, /) -> tuple[tuple, Move] | None: ...
+    def __getitem__(self, s: tuple, /) -> tuple | None: ...  # (parent, move, ...)
 
 
 def explore(system: System, bounds: Bounds | None = None,
@@ -87,7 +87,9 @@ def _explore(system: System, bounds: Bounds | None, progress: Progress | None,
     if canon:
         canon.intern = m.cpu_tuples
         init, _ = canon(init)
-    parent: dict[tuple, tuple[tuple, Move] | None] = {init: None}
+    # each state's link: its parent, the move, and the level that found it (so that "known
+    # before this level" is read off the link: one hash of a successor, not three)
+    parent: dict[tuple, tuple[tuple, Move, int] | None] = {init: None}
     frontier: deque[tuple] = deque([init])
     depth, transitions = 0, 0
     found: tuple[Property | str, tuple, Move | None, str] | None = None
@@ -95,7 +97,6 @@ def _explore(system: System, bounds: Bounds | None, progress: Progress | None,
     limit: Any = None  # states, moves or seconds (a float, compiled, would make 10 10.0)
     while frontier and found is None:
         level, frontier = frontier, deque()
-        fresh: set[tuple] = set()  # discovered at depth+1, while expanding this level
         depth += 1
         if depth > bounds.max_depth:
             stop, limit = StopReason.STEP_BOUND, bounds.max_depth
@@ -111,24 +112,22 @@ def _explore(system: System, bounds: Bounds | None, progress: Progress | None,
                 continue
             amp = _ample(m, s, mv, por)
             reduced = len(amp) < len(mv)
-            succ = _successors(m, canon, s, amp, parent, fresh if reduced else None, ignore)
+            succ = _successors(m, canon, s, amp, parent, depth if reduced else 0, ignore)
             # C3: a move of the ample set may close a cycle. And a move cut for breaking an
             # ignored property is visible (C2): the persistent set it belongs to may be left
             # with no move at all, so the state is expanded fully (check/reduction.py, 6).
             if reduced and (succ[2] or succ[3]):
-                succ = _successors(m, canon, s, mv, parent, None, ignore)
+                succ = _successors(m, canon, s, mv, parent, 0, ignore)
             found = succ[1]
             transitions += len(succ[0])
             for t, move, events in succ[0]:
                 if observer is not None:
                     observer.transition(s, move, t, events)
                 n = len(parent)
-                parent.setdefault(t, (s, move))
+                parent.setdefault(t, (s, move, depth))
                 if len(parent) != n:  # one hash: t is new (no `is` test on a tuple: the
                     # compiled engine boxes tuples afresh, crossmod/_engine.py)
                     frontier.append(t)
-                    if por:  # (only the reduction's C3 proviso asks what is fresh)
-                        fresh.add(t)
             if found:
                 break
             if (passed := bounds.exceeded(len(parent), t0)) is not None:
@@ -167,13 +166,15 @@ def _ample(m: Machine, s: tuple, mv: list[Move], por: bool) -> list[Move]:
 
 
 def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[Move],
-                parent: Container[tuple], fresh: set | None, ignore: frozenset[str] = frozenset()
+                parent: dict[tuple, tuple[tuple, Move, int] | None], level: int,
+                ignore: frozenset[str] = frozenset()
                 ) -> tuple[list[tuple[tuple, Move, tuple[Event, ...]]], tuple | None, bool, bool]:
     """(successor, move, events) triples, the first violation met, whether a successor is
-    no deeper than `s` (known before this level): every cycle has such an edge, so expanding its
-    source fully leaves no cycle without a fully expanded state (the C3 proviso for
-    breadth-first search; not asked, and False, when `fresh` is None: the caller expands `s`
-    fully anyway), and whether a move was cut for breaking an ignored property."""
+    no deeper than `s` (known before `level`, the level being expanded: its link was made
+    by an earlier one): every cycle has such an edge, so expanding its source fully leaves
+    no cycle without a fully expanded state (the C3 proviso for breadth-first search; not
+    asked, and False, when `level` is 0: the caller expands `s` fully anyway), and whether
+    a move was cut for breaking an ignored property."""
     out: list[tuple[tuple, Move, tuple[Event, ...]]] = []
     seen = cut = False
     for move in moves:
@@ -186,9 +187,14 @@ def _successors(m: Machine, canon: Canonicalizer | None, s: tuple, moves: list[M
             return out, (v.prop, s, move, v.message), seen, cut
         if canon:
             t, _ = canon(t, s)
-        seen = seen or (fresh is not None and t in parent and t not in fresh)
+        if level and not seen:
+            link = parent.get(t, _ABSENT)
+            seen = link is None or (link is not _ABSENT and link[2] < level)
         out.append((t, move, events))
     return out, None, seen, cut
+
+
+_ABSENT: Any = ("absent",)  # `parent.get`'s default: None is the initial state's link
 
 
 def search_stats(m: Machine, canon: Canonicalizer | None, por: bool,
@@ -231,7 +237,7 @@ def _path(parent: ParentLinks, s: tuple) -> list[Move]:
     moves: list[Move] = []
     link = parent[s]
     while link is not None:
-        s, move = link
+        s, move = link[0], link[1]
         moves.append(move)
         link = parent[s]
     moves.reverse()
