@@ -186,7 +186,7 @@ ROWS: tuple[Row, ...] = (
         why="3 CPUs, an NMI anywhere executes the site"),
     Row("x86-int3-batch", knobs={"cpus": 3, "nmis": 1, "execs": 1, "fetch": "snapshot"}),
     Row("x86-int3-batch", "no-sync1", expected="violation", length=19, prop="torn-instruction"),
-    Row("x86-int3-batch", "no-sync2", expected="violation", length=38, prop="torn-instruction",
+    Row("x86-int3-batch", "no-sync2", expected="violation", length=37, prop="torn-instruction",
         why="per-byte fetch: old first byte cannot pair with new tail bytes... but INT3 can"),
     Row("x86-int3-batch", "no-sync2", {"fetch": "snapshot"},
         why="whole-site fetch: Intel's 2010 answer holds"),

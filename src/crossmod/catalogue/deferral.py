@@ -8,6 +8,16 @@ housekeeping CPUs: CPU 0 patches, CPU 1 unmaps and purges. The CPUs after the ho
 ones are NOHZ_FULL CPUs running a user task that makes `syscalls` system calls (0: it stays
 in userspace -- the isolation property is then checked on it); NMIs, when allowed, hit
 those CPUs and run the same kernel work.
+
+The isolated CPUs are declared readers (`MachineConfig.readers`), so the partial-order
+reduction applies to them (check/reduction.py): what they do -- entry and exit with their CR3
+writes and `kernel_cr3_loaded` stores, the context-tracking word, their TLB, the IPI
+handler's callbacks and CSD unlocks, user-mode accounting -- writes only their own per-CPU
+state, and they send no IPI, patch nothing, take no mutex and free nothing; the machine
+raises a ModelError on the first op that breaks this. The housekeeping CPUs read the
+isolated CPUs' words and write their CSD queues, which the reduction's conflicts account for.
+tests/model/test_deferral.py compares the reduced search with the plain walk on every
+variant (`benchmarks/deferral_differential.py` over the whole grid of small configurations).
 """
 
 from __future__ import annotations
@@ -332,6 +342,7 @@ def build_deferral(protocol: str, variant: str, p: DeferralParams) -> System:
         globals=glob, percpu=percpu, percpu_init=init, cpu_valued=frozenset({"text_mutex"}),
         fetch=p.fetch, memory=p.memory, tlb_vas=("va",) if vmalloc else (), pti=d.pti,
         symmetric=(users,) if len(users) > 1 and d.policy != "ct" else (),
+        readers=frozenset(users),
     )
     return System(protocol, cfg, variant, asdict(p), notes=VARIANT_DOC[protocol][variant])
 

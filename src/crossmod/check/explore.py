@@ -26,6 +26,7 @@ from crossmod import _engine
 from crossmod.check.gcpolicy import long_lived_kept
 from crossmod.check.observer import Observer
 from crossmod.check.reduction import ample
+from crossmod.check.shorten import shortest
 from crossmod.check.verdict import (
     Bounds,
     Deadlock,
@@ -61,9 +62,13 @@ def explore(system: System, bounds: Bounds | None = None,
             ranking: Callable[[Machine], Canonicalizer] | None = None) -> Verdict:
     """Explore every interleaving of `system` within `bounds`. `ranking` builds the
     symmetry canonicalizer from the machine (default: CPU states ranked by first sight;
-    the parallel search's tests pass check/parallel.py's content ranking)."""
+    the parallel search's tests pass check/parallel.py's content ranking). A violation
+    found with the partial-order reduction on is made a shortest one (check/shorten.py)."""
     with long_lived_kept():
-        return _explore(system, bounds, progress, observer, ranking)
+        v = _explore(system, bounds, progress, observer, ranking)
+    # a violation the reduction found may have a shorter path in the full graph
+    return shortest(system, bounds or Bounds(), v,
+                    lambda sys_, b: explore(sys_, b, ranking=ranking))
 
 
 def _explore(system: System, bounds: Bounds | None, progress: Progress | None,

@@ -64,9 +64,10 @@ from multiprocessing.connection import Connection, wait
 from types import CodeType, FunctionType
 from typing import Any
 
-from crossmod.check.explore import _verdict
+from crossmod.check.explore import _verdict, explore
 from crossmod.check.parallel_table import ParallelError, WorkerTable
 from crossmod.check.reduction import ample
+from crossmod.check.shorten import shortest
 from crossmod.check.verdict import Bounds, Property, StopReason, Verdict
 from crossmod.machine.cpu import Violation
 from crossmod.machine.machine import Machine, Move
@@ -633,7 +634,9 @@ def explore_parallel(system: System, bounds: Bounds | None = None, jobs: int = 2
         from crossmod.check.liveness import liveness
 
         return liveness(system, bounds, v, progress)
-    return v
+    # as check/explore.py: a shortest trail, by the sequential search ranking alike
+    ranking = content_canonicalizer if symmetry else None
+    return shortest(system, bounds, v, lambda sys_, b: explore(sys_, b, ranking=ranking))
 
 
 def _search(system: System, bounds: Bounds, pool: _Pool, m: Machine,

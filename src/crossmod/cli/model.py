@@ -288,6 +288,15 @@ def _describe(v: Verdict, system: System) -> str:
         size = f", {v.stats['bitstate_bits']:,} bits" if "bitstate_bits" in v.stats else ""
         lines.append(f"store: {v.stats['store']}{size}, hash seed {v.stats['hash_seed']} "
                      "(--hash-seed repeats it)")
+    cut = v.stats.get("shorten")
+    if cut and cut["reduced_depth"] != v.depth:
+        lines.append(f"shortest trail: {v.depth} moves (the reduced search's had "
+                     f"{cut['reduced_depth']}; unreduced: {cut['states']:,} states, "
+                     f"{cut['seconds']:.2f}s)")
+    elif cut and v.stats.get("shortest") is False:
+        lines.append(f"trail: {v.depth} moves, from the reduced search; the unreduced one "
+                     f"stopped at its budget ({cut['states']:,} states): a shorter trail is "
+                     "not ruled out")
     live = v.stats.get("liveness")
     if live:
         lines.append(f"liveness pass: states {live['states']:,}  transitions "
