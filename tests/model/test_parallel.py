@@ -44,7 +44,8 @@ def _sequential_by_content(system: System, bounds: Bounds) -> Verdict:
 # a minute each with two workers sharing this machine's cores, and nothing the other rows'
 # comparison does not already show.
 LARGE = {("defer-cr3", "no-sender-mb", (("cpus", 3),)),
-         ("defer-cr3", "nmi-exit-window", (("cpus", 3),))}
+         ("defer-cr3", "nmi-exit-window", (("cpus", 3),)),
+         ("defer-cr3", "default", (("cpus", 3),)), ("defer-ct", "default", (("cpus", 3),))}
 
 
 def _params(rows: list[Row]) -> list:

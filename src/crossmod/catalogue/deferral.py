@@ -193,10 +193,12 @@ ROWS: tuple[dict[str, Any], ...] = (
     _row("defer-cr3", "nmi-exit-window-fix", {"patch": False},
          why="paranoid entry saves the signal, catches up when it is 0, restores it"),
     # 3 CPUs (issue 12): two isolated CPUs, one entering the kernel while the other
-    # leaves it; two senders at once; the known-bad variants found again. Larger
-    # configurations, whose exploration takes over ~20 s, are in BENCHMARKS.md.
+    # leaves it; two senders at once; the known-bad variants found again. 4 CPUs with the
+    # patch, the purge and syscalls is past what --all can exhaust (BENCHMARKS.md).
     _row("defer-cr3", knobs={"cpus": 3, "patch": False},
          why="two isolated CPUs making syscalls while the vmalloc purge defers to both"),
+    _row("defer-cr3", knobs={"cpus": 3},
+         why="two isolated CPUs making syscalls while CPU 0 patches the site and purges"),
     _row("defer-cr3", knobs={"cpus": 3, "senders": 2, "syscalls": 0},
          why="a patch on CPU 0 and a vmalloc purge on CPU 1 at once: each IPIs the other "
              "housekeeping CPU and defers to the one staying in userspace"),
@@ -239,6 +241,8 @@ ROWS: tuple[dict[str, Any], ...] = (
     _row("defer-ct", "noinstr-patch-checked", why="K15 fixed: cond := NULL for noinstr"),
     _row("defer-ct", "tlb-at-ct-flush", expected="violation", prop=_UAF,
          why="K16: a vmalloc dereference before ct_work_flush's TLB flush", length=16),
+    _row("defer-ct", knobs={"cpus": 3},
+         why="two isolated CPUs making syscalls while CPU 0 patches: ct_work_flush on entry"),
     _row("defer-ct", knobs={"cpus": 3, "syscalls": 0},
          why="property 6 on two CPUs staying in userspace: the sync is deferred to both"),
 )
