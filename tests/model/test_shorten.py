@@ -3,6 +3,8 @@ shortest trail (tests/model/randomproto.py checks the same on every random proto
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from crossmod.catalogue import build
 from crossmod.check import shorten
 from crossmod.check.explore import explore, replay_schedule
@@ -42,3 +44,14 @@ def test_a_second_search_out_of_budget_keeps_the_trail_and_says_so(monkeypatch):
 def test_without_the_reduction_nothing_is_searched_twice():
     v = explore(_k20(), Bounds(por=False))
     assert "shorten" not in v.stats and v.depth == 22
+
+
+def test_the_second_search_keeps_within_the_callers_time():
+    """With no time left of `max_seconds`, no second search runs, and the trail is not
+    claimed shortest."""
+    bounds = Bounds(max_seconds=5.0)
+    reduced = replace(explore(_k20(), replace(bounds, por=False)), seconds=6.0,
+                      stats={}, depth=28)
+    calls = []
+    v = shorten.shortest(_k20(), bounds, reduced, lambda s, b: calls.append(b) or reduced)
+    assert calls == [] and v.stats["shortest"] is False and v.depth == 28

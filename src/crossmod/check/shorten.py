@@ -17,8 +17,10 @@ ignored: a move breaking one ends its path):
   CPU symmetry stays on, since renumbering CPUs preserves the length of every path);
 - it walks every path of that many moves without one: the reduced search's trail is a
   shortest one already, and is kept;
-- it meets its state budget first: the reduced search's trail is kept, and the verdict's
-  `stats["shortest"]` says that no shorter one was ruled out.
+- it meets its budget first (FACTOR times the reduced search's states, at least FLOOR, at
+  most the caller's `max_states`, and what is left of the caller's `max_seconds`): the
+  reduced search's trail is kept, and the verdict's `stats["shortest"]` says that no
+  shorter one was ruled out.
 
 The verdict's states, transitions and verdict stay the reduced search's; `stats["shorten"]`
 tells what the second search cost.
@@ -48,12 +50,20 @@ def shortest(system: System, bounds: Bounds, v: Verdict,
         return v
     want = str(v.property)
     ignore = set(bounds.ignore) | {str(p) for p in Property if str(p) != want}
-    budget = max(FACTOR * v.states, FLOOR)
+    # within the user's bounds: no more states than they allow, and what is left of their
+    # time (none left: the reduced search's trail is kept, not ruled shortest)
+    budget = min(max(FACTOR * v.states, FLOOR), bounds.max_states)
     t0 = time.perf_counter()
     states = 0
     while True:
+        left = None if bounds.max_seconds is None else \
+            bounds.max_seconds - v.seconds - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            return replace(v, stats={**v.stats, "shortest": False,
+                                     "shorten": {"states": states, "seconds": 0.0,
+                                                 "reduced_depth": v.depth}})
         b = replace(bounds, por=False, max_depth=v.depth - 1, max_states=budget,
-                    ignore=frozenset(ignore), liveness=False)
+                    max_seconds=left, ignore=frozenset(ignore), liveness=False)
         w = search(system, b)
         states += w.states
         if w.verdict in (VerdictKind.VIOLATION, VerdictKind.DEADLOCK) \
