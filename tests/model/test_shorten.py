@@ -55,3 +55,9 @@ def test_the_second_search_keeps_within_the_callers_time():
     calls = []
     v = shorten.shortest(_k20(), bounds, reduced, lambda s, b: calls.append(b) or reduced)
     assert calls == [] and v.stats["shortest"] is False and v.depth == 28
+
+
+def test_a_compact_store_never_rules_a_shorter_trail_out():
+    v = explore(build("x86-int3-batch", "no-sync3"), Bounds(store="hash-compact"))
+    assert v.property == "unexpected-int3" and v.depth == 51
+    assert v.stats["shortest"] is False

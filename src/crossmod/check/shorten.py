@@ -16,7 +16,8 @@ ignored: a move breaking one ends its path):
 - it finds one: that trail is reported, and it is a shortest one (breadth-first, unreduced;
   CPU symmetry stays on, since renumbering CPUs preserves the length of every path);
 - it walks every path of that many moves without one: the reduced search's trail is a
-  shortest one already, and is kept;
+  shortest one already, and is kept (with the exact store only: a hash-compact or bitstate
+  store may omit states, so its walk rules nothing out);
 - it meets its budget first (FACTOR times the reduced search's states, at least FLOOR, at
   most the caller's `max_states`, and what is left of the caller's `max_seconds`): the
   reduced search's trail is kept, and the verdict's `stats["shortest"]` says that no
@@ -77,6 +78,8 @@ def shortest(system: System, bounds: Bounds, v: Verdict,
     if w.verdict in (VerdictKind.VIOLATION, VerdictKind.DEADLOCK):
         return replace(v, counterexample=w.counterexample, depth=w.depth, message=w.message,
                        seconds=seconds, stats={**v.stats, "shortest": True, "shorten": cost})
-    ruled_out = w.stop_reason in (StopReason.STEP_BOUND, StopReason.EXHAUSTED)
+    # a hash-compact or bitstate store may omit states: its walk rules nothing out
+    ruled_out = w.stop_reason in (StopReason.STEP_BOUND, StopReason.EXHAUSTED) \
+        and bounds.store == "exact"
     return replace(v, seconds=seconds, stats={**v.stats, "shortest": ruled_out,
                                               "shorten": cost})
