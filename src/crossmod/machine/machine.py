@@ -75,7 +75,7 @@ class Machine:
         self._memo_size = 0
         self._last_shared: tuple[tuple, dict] | None = None
         self._local_run: dict[tuple[int, int], bool] = {}
-        self._moves_memo: dict[tuple, dict[tuple, tuple[Move, ...]]] = {}
+        self._moves_memo: dict[tuple, dict[int, tuple]] = {}
         self._local_moves: dict[tuple[int, int], bool] = {}
         self.memo_hits = 0
         # Every CPU tuple a step builds is hash-consed here (`Work.freeze`): equal CPU states
@@ -124,6 +124,7 @@ class Machine:
         out: list[Move] = []
         memo = self._shared_memo(self._moves_memo, (state[MEM], state[NMIS]))
         local_moves = self._local_moves
+        ncpus = self.cfg.ncpus
         for c, cpu in enumerate(state[CPUS]):
             stack = cpu[STACK]
             if stack:
@@ -133,9 +134,10 @@ class Machine:
                 if not local:
                     out.extend(self._cpu_moves(state, c, cpu))
                     continue
-            # keyed by the tuple's identity (a value's hash walks all of it); the entry
-            # holds the tuple, so no other object can take its id while the entry lives
-            key = (c, id(cpu))
+            # keyed by the tuple's identity (a value's hash walks all of it) and the CPU's
+            # number, as one integer (no key tuple to build); the entry holds the tuple, so
+            # no other object can take its id while the entry lives
+            key = id(cpu) * ncpus + c
             hit = memo.get(key)
             if hit is None:
                 hit = memo[key] = (self._cpu_moves(state, c, cpu), cpu)
